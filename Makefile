@@ -1,0 +1,64 @@
+# The two commands: `make run` (install, train if needed, start everything) and
+# `make test` (install, then every check). `.ci/run` calls `make test`.
+
+PYTHON ?= python3.10
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# No telemetry leaves the machine; TensorFlow keeps its start-up chatter to itself.
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+
+ifneq (,$(wildcard .env))
+include .env
+export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
+endif
+
+.PHONY: run test install train chat lint types unit validate e2e stories bench clean
+
+run: install
+	$(BIN)/python -m bot.launcher run
+
+chat: install
+	$(BIN)/python -m bot.chat
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==24.0"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+train: install
+	$(BIN)/python -m bot.launcher train
+
+test: install lint types unit validate train e2e stories
+	@echo "make test: all checks passed"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest -m "not e2e"
+
+validate: install
+	$(BIN)/rasa data validate --fail-on-warnings
+
+e2e: train
+	$(BIN)/python -m pytest -m e2e
+
+stories: train
+	$(BIN)/python -m bot.launcher test-stories
+
+bench: train
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf models results var/bench .rasa

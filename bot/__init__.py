@@ -1,0 +1,1 @@
+"""The privacy assistant's core: plain Python, importable without a Rasa server."""

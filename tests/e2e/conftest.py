@@ -1,0 +1,48 @@
+"""Start the real action server and rasa server with the trained model, once per run."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from dataclasses import replace
+
+import pytest
+import requests
+
+from bot.launcher import RunningAssistant, running, train_if_needed
+from bot.settings import load_settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def assistant(tmp_path_factory) -> RunningAssistant:
+    var_dir = tmp_path_factory.mktemp("var")
+    settings = replace(
+        load_settings(),
+        org_id="kokusai-kogyo-kenpo",
+        var_dir=var_dir,
+        rasa_port=free_port(),
+        action_port=free_port(),
+        rasa_token="e2e-token",
+    )
+    with running(settings, train_if_needed(), log_dir=var_dir / "logs") as started:
+        yield started
+
+
+@pytest.fixture
+def say(assistant):
+    sender = f"e2e-{uuid.uuid4().hex[:8]}"
+
+    def send(text: str) -> list[dict]:
+        response = requests.post(
+            assistant.rest_url, json={"sender": sender, "message": text}, timeout=60
+        )
+        response.raise_for_status()
+        return response.json()
+
+    return send
