@@ -66,4 +66,5 @@ def collect() -> MachineInfo:
         rasa_sdk=_version("rasa-sdk"),
         tensorflow=_version("tensorflow"),
         git_revision=_git_revision(),
+        load_average=os.getloadavg()[0],
     )

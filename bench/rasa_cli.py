@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.procs import run_command
 from bench.results import TrainingRun
-from bench.settings import LOG_DIR, LOOPBACK
+from bench.settings import LOG_DIR, LOOPBACK, project_relative
 
 logger = logging.getLogger(__name__)
 
@@ -130,13 +130,14 @@ def train(
         command += ["nlu", "--nlu", str(data)]
     else:
         command += ["--data", str(data), "--domain", str(domain)]
-    command += ["--config", str(config), "--out", str(out_dir), "--fixed-model-name", label]
+    command += ["--config", str(config)]
+    destination = ["--out", str(out_dir), "--fixed-model-name", label]
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = out_dir / f"cache-{label}"
     try:
         seconds = run_command(
             f"training {label}",
-            command,
+            [*command, *destination],
             cwd=project_dir,
             env=rasa_env(cache),
             log_path=LOG_DIR / f"train-{label}.log",
@@ -147,7 +148,9 @@ def train(
     model = out_dir / f"{label}.tar.gz"
     if not model.exists():
         raise RuntimeError(f"training {label} wrote no model at {model}")
-    return model, TrainingRun(label, shown(command, project_dir), seconds)
+    return model, TrainingRun(
+        label, project_relative(project_dir), shown(command, project_dir), seconds
+    )
 
 
 def evaluate_nlu(

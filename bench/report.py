@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from bench.results import BenchResults, EntityScores, LatencySummary, NluScores, SystemRun
-from bench.settings import ROOT
+from bench.settings import project_relative
 from bench.targets import Target
 
 PIPELINE_TITLES = {
@@ -30,11 +29,6 @@ def num(value: float | None, pattern: str = ".3f") -> str:
     return _DASH if value is None else format(value, pattern)
 
 
-def _relative(path: str) -> str:
-    candidate = Path(path)
-    return str(candidate.relative_to(ROOT)) if candidate.is_relative_to(ROOT) else path
-
-
 def _primary(scores: NluScores) -> EntityScores | None:
     by_name = {entity.extractor: entity for entity in scores.entities}
     return by_name.get(PRIMARY_EXTRACTOR) or (scores.entities[0] if scores.entities else None)
@@ -55,7 +49,7 @@ def _header(results: BenchResults) -> list[str]:
         f"{settings.conversations} concurrent conversations × "
         f"{settings.messages_per_conversation} messages)",
         f"- Machine: nproc {machine.nproc} · {machine.cpu_model} · "
-        f"{machine.memory_gib:.1f} GiB RAM",
+        f"{machine.memory_gib:.1f} GiB RAM · load average {machine.load_average:.2f} at start",
         f"- Software: Python {machine.python} · Rasa {machine.rasa} · "
         f"Rasa SDK {machine.rasa_sdk} · TensorFlow {machine.tensorflow} · "
         f"git {machine.git_revision}",
@@ -69,11 +63,11 @@ def _nlu_section(results: BenchResults) -> list[str]:
     data = results.dataset
     if data:
         lines += [
-            f"- Held-out split: `{_relative(data.holdout_path)}`, {data.holdout_examples} "
+            f"- Held-out split: `{project_relative(data.holdout_path)}`, {data.holdout_examples} "
             f"examples, {data.holdout_intents} intents, {data.holdout_entity_annotations} "
             "entity annotations; never trained on.",
             f"- Training data (both pipelines, `rasa train nlu`): "
-            f"{', '.join(f'`{_relative(f)}`' for f in data.training_files) or _DASH}, "
+            f"{', '.join(f'`{project_relative(f)}`' for f in data.training_files) or _DASH}, "
             f"{data.training_examples} examples.",
             f"- Held-out texts found verbatim in the training data: {data.leaked_texts}.",
         ]
@@ -85,7 +79,8 @@ def _nlu_section(results: BenchResults) -> list[str]:
         lines.append(f"- {PIPELINE_TITLES.get(key, key)}: {' → '.join(components)}.")
     lines.append(
         "- Entity scores are Rasa's: token-based (BILOU tags merged), micro average over "
-        "entity labels, `no_entity` left out; one figure per extractor."
+        "entity labels, `no_entity` left out; one figure per extractor. Without a "
+        "`random_seed` in the config, DIET's figures vary slightly from run to run."
     )
     keys = [key for key in PIPELINE_TITLES if key in results.nlu]
     if not keys:
@@ -199,7 +194,7 @@ def _latency_section(results: BenchResults) -> list[str]:
         rows += _latency_rows(run.system, run, concurrency)
     if rows:
         header = ["assistant", "load", "answered", "errors", "empty", "p50 ms", "p95 ms"]
-        lines += ["", *table([*header, "mean ms", "msg/s"], rows, "llrrrrrrr")]
+        lines += ["", *table([*header, "mean ms", "msg/s"], rows, "llrrrrrrr"), ""]
     for run in results.systems.values():
         startup = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in run.startup_s.items())
         details = [*run.notes, f"ready after: {startup}" if startup else ""]
@@ -216,8 +211,11 @@ def _training_section(results: BenchResults) -> list[str]:
     lines = ["", "## 3. Training time", ""]
     if not results.trainings:
         return [*lines, "No training ran."]
-    rows = [[t.label, f"`{t.command}`", num(t.seconds, ".1f")] for t in results.trainings]
-    lines += table(["model", "command", "seconds"], rows, "llr")
+    rows = [
+        [t.label, f"`{t.directory}`", f"`{t.command}`", num(t.seconds, ".1f")]
+        for t in results.trainings
+    ]
+    lines += table(["model", "run in", "command", "seconds"], rows, "lllr")
     lines.append(
         "\nWall time of each command with a cold training cache (`RASA_CACHE_DIRECTORY` "
         "fresh), including Rasa's start-up; configs as written (no fewer epochs)."

@@ -71,7 +71,10 @@ class TrainingRun:
     """One timed `rasa train` or `rasa train nlu` command."""
 
     label: str
+    directory: str
+    """Where the command ran, relative to the project root."""
     command: str
+    """The command as typed there, without its --out/--fixed-model-name arguments."""
     seconds: float
 
 
@@ -127,6 +130,8 @@ class MachineInfo:
     rasa_sdk: str
     tensorflow: str
     git_revision: str
+    load_average: float
+    """The 1-minute load average when the run started (other work makes figures noisy)."""
 
 
 @dataclass

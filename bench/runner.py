@@ -45,7 +45,7 @@ def _require(*paths: Path) -> None:
 def _run_nlu(results: BenchResults, run_dir: Path) -> None:
     _require(PRODUCT_CONFIG, PRODUCT_DATA, HOLDOUT_PATH)
     results.dataset = datasets.describe(HOLDOUT_PATH, PRODUCT_DATA)
-    default_config = run_dir / "default-config.yml"
+    default_config = run_dir / "rasa-init-config.yml"
     shutil.copyfile(rasa_cli.initial_project_file("config.yml"), default_config)
     for name, config in (("product", PRODUCT_CONFIG), ("default", default_config)):
         results.pipelines[name] = nlu.pipeline_components(config)

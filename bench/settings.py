@@ -26,6 +26,12 @@ LOOPBACK = "127.0.0.1"
 """The only address the benchmark sends traffic to."""
 
 
+def project_relative(path: Path | str) -> str:
+    """``path`` relative to the project root ('.' for the root) if inside it, else as is."""
+    candidate = Path(path)
+    return str(candidate.relative_to(ROOT)) if candidate.is_relative_to(ROOT) else str(path)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What one run of the benchmark does.

@@ -133,6 +133,11 @@ def rasa_init_assistant(settings: Settings) -> Assistant:
     )
 
 
+def _sample_memory(processes: list[ManagedProcess]) -> None:
+    for process in processes:
+        process.sample_memory()
+
+
 def _measure(
     assistant: Assistant,
     url: str,
@@ -148,14 +153,12 @@ def _measure(
     warmup = run_conversations(url, [plan.warmup], sender_prefix=f"{prefix}-warmup", **timeouts)
     if warmup.ok < len(plan.warmup):
         run.notes.append(f"warm-up: {warmup.ok}/{len(plan.warmup)} messages answered")
-    for process in processes:
-        process.sample_memory()
+    _sample_memory(processes)
     logger.info("%s: 1 conversation, sequential", assistant.title)
     run.sequential = run_conversations(
         url, [plan.sequential], sender_prefix=f"{prefix}-seq", **timeouts
     )
-    for process in processes:
-        process.sample_memory()
+    _sample_memory(processes)
     logger.info("%s: %d concurrent conversations", assistant.title, len(plan.concurrent))
     run.concurrent = run_conversations(
         url, plan.concurrent, sender_prefix=f"{prefix}-conc", **timeouts

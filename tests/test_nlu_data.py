@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import unicodedata
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -79,7 +79,7 @@ MIN_USAGE_PURPOSE_ANNOTATED = 0.6
 NEAR_DUPLICATE_RATIO = 0.85
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: Path) -> TrainingData:
     assert path.exists(), f"missing {path}"
     return load_data(str(path))
@@ -129,7 +129,9 @@ def test_extra_intents_have_a_one_line_reason() -> None:
 
 def test_every_contract_intent_has_enough_training_examples(training: TrainingData) -> None:
     counts = _intent_counts(training)
-    short = {i: counts.get(i, 0) for i in CONTRACT_INTENTS if counts.get(i, 0) < MIN_TRAINING_EXAMPLES}
+    short = {
+        i: counts.get(i, 0) for i in CONTRACT_INTENTS if counts.get(i, 0) < MIN_TRAINING_EXAMPLES
+    }
     assert not short, f"intents with fewer than {MIN_TRAINING_EXAMPLES} examples: {short}"
 
 
@@ -233,7 +235,9 @@ def test_holdout_covers_every_intent(holdout: TrainingData) -> None:
     assert not wrong, f"holdout intents outside {HOLDOUT_MIN}-{HOLDOUT_MAX} examples: {wrong}"
 
 
-def test_holdout_shares_no_text_with_training(training: TrainingData, holdout: TrainingData) -> None:
+def test_holdout_shares_no_text_with_training(
+    training: TrainingData, holdout: TrainingData
+) -> None:
     train_texts = {comparable(m.get("text")) for m in _examples(training)}
     shared = [m.get("text") for m in _examples(holdout) if comparable(m.get("text")) in train_texts]
     assert not shared, f"holdout texts also in training: {shared}"
@@ -262,3 +266,12 @@ def test_holdout_has_no_near_duplicate_of_training(
 def test_holdout_texts_are_unique(holdout: TrainingData) -> None:
     counts = Counter(comparable(m.get("text")) for m in _examples(holdout))
     assert not [t for t, n in counts.items() if n > 1]
+
+
+def test_the_domain_declares_exactly_the_trained_intents(training: TrainingData) -> None:
+    import yaml
+
+    from tests.conftest import ROOT
+
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+    assert set(domain["intents"]) == set(_intent_counts(training))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -20,7 +21,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def assistant(tmp_path_factory) -> RunningAssistant:
+def assistant(tmp_path_factory) -> Iterator[RunningAssistant]:
     var_dir = tmp_path_factory.mktemp("var")
     settings = replace(
         load_settings(),
