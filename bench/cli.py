@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.nlu.get("default"),
         results.systems.get("product"),
         results.systems.get("rasa-init"),
+        settings.conversations,
     )
     markdown = report.render(results, found)
     _write(results, markdown, found)

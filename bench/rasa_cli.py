@@ -149,7 +149,11 @@ def train(
     if not model.exists():
         raise RuntimeError(f"training {label} wrote no model at {model}")
     return model, TrainingRun(
-        label, project_relative(project_dir), shown(command, project_dir), seconds
+        label,
+        project_relative(project_dir),
+        shown(command, project_dir),
+        seconds,
+        os.getloadavg()[0],
     )
 
 

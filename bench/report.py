@@ -49,7 +49,9 @@ def _header(results: BenchResults) -> list[str]:
         f"{settings.conversations} concurrent conversations × "
         f"{settings.messages_per_conversation} messages)",
         f"- Machine: nproc {machine.nproc} · {machine.cpu_model} · "
-        f"{machine.memory_gib:.1f} GiB RAM · load average {machine.load_average:.2f} at start",
+        f"{machine.memory_gib:.1f} GiB RAM · 1-min load average {machine.load_average:.2f} "
+        f"at start, {num(results.load_average_end, '.2f')} at end "
+        "(other work on the machine makes the figures noisy)",
         f"- Software: Python {machine.python} · Rasa {machine.rasa} · "
         f"Rasa SDK {machine.rasa_sdk} · TensorFlow {machine.tensorflow} · "
         f"git {machine.git_revision}",
@@ -212,13 +214,20 @@ def _training_section(results: BenchResults) -> list[str]:
     if not results.trainings:
         return [*lines, "No training ran."]
     rows = [
-        [t.label, f"`{t.directory}`", f"`{t.command}`", num(t.seconds, ".1f")]
+        [
+            t.label,
+            f"`{t.directory}`",
+            f"`{t.command}`",
+            num(t.seconds, ".1f"),
+            num(t.load_average, ".2f"),
+        ]
         for t in results.trainings
     ]
-    lines += table(["model", "run in", "command", "seconds"], rows, "lllr")
+    lines += table(["model", "run in", "command", "seconds", "load after"], rows, "lllrr")
     lines.append(
         "\nWall time of each command with a cold training cache (`RASA_CACHE_DIRECTORY` "
-        "fresh), including Rasa's start-up; configs as written (no fewer epochs)."
+        "fresh), including Rasa's start-up; configs as written (no fewer epochs). "
+        "'load after' is the 1-minute load average when the command ended (2 cores)."
     )
     return lines
 

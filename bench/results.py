@@ -76,6 +76,8 @@ class TrainingRun:
     command: str
     """The command as typed there, without its --out/--fixed-model-name arguments."""
     seconds: float
+    load_average: float
+    """The machine's 1-minute load average when the command ended."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class BenchResults:
     machine: MachineInfo
     started: datetime
     finished: datetime | None = None
+    load_average_end: float | None = None
     dataset: DatasetInfo | None = None
     nlu: dict[str, NluScores] = field(default_factory=dict)
     pipelines: dict[str, list[str]] = field(default_factory=dict)

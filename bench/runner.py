@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import uuid
@@ -101,4 +102,5 @@ def run(settings: Settings) -> BenchResults:
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
     results.finished = datetime.now(timezone.utc)
+    results.load_average_end = os.getloadavg()[0]
     return results

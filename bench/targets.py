@@ -49,13 +49,15 @@ def accuracy_target(product: NluScores | None, default: NluScores | None) -> Tar
     )
 
 
-def throughput_target(product: SystemRun | None, baseline: SystemRun | None) -> Target:
-    """Throughput at the concurrent load, product / rasa init ≥ 0.8."""
+def throughput_target(
+    product: SystemRun | None, baseline: SystemRun | None, conversations: int
+) -> Target:
+    """Throughput at ``conversations`` concurrent conversations, product / rasa init ≥ 0.8."""
     mine = product.concurrent.throughput if product and product.concurrent else None
     theirs = baseline.concurrent.throughput if baseline and baseline.concurrent else None
     value = ratio(mine, theirs)
     return Target(
-        name="throughput at concurrent conversations, product / rasa init",
+        name=f"throughput at {conversations} concurrent conversations, product / rasa init",
         value=value,
         goal=f"≥ {THROUGHPUT_RATIO_GOAL:.1f}",
         met=None if value is None else value >= THROUGHPUT_RATIO_GOAL,
@@ -82,10 +84,11 @@ def evaluate(
     default_nlu: NluScores | None,
     product: SystemRun | None,
     baseline: SystemRun | None,
+    conversations: int,
 ) -> list[Target]:
     """All targets of the report, in order."""
     return [
         accuracy_target(product_nlu, default_nlu),
-        throughput_target(product, baseline),
+        throughput_target(product, baseline, conversations),
         p95_target(product, baseline),
     ]

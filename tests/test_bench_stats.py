@@ -152,10 +152,11 @@ def _nlu(accuracy: float) -> NluScores:
 def test_targets_are_ratios_against_the_baseline():
     product = SystemRun("product", sequential=_summary(150.0, 5.0), concurrent=_summary(0, 8.0))
     baseline = SystemRun("rasa init", sequential=_summary(100.0, 9.0), concurrent=_summary(0, 10.0))
-    accuracy, throughput, p95 = evaluate(_nlu(0.96), _nlu(0.80), product, baseline)
+    accuracy, throughput, p95 = evaluate(_nlu(0.96), _nlu(0.80), product, baseline, 20)
     assert accuracy.met is True and accuracy.value == pytest.approx(0.96)
     assert "+0.160" in accuracy.detail
     assert throughput.value == pytest.approx(0.8) and throughput.met is True
+    assert "20 concurrent" in throughput.name
     assert p95.value == pytest.approx(1.5) and p95.met is True
-    missing = evaluate(None, None, None, None)
+    missing = evaluate(None, None, None, None, 20)
     assert all(target.met is None for target in missing)
