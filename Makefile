@@ -57,7 +57,7 @@ e2e: train
 stories: train
 	$(BIN)/python -m bot.launcher test-stories
 
-bench: train
+bench: install
 	$(BIN)/python -m bench
 
 clean:
