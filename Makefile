@@ -16,7 +16,7 @@ include .env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test install train chat lint types unit validate e2e stories bench clean
+.PHONY: run test install train chat db lint types unit validate e2e stories bench bench-identity clean
 
 run: install
 	$(BIN)/python -m bot.launcher run
@@ -31,6 +31,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade "pip==24.0"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+# Create or upgrade the app database and load the demo members (`make run` does it too).
+db: install
+	$(BIN)/python -m bot.db upgrade --demo
 
 train: install
 	$(BIN)/python -m bot.launcher train
@@ -59,6 +63,12 @@ stories: train
 
 bench: install
 	$(BIN)/python -m bench
+
+# Verification lookups on 100,000 members (SQLite and PostgreSQL) and the REST round
+# trip of a whole verification dialog against FAQ dialogs, on fresh servers.
+bench-identity: train
+	$(BIN)/python -m bench.lookup
+	$(BIN)/python -m bench.verification_dialog
 
 clean:
 	rm -rf models results var/bench .rasa

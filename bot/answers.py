@@ -384,6 +384,18 @@ def request_human(profile: Profile) -> list[Reply]:
     ]
 
 
+def other_person(profile: Profile) -> list[Reply]:
+    """Another person's data, a family member's included, is theirs: politely refuse."""
+    return [
+        Reply(
+            "申し訳ありません。ご家族を含め、ほかの方の個人情報は、このチャットではお答えできません。"
+            "その方ご本人が本人確認をしたうえでお尋ねいただくか、代理人による請求の方法を"
+            f"ご確認ください。ご不明な点は {contact_line(profile)} へお問い合わせください。",
+            _menu_buttons(("ask_agent_request",)),
+        )
+    ]
+
+
 def _small_talk(text: str) -> Callable[[Profile], list[Reply]]:
     return lambda profile: [Reply(text)]
 
@@ -414,6 +426,12 @@ _HANDLERS: dict[str, Callable[[Profile], list[Reply]]] = {
     "bot_challenge": bot_challenge,
     "out_of_scope": out_of_scope,
     "request_human": request_human,
+    "ask_other_person_data": other_person,
+    "stop": _small_talk("承知しました。ほかにご質問があれば、お気軽にお尋ねください。"),
+    "resend_code": _small_talk(
+        "いま認証コードをお送りしている手続はありません。"
+        "ご登録内容の確認をご希望の場合は、その旨をお知らせください。"
+    ),
     "ask_joint_use": joint_use,
     "ask_my_number": my_number,
     "ask_fee": fees,

@@ -23,6 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.db.demo import load_demo
+from bot.db.migrate import upgrade
+from bot.db.session import session_factory
 from bot.profiles.loader import ProfileError, load_profile
 from bot.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 
@@ -120,6 +123,12 @@ class RunningAssistant:
     action_url: str
     token: str
     processes: list[subprocess.Popen[bytes]]
+    settings: Settings
+
+    @property
+    def var_dir(self) -> Path:
+        """Where the servers keep their database, outbox and logs."""
+        return self.settings.var_dir
 
     @property
     def rest_url(self) -> str:
@@ -149,13 +158,29 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
+def prepare_database(settings: Settings) -> None:
+    """Create or upgrade the app database and load the demo members (idempotent)."""
+    upgrade(settings.database_url)
+    with session_factory(settings.database_url).begin() as session:
+        load_demo(session)
+
+
 @contextmanager
 def running(
     settings: Settings, model: Path, log_dir: Path | None = None, startup_s: float = 240
 ) -> Iterator[RunningAssistant]:
     """Start the action server and the rasa server; stop both on exit."""
     token = ensure_token(settings)
-    env = {**os.environ, **QUIET_ENV, "PRIVACY_BOT_ORG": settings.org_id}
+    prepare_database(settings)
+    env = {
+        **os.environ,
+        **QUIET_ENV,
+        # The servers read their settings from the environment: pass on the ones the
+        # caller may have changed (tests run on a var dir and database of their own).
+        "PRIVACY_BOT_ORG": settings.org_id,
+        "PRIVACY_BOT_VAR_DIR": str(settings.var_dir),
+        "DATABASE_URL": settings.database_url,
+    }
     if log_dir:
         log_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []
@@ -184,7 +209,7 @@ def running(
         rasa_url = f"http://localhost:{settings.rasa_port}"
         wait_until_up(f"{action_url}/health", startup_s, actions)
         wait_until_up(f"{rasa_url}/", startup_s, server)
-        yield RunningAssistant(rasa_url, action_url, token, processes)
+        yield RunningAssistant(rasa_url, action_url, token, processes, settings)
     finally:
         stop(processes)
 
@@ -196,6 +221,9 @@ def check_configuration(settings: Settings) -> None:
 
 def _print_how_to_talk(settings: Settings, assistant: RunningAssistant) -> None:
     profile = load_profile(settings.org_id, settings.profiles_dir)
+    where_sms_go = (
+        str(settings.outbox_path) if settings.sms_backend == "outbox" else "Twilio で送信"
+    )
     print(
         f"""
 アシスタントが起動しました（{profile.name}）。
@@ -205,6 +233,8 @@ def _print_how_to_talk(settings: Settings, assistant: RunningAssistant) -> None:
                        -d '{{"sender": "me", "message": "口座情報は何に使われますか"}}'
   HTTP API:          {assistant.rasa_url}/status?token=<var/rasa_token の値>
   アクションサーバー: {assistant.action_url}/health
+本人確認を試す:    「自分の登録内容を確認したい」→ デモ会員 記号1001 番号23、1985年4月1日
+                   （認証コードのSMS: {where_sms_go}）
 ログ: {settings.var_dir / "logs"}    止めるには Ctrl-C
 """,
         flush=True,

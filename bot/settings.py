@@ -7,11 +7,13 @@ documented variables and their defaults are listed in ``.env.example``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ORG = "kokusai-kogyo-kenpo"
+SMS_BACKENDS = ("outbox", "twilio")
 
 
 class SettingsError(ValueError):
@@ -38,11 +40,50 @@ class Settings:
     rasa_port: int
     action_port: int
     rasa_token: str | None
+    # How SMS leave: "outbox" appends them to a JSON-lines file (demo, tests), "twilio"
+    # sends them for real. Credentials stay out of repr() so a logged Settings leaks none.
+    sms_backend: str = "outbox"
+    outbox_file: Path | None = None  # PRIVACY_BOT_OUTBOX; see outbox_path
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_from: str | None = None
+    # Key of the HMACs over verification codes and member numbers; see ensure_secret().
+    secret: str | None = field(default=None, repr=False)
 
     @property
     def action_endpoint_url(self) -> str:
         """Where the rasa server reaches the action server."""
         return f"http://localhost:{self.action_port}/webhook"
+
+    @property
+    def outbox_path(self) -> Path:
+        """The demo SMS outbox: PRIVACY_BOT_OUTBOX, else ``outbox.jsonl`` in the var dir.
+
+        Derived, not stored, so that ``replace(settings, var_dir=...)`` moves it too.
+        """
+        return self.outbox_file or self.var_dir / "outbox.jsonl"
+
+
+def _optional(env: dict[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
+
+
+def _sms_backend(env: dict[str, str]) -> str:
+    backend = env.get("SMS_BACKEND", "").strip().lower() or "outbox"
+    if backend not in SMS_BACKENDS:
+        raise SettingsError(
+            f"SMS_BACKEND must be one of {', '.join(SMS_BACKENDS)}, got {backend!r}"
+        )
+    if backend == "twilio":
+        # Refused at start-up rather than at the first verification, mid-conversation.
+        missing = [
+            name
+            for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM")
+            if not _optional(env, name)
+        ]
+        if missing:
+            raise SettingsError(f"SMS_BACKEND=twilio needs {', '.join(missing)}")
+    return backend
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -60,4 +101,41 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         rasa_port=_port(env, "RASA_PORT", 5005),
         action_port=_port(env, "ACTION_PORT", 5055),
         rasa_token=env.get("RASA_TOKEN", "").strip() or None,
+        sms_backend=_sms_backend(env),
+        outbox_file=Path(outbox) if (outbox := _optional(env, "PRIVACY_BOT_OUTBOX")) else None,
+        twilio_account_sid=_optional(env, "TWILIO_ACCOUNT_SID"),
+        twilio_auth_token=_optional(env, "TWILIO_AUTH_TOKEN"),
+        twilio_from=_optional(env, "TWILIO_FROM"),
+        secret=_optional(env, "PRIVACY_BOT_SECRET"),
     )
+
+
+def ensure_secret(settings: Settings) -> str:
+    """The hashing secret: PRIVACY_BOT_SECRET, or one generated once into var/secret.
+
+    The file is created with mode 0600 and published with a hard link, which fails if
+    another process got there first: the action server and the launcher may both start
+    on a fresh var dir, and they must end up with the same secret.
+
+    Raises:
+        SettingsError: If the secret file exists but is empty.
+    """
+    if settings.secret:
+        return settings.secret
+    path = settings.var_dir / "secret"
+    if not path.exists():
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".secret-{os.getpid()}-{secrets.token_hex(4)}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_urlsafe(32))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    value = path.read_text(encoding="utf-8").strip()
+    if not value:
+        raise SettingsError(f"{path} is empty: delete it to generate a new secret")
+    return value

@@ -27,6 +27,7 @@ def assistant(tmp_path_factory) -> Iterator[RunningAssistant]:
         load_settings(),
         org_id="kokusai-kogyo-kenpo",
         var_dir=var_dir,
+        database_url=f"sqlite:///{var_dir / 'app.db'}",
         rasa_port=free_port(),
         action_port=free_port(),
         rasa_token="e2e-token",
@@ -46,4 +47,5 @@ def say(assistant):
         response.raise_for_status()
         return response.json()
 
+    send.sender = sender  # type: ignore[attr-defined]
     return send

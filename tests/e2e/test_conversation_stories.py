@@ -58,6 +58,8 @@ def test_each_story_turn_is_understood_and_answered(assistant, say, annotated, i
 
     body = "\n".join(m.get("text", "") for m in say(text))
     assert body.strip()
-    if intent.startswith(("ask_", "request_")):
+    if intent == "ask_my_data":
+        assert "本人確認" in body  # own data: verification first
+    elif intent.startswith(("ask_", "request_")):
         profile = load_profile("kokusai-kogyo-kenpo")
         assert "出典：" in body or contact_line(profile) in body

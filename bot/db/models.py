@@ -1,0 +1,241 @@
+"""The app database's tables.
+
+SQLAlchemy 1.4 declarative with ``Mapped[...]`` annotations, so that the move to 2.0's
+``mapped_column`` is mechanical. The schema itself is created by the Alembic migrations
+in ``bot/db/migrations``; a test checks that these models and the migrations agree.
+
+Timestamps are stored as UTC without a zone (``timestamp without time zone`` on
+PostgreSQL, text on SQLite) and come back as aware UTC datetimes; naive datetimes are
+refused on the way in, so a local clock can never be mistaken for UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from enum import Enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, declarative_base
+from sqlalchemy.types import TypeDecorator
+
+# Deterministic constraint names: Alembic can then alter or drop them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+Base: Any = declarative_base(metadata=metadata)
+
+
+class UtcDateTime(TypeDecorator):
+    """An aware UTC datetime in Python, a zone-less UTC timestamp in the database."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Convert an aware datetime to naive UTC; refuse naive ones."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime: pass an aware (UTC) datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Mark the stored naive UTC value as UTC."""
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Relationship(str, Enum):
+    """A member's place in the insurance: 本人 or 被扶養者."""
+
+    INSURED = "insured"
+    DEPENDANT = "dependant"
+
+
+class VerificationStatus(str, Enum):
+    """Where one verification attempt stands."""
+
+    PENDING_CODE = "pending_code"
+    VERIFIED = "verified"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    LOCKED = "locked"
+
+
+class LockoutKind(str, Enum):
+    """What a failure counter and lock are kept for."""
+
+    MEMBER = "member"  # a member number (記号・番号), by its keyed hash
+    SENDER = "sender"  # a conversation, by its sender id
+
+
+def _in(column: str, enum: type[Enum]) -> str:
+    values = ", ".join(f"'{item.value}'" for item in enum)
+    return f"{column} IN ({values})"
+
+
+class Member(Base):
+    """An insured person (本人) or a dependant (被扶養者): each verifies as themself.
+
+    A dependant shares 記号・番号 with the insured person; the birth date tells them
+    apart, which is why (記号, 番号, 生年月日) is unique and is the verification key.
+    """
+
+    __tablename__ = "members"
+    __table_args__ = (
+        sa.UniqueConstraint("symbol", "number", "birth_date"),
+        sa.CheckConstraint(_in("relationship", Relationship), name="relationship"),
+        sa.CheckConstraint(
+            "(relationship = 'insured' AND insured_id IS NULL)"
+            " OR (relationship = 'dependant' AND insured_id IS NOT NULL)",
+            name="insured_id",
+        ),
+        sa.Index(None, "insured_id"),
+    )
+
+    id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
+    insurer_number: Mapped[str | None] = sa.Column(sa.String(8))  # 保険者番号
+    symbol: Mapped[str] = sa.Column(sa.String(16), nullable=False)  # 記号
+    number: Mapped[str] = sa.Column(sa.String(16), nullable=False)  # 番号
+    name: Mapped[str] = sa.Column(sa.String(64), nullable=False)  # 氏名
+    name_kana: Mapped[str] = sa.Column(sa.String(64), nullable=False)  # 氏名カナ
+    birth_date: Mapped[date] = sa.Column(sa.Date, nullable=False)
+    phone: Mapped[str | None] = sa.Column(sa.String(20))  # E.164; codes go here
+    acquired_on: Mapped[date] = sa.Column(sa.Date, nullable=False)  # 資格取得日
+    lost_on: Mapped[date | None] = sa.Column(sa.Date)  # 資格喪失日
+    relationship: Mapped[str] = sa.Column(sa.String(16), nullable=False)
+    insured_id: Mapped[int | None] = sa.Column(sa.Integer, sa.ForeignKey("members.id"))
+
+
+class Verification(Base):
+    """One verification attempt of one conversation (sender id + Rasa session).
+
+    The code is never stored: only an HMAC of it with the app secret and the row's salt.
+    At most one live code per member, enforced by a partial unique index.
+    """
+
+    __tablename__ = "verifications"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", VerificationStatus), name="status"),
+        sa.Index(None, "sender_id", "session_key"),
+        sa.Index(
+            "uq_verifications_live_code_per_member",
+            "member_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'pending_code'"),
+            postgresql_where=sa.text("status = 'pending_code'"),
+        ),
+    )
+
+    id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
+    sender_id: Mapped[str] = sa.Column(sa.String(255), nullable=False)
+    session_key: Mapped[str] = sa.Column(sa.String(255), nullable=False)
+    channel: Mapped[str] = sa.Column(sa.String(64), nullable=False)
+    member_id: Mapped[int | None] = sa.Column(sa.Integer, sa.ForeignKey("members.id"))
+    status: Mapped[str] = sa.Column(sa.String(16), nullable=False)
+    code_salt: Mapped[str | None] = sa.Column(sa.String(32))
+    code_hash: Mapped[str | None] = sa.Column(sa.String(64))
+    code_expires_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    code_wrong_attempts: Mapped[int] = sa.Column(sa.Integer, nullable=False, default=0)
+    codes_sent: Mapped[int] = sa.Column(sa.Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+    verified_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+
+
+class VerificationFailure(Base):
+    """One failed verification (factor mismatch or dead code), counted for lockout.
+
+    The member number is kept only as a keyed hash: numbers people tried that belong to
+    nobody are not stored in clear.
+    """
+
+    __tablename__ = "verification_failures"
+    __table_args__ = (
+        sa.Index(None, "member_key_hash", "at"),
+        sa.Index(None, "sender_id", "at"),
+    )
+
+    id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
+    member_key_hash: Mapped[str] = sa.Column(sa.String(64), nullable=False)
+    sender_id: Mapped[str] = sa.Column(sa.String(255), nullable=False)
+    at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+
+
+class VerificationLockout(Base):
+    """The lock state of one member number or one sender.
+
+    One row per key. Its row lock serializes the failure counting of that key (so two
+    concurrent failures can never both see "2 so far"), and ``locked_until`` is the
+    lock itself; failures before the end of a lock do not count towards the next one.
+    """
+
+    __tablename__ = "verification_lockouts"
+    __table_args__ = (sa.CheckConstraint(_in("kind", LockoutKind), name="kind"),)
+
+    kind: Mapped[str] = sa.Column(sa.String(8), primary_key=True)
+    key: Mapped[str] = sa.Column(sa.String(255), primary_key=True)
+    locked_until: Mapped[datetime | None] = sa.Column(UtcDateTime)
+
+
+class AuditLog(Base):
+    """Append-only record of every verification step and every read of personal data.
+
+    UPDATE and DELETE are rejected by database triggers (see the first migration).
+    ``detail`` never holds birth dates, phone numbers or member numbers in clear.
+    ``member_id`` has no foreign key on purpose: erasing a member must not require
+    touching (or be blocked by) the audit trail.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (sa.Index(None, "member_id"), sa.Index(None, "at"))
+
+    id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
+    at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+    actor: Mapped[str] = sa.Column(
+        sa.String(64), nullable=False
+    )  # member:<id> | system | staff:<id>
+    action: Mapped[str] = sa.Column(sa.String(64), nullable=False)
+    member_id: Mapped[int | None] = sa.Column(sa.Integer)
+    sender_id: Mapped[str | None] = sa.Column(sa.String(255))
+    channel: Mapped[str | None] = sa.Column(sa.String(64))
+    detail: Mapped[dict[str, Any]] = sa.Column(sa.JSON, nullable=False)
+
+
+class OutboundMessage(Base):
+    """Every message sent to a member; verification codes are stored masked."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (sa.CheckConstraint("status IN ('sent', 'failed')", name="status"),)
+
+    id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
+    channel: Mapped[str] = sa.Column(sa.String(16), nullable=False)  # sms | line ...
+    to: Mapped[str] = sa.Column(sa.String(64), nullable=False)
+    text: Mapped[str] = sa.Column(sa.Text, nullable=False)
+    status: Mapped[str] = sa.Column(sa.String(16), nullable=False)
+    created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+    sent_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    error: Mapped[str | None] = sa.Column(sa.Text)
+
+
+class Escalation(Base):
+    """Something staff should look at, e.g. a verification lock."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (sa.Index(None, "status", "created_at"),)
+
+    id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
+    created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+    reason: Mapped[str] = sa.Column(sa.String(64), nullable=False)
+    sender_id: Mapped[str | None] = sa.Column(sa.String(255))
+    channel: Mapped[str | None] = sa.Column(sa.String(64))
+    member_id: Mapped[int | None] = sa.Column(sa.Integer, sa.ForeignKey("members.id"))
+    status: Mapped[str] = sa.Column(sa.String(16), nullable=False, default="open")
+    note: Mapped[str | None] = sa.Column(sa.Text)
