@@ -81,8 +81,9 @@ def _nlu_section(results: BenchResults) -> list[str]:
         lines.append(f"- {PIPELINE_TITLES.get(key, key)}: {' → '.join(components)}.")
     lines.append(
         "- Entity scores are Rasa's: token-based (BILOU tags merged), micro average over "
-        "entity labels, `no_entity` left out; one figure per extractor. Without a "
-        "`random_seed` in the config, DIET's figures vary slightly from run to run."
+        "entity labels, `no_entity` left out; one figure per extractor. The product's "
+        "DIET has a fixed `random_seed`; the default pipeline's has none, so its figures "
+        "vary slightly from run to run."
     )
     keys = [key for key in PIPELINE_TITLES if key in results.nlu]
     if not keys:

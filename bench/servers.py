@@ -105,13 +105,15 @@ def wait_until_ready(process: ManagedProcess, url: str, deadline_s: float) -> fl
     )
 
 
-def start_action_server(name: str, project_dir: Path, port: int) -> ManagedProcess:
+def start_action_server(
+    name: str, project_dir: Path, port: int, extra_env: dict[str, str] | None = None
+) -> ManagedProcess:
     """Starts `rasa run actions` from ``project_dir`` (stop it with ``with`` or ``stop``)."""
     return ManagedProcess(
         name,
         action_server_command(port),
         cwd=project_dir,
-        env=rasa_env(),
+        env={**rasa_env(), **(extra_env or {})},
         log_path=LOG_DIR / f"{name.replace(' ', '-')}.log",
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -165,6 +166,17 @@ def _measure(
     )
 
 
+def _product_database(var_dir: Path) -> dict[str, str]:
+    """A database of the run's own with the demo members; the action server's env."""
+    from bot.launcher import prepare_database
+    from bot.settings import load_settings
+
+    env = {"PRIVACY_BOT_VAR_DIR": str(var_dir), "DATABASE_URL": f"sqlite:///{var_dir / 'app.db'}"}
+    var_dir.mkdir(parents=True, exist_ok=True)
+    prepare_database(load_settings({**os.environ, **env}))
+    return env
+
+
 def benchmark(
     assistant: Assistant, run_dir: Path, settings: Settings, run_id: str
 ) -> tuple[SystemRun, TrainingRun]:
@@ -197,7 +209,10 @@ def benchmark(
             action_port = free_port()
             action = stack.enter_context(
                 start_action_server(
-                    f"{assistant.key} action server", assistant.project_dir, action_port
+                    f"{assistant.key} action server",
+                    assistant.project_dir,
+                    action_port,
+                    _product_database(run_dir / "var"),
                 )
             )
             processes.append(action)
