@@ -16,7 +16,7 @@ include .env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test install train chat db lint types unit validate e2e stories bench bench-identity clean
+.PHONY: run test install train chat db lint types unit validate e2e stories bench bench-identity bench-cases clean
 
 run: install
 	$(BIN)/python -m bot.launcher run
@@ -69,6 +69,11 @@ bench: install
 bench-identity: train
 	$(BIN)/python -m bench.lookup
 	$(BIN)/python -m bench.verification_dialog
+
+# Case creation and listings with 100,000 members and 1,000,000 cases against 1,000
+# cases (SQLite and PostgreSQL); see docs/cases.md.
+bench-cases: install
+	$(BIN)/python -m bench.cases
 
 clean:
 	rm -rf models results var/bench .rasa

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Any, TypeVar
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot.answers import Reply
+from bot.answers import Reply, contact_line
 from bot.db.session import session_factory
 from bot.profiles.loader import cached_profile
 from bot.profiles.schema import Profile
 from bot.settings import load_settings
 from bot.sms import SmsSender, sender_from_settings
 from bot.verification import Conversation
+
+logger = logging.getLogger(__name__)
+Run = TypeVar("Run", bound=Callable[..., Awaitable[list[dict[str, Any]]]])
 
 
 def active_profile() -> Profile:
@@ -68,3 +75,29 @@ def db_session() -> Iterator[Session]:
 def sms_sender() -> SmsSender:
     """The SMS sender the settings select (the demo outbox by default)."""
     return sender_from_settings(load_settings())
+
+
+def database_guard(run: Run) -> Run:
+    """Wraps an action's ``run``: if the app database is unreachable, apologize politely.
+
+    The member is told to try again later and given the contact window; nothing they
+    said is lost (it stays in the conversation) and no slot changes.
+    """
+
+    @functools.wraps(run)
+    async def guarded(
+        self: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        try:
+            return await run(self, dispatcher, tracker, domain)
+        except SQLAlchemyError as error:
+            # The class name only: a driver's message can quote the values it was given.
+            logger.error("app database unavailable: %s", type(error).__name__)
+            dispatcher.utter_message(
+                text="申し訳ありません。ただいまシステムに接続できないため、お手続きを進められません。"
+                f"時間をおいてもう一度お試しいただくか、{contact_line(active_profile())} "
+                "へお問い合わせください。"
+            )
+            return []
+
+    return guarded  # type: ignore[return-value]

@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import (
     active_profile,
     conversation_of,
+    database_guard,
     db_session,
     send,
     sms_sender,
@@ -49,6 +50,7 @@ class ValidateVerificationForm(Action):
         """The name Rasa's form calls for validation."""
         return "validate_verification_form"
 
+    @database_guard
     async def run(
         self,
         dispatcher: CollectingDispatcher,
@@ -85,6 +87,7 @@ class ActionMyData(Action):
         """The action's name in the domain."""
         return "action_my_data"
 
+    @database_guard
     async def run(
         self,
         dispatcher: CollectingDispatcher,
@@ -112,6 +115,7 @@ class ActionVerificationDone(Action):
         """The action's name in the domain."""
         return "action_verification_done"
 
+    @database_guard
     async def run(
         self,
         dispatcher: CollectingDispatcher,
@@ -133,7 +137,30 @@ class ActionVerificationDone(Action):
         send(dispatcher, dialog.verification_ended(profile, outcome, verified))
         if view is not None:
             send(dispatcher, dialog.own_record(active_profile(), view))
+        pending = str(tracker.get_slot(PENDING_REQUEST_SLOT) or "")
+        follow_up = _CONTINUE_WITH.get(pending.split(":", 1)[0])
+        if verified and follow_up:
+            # The request the member made before verifying goes on; it reads the slot.
+            return [*_cleared_form(), FollowupAction(follow_up)]
         return [*_cleared_form(), SlotSet(PENDING_REQUEST_SLOT, None)]
+
+
+# What a verified member asked for before verifying, and the action that goes on with it.
+_CONTINUE_WITH = {
+    **{
+        intent: "action_start_case"
+        for intent in (
+            "request_disclosure",
+            "request_correction",
+            "request_suspension",
+            "request_third_party_stop",
+            "request_purpose_notice",
+            "request_mailing_opt_out",
+        )
+    },
+    "check_case_status": "action_case_status",
+    "cancel_case": "action_cancel_case",
+}
 
 
 def _cleared_form() -> list[dict[str, Any]]:

@@ -41,6 +41,11 @@ _LABELLED_NUMBER = re.compile(r"(?:記号|番号)[^0-9記番号]{0,6}([0-9]+)")
 _NUMBER_PAIR = re.compile(rf"(?<![0-9])[0-9]+\s{{0,2}}(?:[{DASHES}]|番?の|\s)\s{{0,2}}[0-9]+")
 _LONG_DIGIT_RUN = re.compile(r"[0-9]{4,}")
 _DIGIT = re.compile(f"[0-9{KANJI_NUMERALS}]")
+# The product's own identifiers, not personal values: case numbers (PR-2026-000123) and
+# 32-digit hex ids (drafts). Left readable so that logs can say what happened to which.
+_OWN_IDENTIFIERS = re.compile(
+    r"(?<![0-9A-Za-z])(?:PR-[0-9]{4}-[0-9]{6}|[0-9a-f]{32})(?![0-9A-Za-z])"
+)
 
 _Span = tuple[int, int, str]
 
@@ -92,6 +97,8 @@ def _candidates(text: str) -> Iterator[_Span]:
 
 def _claim_spans(text: str) -> list[_Span]:
     taken = bytearray(len(text))
+    for match in _OWN_IDENTIFIERS.finditer(text):
+        taken[match.start() : match.end()] = b"\x01" * (match.end() - match.start())
     spans: list[_Span] = []
     for start, end, mask in _candidates(text):
         if not any(taken[start:end]):

@@ -27,6 +27,10 @@ APP_TABLES = {
     "audit_log",
     "outbound_messages",
     "escalations",
+    "case_number_sequences",
+    "cases",
+    "case_events",
+    "case_drafts",
 }
 
 
@@ -43,7 +47,7 @@ def test_an_empty_database_is_upgraded_to_head(db_url):
     assert current_revision(db_url) is None
     assert tables(db_url) == set()
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0001"
+    assert current_revision(db_url) == head_revision() == "0002"
     assert tables(db_url) == APP_TABLES | {"alembic_version"}
 
 

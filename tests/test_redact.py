@@ -231,3 +231,11 @@ def test_warnings_are_redacted_too():
     )
     assert "Failed to parse" in result.stderr
     assert "1985-04-01" not in result.stderr
+
+
+def test_the_products_own_identifiers_stay_readable():
+    draft = "0f3c2a9e8b7d4c1aa2b3c4d5e6f70819"
+    line = f"case PR-2026-000123 from draft {draft} for 090-1234-5678"
+    assert redact(line) == f"case PR-2026-000123 from draft {draft} for [電話]"
+    # Only the exact shapes: a longer run is still masked.
+    assert "0000123" not in redact("PR-2026-0000123")

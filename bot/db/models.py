@@ -239,3 +239,244 @@ class Escalation(Base):
     member_id: Mapped[int | None] = sa.Column(sa.Integer, sa.ForeignKey("members.id"))
     status: Mapped[str] = sa.Column(sa.String(16), nullable=False, default="open")
     note: Mapped[str | None] = sa.Column(sa.Text)
+
+
+# --- formal requests as cases (開示等の請求) -----------------------------------------
+
+
+class CaseType(str, Enum):
+    """What a formal request asks for (APPI 32–35条, plus household-mailing opt-out)."""
+
+    PURPOSE_NOTICE = "purpose_notice"  # 利用目的の通知
+    DISCLOSURE = "disclosure"  # 開示
+    CORRECTION = "correction"  # 訂正・追加・削除
+    SUSPENSION = "suspension"  # 利用停止・消去
+    THIRD_PARTY_STOP = "third_party_stop"  # 第三者提供の停止
+    MAILING_OPT_OUT = "mailing_opt_out"  # 世帯あて送付への同意の撤回
+
+
+class DisclosureTarget(str, Enum):
+    """What a disclosure request is about."""
+
+    RETAINED_DATA = "retained_data"  # 保有個人データ (33条1項)
+    THIRD_PARTY_RECORDS = "third_party_records"  # 第三者提供記録 (33条5項)
+    RECEIPTS = "receipts"  # レセプト
+
+
+class Method(str, Enum):
+    """How the member wants the disclosure (33条1項: the requester chooses)."""
+
+    ELECTRONIC = "electronic"
+    PAPER = "paper"
+
+
+class RequesterRole(str, Enum):
+    """Who the requester is to the person the request is about."""
+
+    SELF = "self"
+    LEGAL_GUARDIAN = "legal_guardian"  # 法定代理人 of a minor dependant
+    APPOINTED_AGENT = "appointed_agent"  # 任意代理人 (委任状)
+
+
+class CaseStatus(str, Enum):
+    """Where a case stands; the legal moves are in ``bot.cases.types.TRANSITIONS``."""
+
+    RECEIVED = "received"
+    AWAITING_DOCUMENTS = "awaiting_documents"
+    UNDER_REVIEW = "under_review"
+    EXTENDED = "extended"
+    DECIDED = "decided"
+    CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
+
+
+class CaseOutcome(str, Enum):
+    """What was decided; which outcomes fit which case type is in ``bot.cases.types``."""
+
+    DISCLOSED = "disclosed"
+    PARTIALLY_DISCLOSED = "partially_disclosed"
+    NOT_DISCLOSED = "not_disclosed"
+    NOT_HELD = "not_held"
+    CORRECTED = "corrected"
+    PARTIALLY_CORRECTED = "partially_corrected"
+    NOT_CORRECTED = "not_corrected"
+    SUSPENDED = "suspended"
+    PARTIALLY_SUSPENDED = "partially_suspended"
+    ALTERNATIVE_MEASURE = "alternative_measure"
+    NOT_SUSPENDED = "not_suspended"
+    STOPPED = "stopped"
+    NOT_STOPPED = "not_stopped"
+    NOTIFIED = "notified"
+    NOT_NOTIFIED = "not_notified"
+    ACCEPTED = "accepted"
+    NOT_ACCEPTED = "not_accepted"
+
+
+class DraftStatus(str, Enum):
+    """Where a request draft stands."""
+
+    OPEN = "open"
+    CONFIRMED = "confirmed"  # became the case in ``case_id``
+    DUPLICATE = "duplicate"  # the same request was already open: ``case_id`` is that case
+    DISCARDED = "discarded"
+
+
+FEE_KINDS = ("none_by_law", "free", "fixed", "detailed_rules", "unpublished")
+
+
+class CaseNumberSequence(Base):
+    """The last case number given out in one (JST) year: PR-YYYY-NNNNNN.
+
+    The row is locked while a case is created, so numbers are unique and, because the
+    increment commits or rolls back with the case, gap-free.
+    """
+
+    __tablename__ = "case_number_sequences"
+
+    year: Mapped[int] = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+    last_value: Mapped[int] = sa.Column(sa.Integer, nullable=False)
+
+
+class Case(Base):
+    """One formal request of a member, from receipt to closing.
+
+    The rules it is handled under (the period, the extension cap, the fee) are copied
+    from the organization profile when it is received: a later profile change does not
+    move the deadline of a case already running. The text the member typed (scope,
+    reason, the wrong and right values, the agent's details) lives only here and in
+    the draft it came from, never in logs or audit details.
+    """
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        sa.CheckConstraint(_in("case_type", CaseType), name="case_type"),
+        sa.CheckConstraint(f"target IS NULL OR {_in('target', DisclosureTarget)}", name="target"),
+        sa.CheckConstraint(
+            "(case_type = 'disclosure') = (target IS NOT NULL)", name="target_for_disclosure"
+        ),
+        sa.CheckConstraint(_in("role", RequesterRole), name="role"),
+        sa.CheckConstraint(
+            "role <> 'appointed_agent' OR agent_name IS NOT NULL", name="agent_name"
+        ),
+        sa.CheckConstraint(f"method IS NULL OR {_in('method', Method)}", name="method"),
+        sa.CheckConstraint(_in("status", CaseStatus), name="status"),
+        sa.CheckConstraint(
+            f"fee_kind IN ({', '.join(repr(kind) for kind in FEE_KINDS)})", name="fee_kind"
+        ),
+        sa.CheckConstraint(f"outcome IS NULL OR {_in('outcome', CaseOutcome)}", name="outcome"),
+        sa.CheckConstraint("status <> 'decided' OR outcome IS NOT NULL", name="decided_outcome"),
+        sa.CheckConstraint(
+            "extended_days >= 0 AND extended_days <= max_extension_days", name="extension_cap"
+        ),
+        sa.CheckConstraint("paused_days >= 0", name="paused_days"),
+        # member_cases: a member's own requests and the requests about them, newest first.
+        sa.Index(None, "requester_member_id", "received_at"),
+        sa.Index(None, "subject_member_id", "received_at"),
+        # list_cases: one status's cases by due date, then by receipt.
+        sa.Index(None, "status", "due_at", "received_at"),
+    )
+
+    id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
+    case_number: Mapped[str] = sa.Column(sa.String(20), nullable=False, unique=True)
+    # Unique: one confirmed draft makes one case, whatever the code path.
+    draft_id: Mapped[str | None] = sa.Column(sa.String(32), unique=True)
+    case_type: Mapped[str] = sa.Column(sa.String(24), nullable=False)
+    target: Mapped[str | None] = sa.Column(sa.String(24))
+    requester_member_id: Mapped[int] = sa.Column(
+        sa.Integer, sa.ForeignKey("members.id"), nullable=False
+    )
+    subject_member_id: Mapped[int] = sa.Column(
+        sa.Integer, sa.ForeignKey("members.id"), nullable=False
+    )
+    role: Mapped[str] = sa.Column(sa.String(16), nullable=False)
+    agent_name: Mapped[str | None] = sa.Column(sa.String(128))
+    agent_contact: Mapped[str | None] = sa.Column(sa.String(255))
+    scope: Mapped[list[str]] = sa.Column(sa.JSON, nullable=False)
+    method: Mapped[str | None] = sa.Column(sa.String(16))
+    reason: Mapped[str | None] = sa.Column(sa.Text)
+    wrong_text: Mapped[str | None] = sa.Column(sa.Text)
+    right_text: Mapped[str | None] = sa.Column(sa.Text)
+    channel: Mapped[str] = sa.Column(sa.String(64), nullable=False)
+    sender_id: Mapped[str | None] = sa.Column(sa.String(255))
+    status: Mapped[str] = sa.Column(sa.String(24), nullable=False)
+    received_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+    period_days: Mapped[int | None] = sa.Column(sa.Integer)
+    max_extension_days: Mapped[int] = sa.Column(sa.Integer, nullable=False, default=0)
+    due_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    awaiting_since: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    paused_days: Mapped[int] = sa.Column(sa.Integer, nullable=False, default=0)
+    extended_days: Mapped[int] = sa.Column(sa.Integer, nullable=False, default=0)
+    extension_reason: Mapped[str | None] = sa.Column(sa.Text)
+    fee_kind: Mapped[str] = sa.Column(sa.String(16), nullable=False)
+    fee_amount_yen: Mapped[int | None] = sa.Column(sa.Integer)
+    fee_source: Mapped[str | None] = sa.Column(sa.String(255))
+    outcome: Mapped[str | None] = sa.Column(sa.String(32))
+    legal_ground: Mapped[str | None] = sa.Column(sa.Text)
+    explanation: Mapped[str | None] = sa.Column(sa.Text)
+    decided_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    updated_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+
+
+class CaseEvent(Base):
+    """One change of one case, with who made it; append-only like the audit log.
+
+    ``reason`` is the staff member's reason (an internal note unless it is an
+    extension's reason, which the member is told) or the member's action.
+    """
+
+    __tablename__ = "case_events"
+    __table_args__ = (sa.Index(None, "case_id", "id"),)
+
+    id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
+    case_id: Mapped[int] = sa.Column(sa.Integer, sa.ForeignKey("cases.id"), nullable=False)
+    at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+    actor: Mapped[str] = sa.Column(sa.String(64), nullable=False)  # member:<id> | staff:<name>
+    action: Mapped[str] = sa.Column(sa.String(32), nullable=False)
+    from_status: Mapped[str | None] = sa.Column(sa.String(24))
+    to_status: Mapped[str] = sa.Column(sa.String(24), nullable=False)
+    reason: Mapped[str | None] = sa.Column(sa.Text)
+    detail: Mapped[dict[str, Any]] = sa.Column(sa.JSON, nullable=False)
+
+
+class CaseDraft(Base):
+    """A request being put together in a conversation, before the member confirms it.
+
+    What the member types is stored here, not in the dialog's slots: the dialog keeps
+    only the draft id. Confirming turns the draft into exactly one case (``case_id``);
+    free text is wiped from the draft once it is confirmed, found a duplicate or
+    discarded, so it lives in one place only.
+    """
+
+    __tablename__ = "case_drafts"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", DraftStatus), name="status"),
+        sa.CheckConstraint(_in("case_type", CaseType), name="case_type"),
+        sa.CheckConstraint(_in("role", RequesterRole), name="role"),
+        sa.Index(None, "sender_id"),
+    )
+
+    id: Mapped[str] = sa.Column(sa.String(32), primary_key=True)
+    sender_id: Mapped[str] = sa.Column(sa.String(255), nullable=False)
+    session_key: Mapped[str] = sa.Column(sa.String(255), nullable=False)
+    channel: Mapped[str] = sa.Column(sa.String(64), nullable=False)
+    status: Mapped[str] = sa.Column(sa.String(16), nullable=False)
+    case_type: Mapped[str] = sa.Column(sa.String(24), nullable=False)
+    requester_member_id: Mapped[int] = sa.Column(
+        sa.Integer, sa.ForeignKey("members.id"), nullable=False
+    )
+    subject_member_id: Mapped[int] = sa.Column(
+        sa.Integer, sa.ForeignKey("members.id"), nullable=False
+    )
+    role: Mapped[str] = sa.Column(sa.String(16), nullable=False)
+    target: Mapped[str | None] = sa.Column(sa.String(24))
+    scope: Mapped[list[str]] = sa.Column(sa.JSON, nullable=False)
+    method: Mapped[str | None] = sa.Column(sa.String(16))
+    reason: Mapped[str | None] = sa.Column(sa.Text)
+    wrong_text: Mapped[str | None] = sa.Column(sa.Text)
+    right_text: Mapped[str | None] = sa.Column(sa.Text)
+    agent_name: Mapped[str | None] = sa.Column(sa.String(128))
+    agent_contact: Mapped[str | None] = sa.Column(sa.String(255))
+    case_id: Mapped[int | None] = sa.Column(sa.Integer, sa.ForeignKey("cases.id"))
+    created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+    updated_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)

@@ -1,0 +1,5 @@
+"""Entry point of ``python -m bot.cases``."""
+
+from bot.cases.cli import main
+
+raise SystemExit(main())

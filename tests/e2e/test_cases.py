@@ -1,0 +1,82 @@
+"""Formal requests through the REST channel, on the real servers, model and database."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from tests.e2e.test_verification import database, joined, latest_code
+
+pytestmark = pytest.mark.e2e
+
+CASE_NUMBER = re.compile(r"PR-\d{4}-\d{6}")
+
+
+def verify_for(say, assistant, request: str) -> str:
+    """Ask for something that needs verification and verify as demo member A."""
+    assert "本人確認" in joined(say(request))
+    say("記号1001 番号23")
+    assert "090-****-5678" in joined(say("昭和60年4月1日"))
+    return joined(say(latest_code(assistant)))
+
+
+def buttons(messages: list[dict]) -> list[dict]:
+    return [button for m in messages for button in m.get("buttons") or []]
+
+
+def test_a_verified_member_opens_follows_and_withdraws_a_receipt_disclosure(say, assistant):
+    body = verify_for(say, assistant, "レセプトの開示を請求したいです")
+    assert "確認できました" in body
+    assert "レセプト" in body and "どなたの情報" in body  # the request goes on by itself
+
+    assert "医療機関名" in joined(say("1"))
+    method = say("〇〇クリニック 2025年4月〜6月")
+    paper = next(b for b in buttons(method) if "書面" in b["title"])
+    summary = joined(say(paper["payload"]))
+    assert "主治医" in summary  # warned before anything is opened
+    assert "〇〇クリニック" in summary
+    opened = joined(say("はい、請求します"))
+    number = CASE_NUMBER.search(opened)
+    assert number, opened
+    assert "手数料" in opened and "決定" in opened
+
+    # Pressing confirm again opens nothing more.
+    say("はい、請求します")
+    with database(assistant).connect() as connection:
+        count = connection.execute(
+            sa.text("SELECT count(*) FROM cases WHERE case_number = :n"), {"n": number.group()}
+        ).scalar()
+        total = connection.execute(sa.text("SELECT count(*) FROM cases")).scalar()
+    assert count == 1
+
+    status = joined(say("請求の状況を教えてください"))
+    assert number.group() in status and "受付" in status
+
+    assert number.group() in joined(say("請求を取り下げたいです"))
+    assert "取り下げました" in joined(say("はい、取り下げます"))
+    with database(assistant).connect() as connection:
+        state = connection.execute(
+            sa.text("SELECT status FROM cases WHERE case_number = :n"), {"n": number.group()}
+        ).scalar()
+        after = connection.execute(sa.text("SELECT count(*) FROM cases")).scalar()
+    assert (state, after) == ("withdrawn", total)
+
+
+def test_a_correction_can_be_stopped_and_nothing_is_opened(say, assistant):
+    verify_for(say, assistant, "自分の登録内容を確認したいです")
+    with database(assistant).connect() as connection:
+        before = connection.execute(sa.text("SELECT count(*) FROM cases")).scalar()
+    assert "どなたの情報" in joined(say("登録内容の訂正を請求したい"))
+    assert "誤っている内容" in joined(say("本人です"))
+    assert "500文字以内" in joined(say("あ" * 5000))
+    assert "中止しました" in joined(say("やめる"))
+    with database(assistant).connect() as connection:
+        after = connection.execute(sa.text("SELECT count(*) FROM cases")).scalar()
+    assert after == before
+
+
+def test_status_needs_verification_first(say):
+    body = joined(say("請求の状況を教えてください"))
+    assert "本人確認" in body and not CASE_NUMBER.search(body)
