@@ -80,3 +80,51 @@ def test_a_correction_can_be_stopped_and_nothing_is_opened(say, assistant):
 def test_status_needs_verification_first(say):
     body = joined(say("請求の状況を教えてください"))
     assert "本人確認" in body and not CASE_NUMBER.search(body)
+
+
+def opened_case(assistant, number: str) -> tuple[str, str, str]:
+    with database(assistant).connect() as connection:
+        row = connection.execute(
+            sa.text("SELECT case_type, role, status FROM cases WHERE case_number = :n"),
+            {"n": number},
+        ).one()
+    return tuple(row)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "answers", "expected"),
+    [
+        (
+            "利用目的を通知してください",
+            ["代理人", "弁護士 鈴木一郎 03-1234-5678"],
+            ("purpose_notice", "appointed_agent", "awaiting_documents"),
+        ),
+        (
+            "子どもの健診データの利用を停止してほしい",
+            ["花子", "すべて", "1"],
+            ("suspension", "legal_guardian", "received"),
+        ),
+        (
+            "第三者への提供を止めてほしいです",
+            ["1", "1", "利用する必要がもうないため"],
+            ("third_party_stop", "self", "received"),
+        ),
+        (
+            "登録内容の訂正を請求したい",
+            ["1", "住所が旧住所のままです", "新しい住所に直してください"],
+            ("correction", "self", "received"),
+        ),
+    ],
+    ids=["purpose_notice-agent", "suspension-guardian", "third_party_stop", "correction"],
+)
+def test_each_request_type_is_opened_after_a_summary(
+    say, assistant, request_text, answers, expected
+):
+    verify_for(say, assistant, "自分の登録内容を確認したいです")
+    assert "承ります" in joined(say(request_text))
+    for answer in answers:
+        said = joined(say(answer))
+    assert "よろしいですか" in said  # the summary comes before anything is opened
+    number = CASE_NUMBER.search(joined(say("はい")))
+    assert number
+    assert opened_case(assistant, number.group()) == expected
