@@ -5,6 +5,7 @@ PYTHON ?= python3.10
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.installed
 
 # No telemetry leaves the machine; TensorFlow keeps its start-up chatter to itself.
 export RASA_TELEMETRY_ENABLED := false
@@ -16,7 +17,7 @@ include .env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test install train chat db lint types unit validate e2e stories bench bench-identity bench-cases clean
+.PHONY: run test install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases clean
 
 run: install
 	$(BIN)/python -m bot.launcher run
@@ -24,13 +25,20 @@ run: install
 chat: install
 	$(BIN)/python -m bot.chat
 
-install: $(STAMP)
+install: $(STAMP) $(WEB_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==24.0"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+# The website chat's npm packages exactly as web/package-lock.json pins them
+# (socket.io-client, served by the product; playwright-core, which drives the browser
+# tests and downloads no browser). Again whenever the lock file changes.
+$(WEB_STAMP): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $(WEB_STAMP)
 
 # Create or upgrade the app database and load the demo members (`make run` does it too).
 db: install
@@ -55,8 +63,23 @@ unit: install
 validate: install
 	$(BIN)/rasa data validate --fail-on-warnings
 
-e2e: train
+e2e: train browser
 	$(BIN)/python -m pytest -m e2e
+
+# Debian's chromium for the website chat's browser tests, and a Japanese font so that
+# their screenshots are readable. CI runs as root and gets them installed; elsewhere,
+# without root, the browser tests skip (and fail under PRIVACY_BOT_REQUIRE_BROWSER=1).
+browser:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing=" chromium"; \
+	fc-list :lang=ja 2>/dev/null | grep -q . || missing="$$missing fonts-ipafont-gothic"; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "ブラウザのテストに必要な$$missing がありません（root で apt-get install$$missing）。"; \
+	fi
 
 stories: train
 	$(BIN)/python -m bot.launcher test-stories

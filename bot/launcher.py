@@ -1,9 +1,9 @@
 """Train when needed and run every process of the assistant, stopping them together.
 
 ``python -m bot.launcher train`` trains only when the training data, domain, config or
-NLU components changed; ``python -m bot.launcher run`` also starts the action server
-and the rasa server, waits until both answer and prints where to talk to the assistant.
-Ctrl-C stops everything it started.
+NLU components changed; ``python -m bot.launcher run`` also starts the action server,
+the rasa server and the website chat's page (``bot.webserver``), waits until all answer
+and prints where to talk to the assistant. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ from bot.db.migrate import upgrade
 from bot.db.session import session_factory
 from bot.profiles.loader import ProfileError, load_profile
 from bot.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+from bot.webserver import WebchatError, check_files
 
 MODEL_PREFIX = "privacy-assistant"
 # Everything a trained model depends on: a change here means a new model.
@@ -124,6 +126,7 @@ class RunningAssistant:
     token: str
     processes: list[subprocess.Popen[bytes]]
     settings: Settings
+    webchat_url: str = ""  # the website chat's page; empty when not started
 
     @property
     def var_dir(self) -> Path:
@@ -165,11 +168,43 @@ def prepare_database(settings: Settings) -> None:
         load_demo(session)
 
 
+def port_in_use(port: int) -> bool:
+    """Whether something on this machine already answers on ``port``."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 @contextmanager
 def running(
-    settings: Settings, model: Path, log_dir: Path | None = None, startup_s: float = 240
+    settings: Settings,
+    model: Path,
+    log_dir: Path | None = None,
+    startup_s: float = 240,
+    webchat: bool = False,
 ) -> Iterator[RunningAssistant]:
-    """Start the action server and the rasa server; stop both on exit."""
+    """Start the action server and the rasa server; stop them on exit.
+
+    Args:
+        settings: ports, var dir, database and organization of this run.
+        model: the trained model the rasa server loads.
+        log_dir: where each server's output goes (discarded when None).
+        startup_s: how long each server may take to answer.
+        webchat: also start the website chat's page (``bot.webserver``) on
+            ``settings.webchat_port``. Off unless asked for (``make run``, the
+            browser tests), so that benchmarks and other tests need no fixed port.
+
+    Raises:
+        WebchatError: If the web chat is asked for and its files are missing or its
+            port is taken (another server answering there would pass for it).
+    """
+    if webchat:
+        check_files()  # before anything starts: a missing npm install is a clear error
+        if port_in_use(settings.webchat_port):
+            raise WebchatError(
+                f"WEBCHAT_PORT {settings.webchat_port} は別のプログラムが使用中です"
+                "（.env で別のポートを指定してください）"
+            )
     token = ensure_token(settings)
     prepare_database(settings)
     env = {
@@ -180,6 +215,8 @@ def running(
         "PRIVACY_BOT_ORG": settings.org_id,
         "PRIVACY_BOT_VAR_DIR": str(settings.var_dir),
         "DATABASE_URL": settings.database_url,
+        "RASA_PORT": str(settings.rasa_port),
+        "WEBCHAT_PORT": str(settings.webchat_port),
     }
     if log_dir:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -205,11 +242,22 @@ def running(
             log_dir / "rasa.log" if log_dir else None,
         )  # fmt: skip
         processes.append(server)
+        webchat_url = ""
+        if webchat:
+            # The website chat's page: files only, up long before the rasa server.
+            page = _spawn(
+                [sys.executable, "-m", "bot.webserver"],
+                env,
+                log_dir / "webchat.log" if log_dir else None,
+            )
+            processes.append(page)
+            webchat_url = f"http://localhost:{settings.webchat_port}/"
+            wait_until_up(f"{webchat_url}health", startup_s, page)
         action_url = f"http://localhost:{settings.action_port}"
         rasa_url = f"http://localhost:{settings.rasa_port}"
         wait_until_up(f"{action_url}/health", startup_s, actions)
         wait_until_up(f"{rasa_url}/", startup_s, server)
-        yield RunningAssistant(rasa_url, action_url, token, processes, settings)
+        yield RunningAssistant(rasa_url, action_url, token, processes, settings, webchat_url)
     finally:
         stop(processes)
 
@@ -227,6 +275,7 @@ def _print_how_to_talk(settings: Settings, assistant: RunningAssistant) -> None:
     print(
         f"""
 アシスタントが起動しました（{profile.name}）。
+  ブラウザでチャット: {assistant.webchat_url}
   ターミナルで話す:  make chat
   REST:              curl -s {assistant.rest_url} \\
                        -H 'Content-Type: application/json' \\
@@ -246,7 +295,7 @@ def run(settings: Settings) -> None:
     check_configuration(settings)
     model = train_if_needed()
     print("サーバーを起動しています…", flush=True)
-    with running(settings, model, log_dir=settings.var_dir / "logs") as assistant:
+    with running(settings, model, log_dir=settings.var_dir / "logs", webchat=True) as assistant:
         _print_how_to_talk(settings, assistant)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
@@ -289,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             run(settings)
         elif args.command == "test-stories":
             test_stories(settings)
-    except (ProfileError, SettingsError) as error:
+    except (ProfileError, SettingsError, WebchatError) as error:
         print(f"設定エラー: {error}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as error:

@@ -41,10 +41,12 @@ _LABELLED_NUMBER = re.compile(r"(?:記号|番号)[^0-9記番号]{0,6}([0-9]+)")
 _NUMBER_PAIR = re.compile(rf"(?<![0-9])[0-9]+\s{{0,2}}(?:[{DASHES}]|番?の|\s)\s{{0,2}}[0-9]+")
 _LONG_DIGIT_RUN = re.compile(r"[0-9]{4,}")
 _DIGIT = re.compile(f"[0-9{KANJI_NUMERALS}]")
-# The product's own identifiers, not personal values: case numbers (PR-2026-000123) and
-# 32-digit hex ids (drafts). Left readable so that logs can say what happened to which.
+# The product's own identifiers, not personal values: case numbers (PR-2026-000123),
+# 32-digit hex ids (drafts) and 12-digit hex hashes (senders in channel logs), the hex
+# ones only with a letter in them, so that no run of plain digits slips through.
 _OWN_IDENTIFIERS = re.compile(
-    r"(?<![0-9A-Za-z])(?:PR-[0-9]{4}-[0-9]{6}|[0-9a-f]{32})(?![0-9A-Za-z])"
+    r"(?<![0-9A-Za-z])(?:PR-[0-9]{4}-[0-9]{6}|(?=[0-9]*[a-f])(?:[0-9a-f]{32}|[0-9a-f]{12}))"
+    r"(?![0-9A-Za-z])"
 )
 
 _Span = tuple[int, int, str]

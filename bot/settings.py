@@ -7,13 +7,16 @@ documented variables and their defaults are listed in ``.env.example``.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ORG = "kokusai-kogyo-kenpo"
 SMS_BACKENDS = ("outbox", "twilio")
+ORIGIN_NETLOC = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 class SettingsError(ValueError):
@@ -49,6 +52,11 @@ class Settings:
     twilio_from: str | None = None
     # Key of the HMACs over verification codes and member numbers; see ensure_secret().
     secret: str | None = field(default=None, repr=False)
+    # The website chat: the port of its page (bot/webserver.py) and, when the browser
+    # must reach the rasa server somewhere else than on the page's host at rasa_port
+    # (a TLS proxy in production), that public origin.
+    webchat_port: int = 8080
+    webchat_rasa_url: str | None = None
 
     @property
     def action_endpoint_url(self) -> str:
@@ -86,6 +94,25 @@ def _sms_backend(env: dict[str, str]) -> str:
     return backend
 
 
+def _origin(env: dict[str, str], name: str) -> str | None:
+    """An optional ``http(s)://host[:port]`` origin, without path, query or fragment."""
+    raw = _optional(env, name)
+    if raw is None:
+        return None
+    parsed = urlsplit(raw)
+    # The origin goes into the page's Content-Security-Policy header: only host names,
+    # IP addresses and a port, nothing that could end or extend a directive.
+    if (
+        parsed.scheme not in ("http", "https")
+        or not ORIGIN_NETLOC.fullmatch(parsed.netloc)
+        or parsed.path not in ("", "/")
+        or parsed.query
+        or parsed.fragment
+    ):
+        raise SettingsError(f"{name} must be an origin like https://chat.example.jp, got {raw!r}")
+    return raw.rstrip("/")
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build the settings from ``env`` (the process environment by default)."""
     env = dict(os.environ if env is None else env)
@@ -107,6 +134,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         twilio_auth_token=_optional(env, "TWILIO_AUTH_TOKEN"),
         twilio_from=_optional(env, "TWILIO_FROM"),
         secret=_optional(env, "PRIVACY_BOT_SECRET"),
+        webchat_port=_port(env, "WEBCHAT_PORT", 8080),
+        webchat_rasa_url=_origin(env, "WEBCHAT_RASA_URL"),
     )
 
 

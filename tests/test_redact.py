@@ -239,3 +239,10 @@ def test_the_products_own_identifiers_stay_readable():
     assert redact(line) == f"case PR-2026-000123 from draft {draft} for [電話]"
     # Only the exact shapes: a longer run is still masked.
     assert "0000123" not in redact("PR-2026-0000123")
+
+
+def test_hashed_sender_ids_stay_readable_but_digit_runs_do_not():
+    assert (
+        redact("sender 2bd8f4a91ceb sent 12 characters") == "sender 2bd8f4a91ceb sent 12 characters"
+    )
+    assert "123456789012" not in redact("sender 123456789012")

@@ -30,9 +30,10 @@ def assistant(tmp_path_factory) -> Iterator[RunningAssistant]:
         database_url=f"sqlite:///{var_dir / 'app.db'}",
         rasa_port=free_port(),
         action_port=free_port(),
+        webchat_port=free_port(),
         rasa_token="e2e-token",
     )
-    with running(settings, train_if_needed(), log_dir=var_dir / "logs") as started:
+    with running(settings, train_if_needed(), log_dir=var_dir / "logs", webchat=True) as started:
         yield started
 
 

@@ -1,0 +1,103 @@
+"""The website chat in a real headless Chromium, against the running servers.
+
+The browser is driven by ``web/tests/webchat.spec.mjs`` (playwright-core from
+``web/node_modules``, Debian's ``chromium``; no browser is downloaded). Screenshots of
+each width are kept under ``<var dir>/artifacts/webchat/``. Without chromium, node or
+the npm packages these tests skip with the reason, unless ``PRIVACY_BOT_REQUIRE_BROWSER``
+is 1 (``.ci/run``): then they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bot.launcher import RunningAssistant
+from bot.settings import load_settings
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+SPEC = ROOT / "web" / "tests" / "webchat.spec.mjs"
+ARTIFACTS = load_settings().var_dir / "artifacts" / "webchat"
+
+
+def _chromium() -> str | None:
+    return (
+        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+
+
+@pytest.fixture(scope="module")
+def browser_tools() -> tuple[str, str]:
+    node, chromium = shutil.which("node"), _chromium()
+    missing = []
+    if not chromium:
+        missing.append("chromium (as root: apt-get install chromium)")
+    if not node:
+        missing.append("node")
+    if not (ROOT / "web" / "node_modules" / "playwright-core").is_dir():
+        missing.append("web/node_modules (make install)")
+    if missing:
+        reason = "browser tests need " + ", ".join(missing)
+        if os.environ.get("PRIVACY_BOT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{reason} (PRIVACY_BOT_REQUIRE_BROWSER=1)")
+        pytest.skip(reason)
+    assert node and chromium
+    return node, chromium
+
+
+def run_spec(assistant: RunningAssistant, tools: tuple[str, str], *args: str) -> str:
+    node, chromium = tools
+    env = {
+        **os.environ,
+        "WEBCHAT_URL": assistant.webchat_url,
+        "RASA_URL": assistant.rasa_url,
+        "RASA_TOKEN": assistant.token,
+        "ARTIFACT_DIR": str(ARTIFACTS),
+        "CHROMIUM": chromium,
+    }
+    result = subprocess.run(
+        [node, str(SPEC), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    print(result.stdout)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", header[16:24])
+    return width, height
+
+
+@pytest.mark.parametrize("viewport", ["360x740", "1280x800"])
+def test_a_members_visit_at_phone_and_desktop_width(assistant, browser_tools, viewport):
+    """Greet, quick reply, a sourced answer, markup as text, limits, reload, reconnect."""
+    shot = ARTIFACTS / f"webchat-{viewport}.png"
+    shot.unlink(missing_ok=True)
+    output = run_spec(assistant, browser_tools, "conversation", viewport)
+    assert f"conversation {viewport}: all checks passed" in output
+    width, height = (int(n) for n in viewport.split("x"))
+    assert png_size(shot) == (width, height)
+    print(f"screenshot: {shot}")
+
+
+def test_after_the_idle_timeout_the_page_starts_a_fresh_session(assistant, browser_tools):
+    assert "idle: all checks passed" in run_spec(assistant, browser_tools, "idle")
+
+
+def test_the_channel_guards_what_a_script_sends_past_the_widget(assistant, browser_tools):
+    assert "socket: all checks passed" in run_spec(assistant, browser_tools, "socket")
