@@ -17,7 +17,7 @@ include .env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases clean
+.PHONY: run test install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases bench-channels clean
 
 run: install
 	$(BIN)/python -m bot.launcher run
@@ -97,6 +97,11 @@ bench-identity: train
 # cases (SQLite and PostgreSQL); see docs/cases.md.
 bench-cases: install
 	$(BIN)/python -m bench.cases
+
+# 200 LINE webhook deliveries (to a loopback stand-in for the LINE API) and 50 concurrent
+# website-chat sessions, the REST channel as baseline, on fresh servers (bench/channels.py).
+bench-channels: train
+	$(BIN)/python -m bench.channels
 
 clean:
 	rm -rf models results var/bench .rasa

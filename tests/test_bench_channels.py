@@ -1,0 +1,326 @@
+"""The channel benchmark (bench/channels.py): its pure parts, and one tiny real run."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import Counter
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bench.channels import (
+    LINE_DOCS,
+    MESSAGES_PER_LINE_USER,
+    QUESTIONS,
+    Delivery,
+    Latencies,
+    LineOutcome,
+    Results,
+    WebSession,
+    _pool,
+    count_line,
+    count_web,
+    line_user_count,
+    line_view,
+    main,
+    parts,
+    plan_line,
+    redelivery_count,
+    report,
+    signed_headers,
+    socket_view,
+    text_event,
+    web_scripts,
+    webhook_body,
+)
+from bench.line_stand_in import PUSH_PATH, REPLY_PATH, ApiCall, LineStandIn
+from bench.procs import free_port
+from bot.channels.line import LineConfig, LineInput
+
+SECRET = "bench-test-secret"
+
+# --- the plan and the bodies -------------------------------------------------------------
+
+
+def test_the_full_plan_has_200_deliveries_five_of_them_redeliveries():
+    plan = plan_line(200, concurrency=8)
+    assert len(plan) == 200
+    originals = [d for d in plan if not d.is_redelivery]
+    repeats = [d for d in plan if d.is_redelivery]
+    assert len(repeats) == redelivery_count(200) == 5
+    assert [d.index for d in plan] == list(range(200))
+    assert plan[-5:] == repeats  # redeliveries go last, after their originals
+    per_user = Counter(d.user_id for d in originals)
+    assert len(per_user) >= 10
+    assert max(per_user.values()) <= MESSAGES_PER_LINE_USER  # far below the guard's 20/min
+    assert all(a.user != b.user for a, b in itertools.pairwise(originals))
+    assert len({d.event_id for d in originals}) == len(originals)
+    assert len({d.reply_token for d in plan}) == len(plan)
+    assert {d.text for d in originals} == set(QUESTIONS)
+
+
+def test_a_redelivery_repeats_its_original_event_with_a_reply_token_of_its_own():
+    plan = plan_line(40, concurrency=4)
+    repeat = next(d for d in plan if d.is_redelivery)
+    assert repeat.redelivery_of is not None
+    original = plan[repeat.redelivery_of]
+    assert (repeat.event_id, repeat.user_id, repeat.text) == (
+        original.event_id,
+        original.user_id,
+        original.text,
+    )
+    assert repeat.reply_token != original.reply_token
+    event, first = text_event(repeat, 1), text_event(original, 1)
+    assert event["deliveryContext"] == {"isRedelivery": True}
+    assert first["deliveryContext"] == {"isRedelivery": False}
+    assert event["message"]["id"] == first["message"]["id"]
+
+
+def test_tiny_plans_and_user_counts():
+    plan = plan_line(6, concurrency=8)
+    assert [d.is_redelivery for d in plan] == [False] * 5 + [True]
+    assert len({d.user_id for d in plan}) == 5
+    assert [d.is_redelivery for d in plan_line(1, concurrency=1)] == [False]
+    assert line_user_count(195, 8) == 39
+    assert line_user_count(20, 8) == 10
+    assert line_user_count(50, 16) == 17  # more users than deliveries in flight
+    assert line_user_count(3, 8) == 3
+    assert plan_line(10, 2, seed=1) == plan_line(10, 2, seed=1)
+    assert plan_line(10, 2, seed=1) != plan_line(10, 2, seed=2)
+
+
+def test_the_channel_accepts_the_signed_body_and_refuses_another_secret():
+    delivery = plan_line(2, 1)[0]
+    body = webhook_body([text_event(delivery)])
+    headers = signed_headers(SECRET, body)
+    channel = LineInput(LineConfig(channel_secret=SECRET, access_token="token"))
+    status, events = channel.accept(body, headers["X-Line-Signature"])
+    assert status == 200
+    assert events[0]["message"]["text"] == delivery.text
+    assert events[0]["source"] == {"type": "user", "userId": delivery.user_id}
+    assert events[0]["replyToken"] == delivery.reply_token
+    assert json.loads(body)["events"][0]["webhookEventId"] == delivery.event_id
+    assert channel.accept(body, signed_headers("another", body)["X-Line-Signature"])[0] == 401
+
+
+def test_web_scripts_start_each_session_at_another_question():
+    scripts = web_scripts(3, 2)
+    assert scripts == [list(QUESTIONS[0:2]), list(QUESTIONS[1:3]), list(QUESTIONS[2:4])]
+
+
+def test_answers_are_compared_as_the_channels_cut_them():
+    rest: list[dict[str, Any]] = [
+        {"recipient_id": "x", "text": "前文\n\n本文", "buttons": [{"title": "t", "payload": "/p"}]},
+        {"recipient_id": "x", "text": "出典"},
+        {"recipient_id": "x", "image": "https://example.org/a.png"},
+    ]
+    assert socket_view(rest) == ["前文", "本文", "出典", ""]
+    assert line_view(rest) == ["前文", "本文", "出典"]
+    assert parts(["前文\n\n本文", "出典"]) == line_view(rest)
+
+
+# --- counting --------------------------------------------------------------------------
+
+
+def _reply(delivery: Delivery, at: float, texts=("answer",), status: int = 200) -> ApiCall:
+    body = {
+        "replyToken": delivery.reply_token,
+        "messages": [{"type": "text", "text": text} for text in texts],
+    }
+    return ApiCall(REPLY_PATH, body, status, at)
+
+
+def test_count_line_finds_missing_duplicate_late_mismatched_and_redelivered_replies():
+    plan = plan_line(6, concurrency=2)
+    d = plan
+    outcomes = {i: LineOutcome(sent_at=10.0 * i, status=200, ack_s=0.002) for i in range(6)}
+    outcomes[2] = LineOutcome(sent_at=20.0, status=500, ack_s=0.001)
+    calls = [
+        _reply(d[0], 0.5),
+        _reply(d[1], 10.4),
+        _reply(d[1], 10.9, status=400),  # the same token again: a duplicate
+        # d[2]: never answered
+        _reply(d[3], 30.0 + 61.0),  # later than the timeout
+        _reply(d[4], 40.3, texts=("another member's answer",)),
+        _reply(d[5], 50.2),  # the redelivery was answered
+        ApiCall(PUSH_PATH, {"to": d[0].user_id, "messages": []}, 200, 1.0),
+        ApiCall(PUSH_PATH, {"to": "Usomeone-else", "messages": []}, 200, 1.0),
+    ]
+    expected = {i: ["answer"] for i in range(5)}
+    counts = count_line(plan, outcomes, calls, expected, timeout_s=60.0)
+    assert counts.deliveries == 6
+    assert counts.acknowledged == 5
+    assert counts.replies_expected == 5
+    assert counts.replies_received == 3  # 0, 1 and 4
+    assert counts.missing == 2  # 2 (none) and 3 (late)
+    assert counts.duplicate_calls == 1
+    assert (counts.redeliveries, counts.redeliveries_answered) == (1, 1)
+    assert counts.pushes == 1
+    assert counts.mismatched == 1
+    assert counts.reply_s == pytest.approx([0.5, 0.4, 0.3])
+    assert not counts.ok
+
+
+def test_count_line_of_a_clean_run_is_ok():
+    plan = plan_line(6, concurrency=2)
+    outcomes = {d.index: LineOutcome(sent_at=float(d.index), status=200, ack_s=0.01) for d in plan}
+    calls = [_reply(d, d.index + 0.25) for d in plan if not d.is_redelivery]
+    counts = count_line(plan, outcomes, calls, {}, timeout_s=60.0)
+    assert counts.ok
+    assert (counts.replies_received, counts.within_limit) == (5, 6)
+    assert counts.reply_s == pytest.approx([0.25] * 5)
+
+
+def test_count_web_attributes_events_to_the_question_before_them():
+    good = WebSession(0, ["q1", "q2"], True, [10.0, 20.0], [(10.5, "a"), (10.7, "b"), (20.2, "c")])
+    doubled = WebSession(1, ["q1"], True, [10.0], [(5.0, "early"), (10.3, "c"), (10.4, "c")])
+    foreign = WebSession(2, ["q1"], True, [10.0], [(10.3, "someone else's")])
+    late = WebSession(3, ["q1"], True, [10.0], [(75.0, "c")])
+    unconnected = WebSession(4, ["q1", "q2"])
+    expected = {
+        (0, 0): ["a", "b"],
+        (0, 1): ["c"],
+        (1, 0): ["c"],
+        (2, 0): ["c"],
+        (3, 0): ["c"],
+        (4, 0): ["c"],
+        (4, 1): ["c"],
+    }
+    counts = count_web([good, doubled, foreign, late, unconnected], expected, timeout_s=60.0)
+    assert counts.sessions == 5
+    assert counts.connected == 4
+    assert counts.messages == 7
+    assert counts.answered == 4  # good ×2, doubled, foreign (mismatched, but answered)
+    assert counts.unanswered == 3  # late, and the unconnected session's two
+    assert counts.extra == 2  # before the first question, and the second "c"
+    assert counts.mismatched == 1
+    assert counts.reply_s == pytest.approx([0.7, 0.2, 0.3, 0.3])
+    assert not counts.ok
+
+
+def test_count_web_without_a_known_answer_takes_the_first_event():
+    session = WebSession(0, ["q1"], True, [1.0], [(1.5, "x"), (1.6, "y")])
+    counts = count_web([session], {(0, 0): None}, timeout_s=60.0)
+    assert (counts.answered, counts.extra, counts.mismatched) == (1, 0, 0)
+    assert counts.ok
+
+
+# --- the machinery ---------------------------------------------------------------------------
+
+
+def test_the_pool_runs_every_job_once_with_bounded_concurrency():
+    seen: list[int] = []
+    running = 0
+    most = 0
+
+    async def job(index: int) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.001 * (index % 3))
+        seen.append(index)
+        running -= 1
+
+    asyncio.run(_pool(20, 4, job))
+    assert sorted(seen) == list(range(20))
+    assert most == 4
+
+
+def test_the_stand_in_answers_like_line_and_hands_over_the_reply():
+    async def scenario() -> None:
+        stand_in = LineStandIn("token")
+        url = await stand_in.start(free_port())
+        auth = {"Authorization": "Bearer token"}
+        body = {"replyToken": "r1", "messages": [{"type": "text", "text": "こんにちは"}]}
+        try:
+            async with aiohttp.ClientSession() as http:
+                waiting = asyncio.create_task(stand_in.wait_reply("r1", 10))
+                async with http.post(url + REPLY_PATH, json=body, headers=auth) as answer:
+                    assert answer.status == 200
+                call = await waiting
+                assert call is not None and call.texts == ["こんにちは"]
+                async with http.post(url + REPLY_PATH, json=body, headers=auth) as answer:
+                    assert answer.status == 400
+                    assert (await answer.json())["message"] == "Invalid reply token"
+                async with http.post(url + REPLY_PATH, json=body) as answer:
+                    assert answer.status == 401
+                push = {"to": "U1", "messages": [{"type": "text", "text": "x"}]}
+                retry = {**auth, "X-Line-Retry-Key": "k1"}
+                async with http.post(url + PUSH_PATH, json=push, headers=retry) as answer:
+                    assert answer.status == 200
+                async with http.post(url + PUSH_PATH, json=push, headers=retry) as answer:
+                    assert answer.status == 409
+            assert [c.status for c in stand_in.replies_to("r1")] == [200, 400, 401]
+            assert await stand_in.wait_reply("never", 0.05) is None
+        finally:
+            await stand_in.close()
+
+    asyncio.run(scenario())
+
+
+def _results(ok: bool) -> Results:
+    plan = plan_line(6, 2)
+    outcomes = {d.index: LineOutcome(sent_at=float(d.index), status=200, ack_s=0.003) for d in plan}
+    calls = [_reply(d, d.index + 0.2) for d in plan if not d.is_redelivery]
+    line = count_line(plan, outcomes, calls if ok else calls[1:], {}, 60.0)
+    web = count_web([WebSession(0, ["q"], True, [1.0], [(1.1, "a")])], {(0, 0): ["a"]}, 60.0)
+    rest = Latencies("REST", 2, [0.1, 0.1], wall_s=1.0)
+    return Results(
+        line=line,
+        web=web,
+        rest_sequential=Latencies("REST sequential", 1, [0.05], wall_s=1.0),
+        rest_line=rest,
+        line_latency=Latencies("LINE", 2, line.reply_s, line.missing, 1.0),
+        rest_web=Latencies("REST", 1, [0.1], wall_s=1.0),
+        web_latency=Latencies("website chat", 1, web.reply_s, web.unanswered, 1.0),
+        concurrency=2,
+        messages_per_session=1,
+        line_users=5,
+        timeout_s=60.0,
+    )
+
+
+def test_the_report_gives_the_counts_ratios_machine_and_line_s_limit():
+    header = {"date": "2026-01-01 00:00 UTC", "took": "1.0 min", "machine": "nproc 2"}
+    header["software"] = "Python 3.10"
+    text = report(_results(ok=True), header)
+    assert LINE_DOCS in text and "within 2 seconds" in text
+    assert "| acknowledgement p50 / p95 / max | 3.0 / 3.0 / 3.0 ms |" in text
+    assert "| replies received | 5 of 5 |" in text
+    assert "| redeliveries answered again | 0 of 1 |" in text
+    assert "| LINE | 2 | 5 | 0 | 200.0 | 200.0 | 200.0 | 5.0 | 2.00× | 2.00× | REST at 2 |" in text
+    assert "nproc 2" in text and "2026-01-01" in text
+    assert text.endswith("Nothing dropped or duplicated: yes")
+    failed = report(_results(ok=False), header)
+    assert "| missing replies | 1 |" in failed
+    assert failed.endswith("Nothing dropped or duplicated: **NO** (see the counts above)")
+
+
+@pytest.mark.parametrize("flag", ["--line-deliveries", "--web-sessions", "--concurrency"])
+def test_sizes_below_one_are_refused(flag):
+    with pytest.raises(SystemExit) as refused:
+        main([flag, "0"])
+    assert refused.value.code == 2
+
+
+# --- one tiny run against the real servers -----------------------------------------------
+
+
+@pytest.mark.e2e
+def test_a_tiny_run_drops_and_duplicates_nothing(capsys):
+    code = main(["--line-deliveries", "6", "--web-sessions", "3", "--messages-per-session", "1"])
+    out = capsys.readouterr().out
+    print(out)
+    assert "| deliveries acknowledged (HTTP 200) | 6 of 6 |" in out
+    assert "| replies received | 5 of 5 |" in out
+    assert "| duplicate reply calls (same replyToken) | 0 |" in out
+    assert "| redeliveries answered again | 0 of 1 |" in out
+    assert "| push calls | 0 |" in out
+    assert "| sessions connected (session_confirm) | 3 of 3 |" in out
+    assert "| messages answered | 3 of 3 |" in out
+    assert "| extra bot messages (answer twice or to another session) | 0 |" in out
+    assert out.rstrip().endswith("Nothing dropped or duplicated: yes")
+    assert code == 0
