@@ -332,8 +332,8 @@ def _verification_needed(profile: Profile, subject: str | None = None) -> Reply:
     lead = f"{subject}には、" if subject else "ご請求には、"
     return Reply(
         f"{lead}ご本人であることの確認が必要です。"
-        "このチャットではまだ本人確認と請求の受付ができないため、"
-        f"お手数ですが {contact_line(profile)} へお申し出ください。"
+        "このチャットで本人確認（記号・番号、生年月日、SMSの認証コード）をしたうえで"
+        f"お手続きいただけます。窓口（{contact_line(profile)}）でも承ります。"
     )
 
 

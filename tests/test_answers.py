@@ -159,3 +159,11 @@ def test_clarification_offers_the_likely_topics_first():
 def test_an_unknown_intent_gets_the_clarification():
     kokusai = load_profile("kokusai-kogyo-kenpo")
     assert answer(kokusai, "no_such_intent")[0].buttons
+
+
+@pytest.mark.parametrize("intent", ["request_correction", "check_case_status", "ask_my_data"])
+def test_own_data_and_requests_are_offered_here_after_verification(intent):
+    # Answered like this inside the verification form: it must say what this chat does.
+    kokusai = load_profile("kokusai-kogyo-kenpo")
+    body = texts(answer(kokusai, intent))
+    assert "このチャットで本人確認" in body and "できない" not in body
