@@ -11,7 +11,7 @@ from bot.cases.drafts import (
     start_draft,
     update_draft,
 )
-from bot.cases.notify import Notifier, SmsNotifier
+from bot.cases.notify import ChannelNotifier, Notifier, SmsNotifier
 from bot.cases.rules import (
     METHOD_LABELS,
     OUTCOME_LABELS,
@@ -59,6 +59,7 @@ __all__ = [
     "CaseStatus",
     "CaseType",
     "CaseView",
+    "ChannelNotifier",
     "DisclosureTarget",
     "Draft",
     "DraftError",

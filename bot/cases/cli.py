@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from bot.cases.notify import SmsNotifier
+from bot.cases.notify import ChannelNotifier, SmsNotifier
 from bot.cases.records import jst_text
 from bot.cases.rules import (
     METHOD_LABELS,
@@ -198,8 +198,9 @@ def _run(args: argparse.Namespace, session: Session, now: datetime) -> None:
     _print_change(actions[args.command]())
 
 
-def _notifier() -> SmsNotifier:
-    return SmsNotifier(sender_from_settings(load_settings()))
+def _notifier() -> ChannelNotifier:
+    # LINE push for cases opened on LINE (when configured), SMS otherwise.
+    return ChannelNotifier(SmsNotifier(sender_from_settings(load_settings())))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

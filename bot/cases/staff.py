@@ -397,6 +397,8 @@ def extend_case(
         case.requester_member_id,
         SMS_EXTENDED.format(number=case.case_number, days=days, due=_date_text(case.due_at)),
         now,
+        channel=case.channel,
+        sender_id=case.sender_id,
     )
     return member_view(case, case.requester_member_id)
 
@@ -476,6 +478,8 @@ def decide_case(
             number=case.case_number, kind=TYPE_LABELS[kind], outcome=OUTCOME_LABELS[result]
         ),
         now,
+        channel=case.channel,
+        sender_id=case.sender_id,
     )
     return member_view(case, case.requester_member_id)
 
