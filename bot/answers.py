@@ -299,11 +299,20 @@ def contact(profile: Profile) -> list[Reply]:
     return [Reply(_with_source(profile, lines, window.source))]
 
 
+def handoff_button(title: str, reason: str) -> Button:
+    """A quick reply that hands the conversation to a person (see bot/handoff_dialog.py)."""
+    return Button(title, f'/request_human{{"handoff_reason": "{reason}"}}')
+
+
 def complaint(profile: Profile) -> list[Reply]:
-    """Where to complain about the handling of personal information."""
+    """Where to complain, and a quick reply to file the complaint with a person."""
     if profile.facts.complaints:
-        return render_fact(profile, profile.facts.complaints)
-    return [not_stated(profile, "苦情の申出先")]
+        replies = render_fact(profile, profile.facts.complaints)
+    else:
+        replies = [not_stated(profile, "苦情の申出先")]
+    last = replies[-1]
+    button = handoff_button("担当者に苦情を申し出る", "complaint")
+    return [*replies[:-1], Reply(last.text, (*last.buttons, button))]
 
 
 def personal_request(profile: Profile, intent: str) -> list[Reply]:
@@ -375,12 +384,9 @@ def out_of_scope(profile: Profile) -> list[Reply]:
 
 
 def request_human(profile: Profile) -> list[Reply]:
-    """Until staff hand-off exists, give the contact window."""
+    """The contact window, for when the chat cannot hand over (see bot/handoff_dialog.py)."""
     return [
-        Reply(
-            "担当者へのご相談をご希望ですね。現在、このチャットから担当者へおつなぎすることは"
-            f"できないため、{contact_line(profile)} へお問い合わせください。"
-        )
+        Reply(f"担当者へのご相談をご希望ですね。{contact_line(profile)} へお問い合わせください。")
     ]
 
 

@@ -382,7 +382,7 @@ def _lock_taken(
             sender_id=conversation.sender_id,
             channel=conversation.channel,
             member_id=member_id,
-            status="open",
+            status="waiting",
             note=(
                 f"{MAX_FAILURES} failed verifications within "
                 f"{int(FAILURE_WINDOW.total_seconds() // 60)} minutes ({cause}); "

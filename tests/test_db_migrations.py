@@ -31,6 +31,7 @@ APP_TABLES = {
     "cases",
     "case_events",
     "case_drafts",
+    "staff_accounts",
 }
 
 
@@ -47,7 +48,7 @@ def test_an_empty_database_is_upgraded_to_head(db_url):
     assert current_revision(db_url) is None
     assert tables(db_url) == set()
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0002"
+    assert current_revision(db_url) == head_revision() == "0003"
     assert tables(db_url) == APP_TABLES | {"alembic_version"}
 
 

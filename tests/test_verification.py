@@ -255,7 +255,7 @@ def test_three_failures_on_one_number_lock_it_for_every_conversation(svc):
     [escalation] = svc.rows(Escalation)
     assert (escalation.reason, escalation.status, escalation.sender_id) == (
         "verification_locked",
-        "open",
+        "waiting",
         "c3",
     )
     assert svc.actions().count("verification.locked") == 1

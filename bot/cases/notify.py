@@ -111,7 +111,7 @@ class SmsNotifier:
                     created_at=now,
                     reason="case_notification_failed",
                     member_id=member_id,
-                    status="open",
+                    status="waiting",
                     note=f"outbound message #{message.id}: {message.error}",
                 )
             )

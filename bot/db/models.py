@@ -225,11 +225,34 @@ class OutboundMessage(Base):
     error: Mapped[str | None] = sa.Column(sa.Text)
 
 
+class EscalationStatus(str, Enum):
+    """Where a hand-off to staff stands."""
+
+    WAITING = "waiting"
+    IN_PROGRESS = "in_progress"
+    CLOSED = "closed"
+
+
+class StaffRole(str, Enum):
+    """What a staff account may do."""
+
+    AGENT = "agent"
+    PRIVACY_OFFICER = "privacy_officer"
+    ADMIN = "admin"
+
+
 class Escalation(Base):
-    """Something staff should look at, e.g. a verification lock."""
+    """A conversation or a matter handed to staff (a request for a person, a lock...).
+
+    At most one escalation per sender is waiting or in progress (``bot.escalations``).
+    """
 
     __tablename__ = "escalations"
-    __table_args__ = (sa.Index(None, "status", "created_at"),)
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", EscalationStatus), name="status"),
+        sa.Index(None, "status", "created_at"),
+        sa.Index(None, "sender_id"),
+    )
 
     id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
     created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
@@ -237,8 +260,32 @@ class Escalation(Base):
     sender_id: Mapped[str | None] = sa.Column(sa.String(255))
     channel: Mapped[str | None] = sa.Column(sa.String(64))
     member_id: Mapped[int | None] = sa.Column(sa.Integer, sa.ForeignKey("members.id"))
-    status: Mapped[str] = sa.Column(sa.String(16), nullable=False, default="open")
+    status: Mapped[str] = sa.Column(
+        sa.String(16),
+        nullable=False,
+        default=EscalationStatus.WAITING.value,
+        server_default=EscalationStatus.WAITING.value,
+    )
     note: Mapped[str | None] = sa.Column(sa.Text)
+    assigned_staff: Mapped[str | None] = sa.Column(sa.String(64))
+    claimed_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+
+
+class StaffAccount(Base):
+    """A staff member who works escalations and cases; the password only as scrypt hash."""
+
+    __tablename__ = "staff_accounts"
+    __table_args__ = (sa.CheckConstraint(_in("role", StaffRole), name="role"),)
+
+    id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
+    name: Mapped[str] = sa.Column(sa.String(64), nullable=False, unique=True)
+    role: Mapped[str] = sa.Column(sa.String(16), nullable=False)
+    password_salt: Mapped[str] = sa.Column(sa.String(64), nullable=False)
+    password_hash: Mapped[str] = sa.Column(sa.String(128), nullable=False)
+    active: Mapped[bool] = sa.Column(sa.Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+    last_login_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
 
 
 # --- formal requests as cases (開示等の請求) -----------------------------------------

@@ -1,0 +1,81 @@
+"""Hand-off to a person: thin adapters over bot.handoff_dialog and bot.escalations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActionExecuted, ConversationPaused, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import (
+    active_profile,
+    conversation_of,
+    database_guard,
+    db_session,
+    send,
+    utc_now,
+)
+from bot import escalations, handoff_dialog, verification
+
+
+class ActionRequestHuman(Action):
+    """A request for a person: offer alternatives first, then escalate and pause."""
+
+    def name(self) -> str:
+        """The action's name in the domain."""
+        return "action_request_human"
+
+    @database_guard
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """Offer, or escalate: tell the member when a person answers and pause Rasa."""
+        profile = active_profile()
+        reasons = [str(value) for value in tracker.get_latest_entity_values("handoff_reason")]
+        decision = handoff_dialog.decide(
+            bool(tracker.get_slot("handoff_offered")), reasons[0] if reasons else None
+        )
+        if not decision.escalate:
+            send(dispatcher, handoff_dialog.offer(profile))
+            return [SlotSet("handoff_offered", True)]
+        now = utc_now()
+        conversation = conversation_of(tracker)
+        with db_session() as session:
+            member = verification.verified_member(session, conversation, now)
+            view = escalations.escalate(
+                session,
+                conversation,
+                decision.reason,
+                now,
+                member_id=member.id if member is not None else None,
+            )
+        send(dispatcher, handoff_dialog.handed_over(profile, now, already_waiting=not view.created))
+        # Paused: Rasa stores the member's further messages but predicts nothing until
+        # staff resume the conversation. The listen keeps the tracker's turns well formed.
+        return [
+            SlotSet("handoff_offered", True),
+            ConversationPaused(),
+            ActionExecuted("action_listen"),
+        ]
+
+
+class ActionOfferHuman(Action):
+    """After two misunderstandings in a row: offer a person."""
+
+    def name(self) -> str:
+        """The action's name in the domain."""
+        return "action_offer_human"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """Utter the offer with a hand-off quick reply."""
+        send(dispatcher, handoff_dialog.fallback_offer(active_profile()))
+        return []

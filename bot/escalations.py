@@ -1,0 +1,276 @@
+"""Escalations: conversations and matters handed over to staff.
+
+Plain service functions: the caller passes the session (one unit of work) and the
+clock. A sender has at most one escalation that is waiting or in progress: a second
+trigger while one is open returns that one. Every change is written to the audit log
+(actor ``system`` for what the assistant does, ``staff:<name>`` for staff).
+
+Statuses: ``waiting`` (nobody has it) → ``in_progress`` (claimed by one staff member)
+→ ``closed``; ``hand_back`` ends the staff's part of a conversation (the assistant
+answers again) and closes the escalation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.cases.records import audit
+from bot.db.models import Escalation, EscalationStatus
+from bot.verification import Conversation
+
+OPEN_STATUSES = (EscalationStatus.WAITING.value, EscalationStatus.IN_PROGRESS.value)
+
+# Why a conversation was handed over (the ``reason`` column).
+REASONS = (
+    "member_request",
+    "complaint",
+    "repeated_fallback",
+    "verification_locked",
+    "case_needs_person",
+    "case_notification_failed",
+)
+
+
+class EscalationError(Exception):
+    """A staff command that cannot be done (unknown escalation, wrong status...)."""
+
+
+@dataclass(frozen=True)
+class EscalationView:
+    """What staff and the dialog see of one escalation."""
+
+    id: int
+    reason: str
+    status: str
+    sender_id: str | None
+    channel: str | None
+    member_id: int | None
+    created_at: datetime
+    assigned_staff: str | None
+    claimed_at: datetime | None
+    closed_at: datetime | None
+    note: str | None
+    waiting: timedelta | None = None  # in the queue only: how long it has waited
+    created: bool = False  # escalate(): True when this call opened it
+
+
+def _view(row: Escalation, *, now: datetime | None = None, created: bool = False) -> EscalationView:
+    return EscalationView(
+        id=row.id,
+        reason=row.reason,
+        status=row.status,
+        sender_id=row.sender_id,
+        channel=row.channel,
+        member_id=row.member_id,
+        created_at=row.created_at,
+        assigned_staff=row.assigned_staff,
+        claimed_at=row.claimed_at,
+        closed_at=row.closed_at,
+        note=row.note,
+        waiting=(now - row.created_at) if now is not None else None,
+        created=created,
+    )
+
+
+def _open_row(session: Session, sender_id: str, *, lock: bool = False) -> Escalation | None:
+    query = (
+        select(Escalation)
+        .where(Escalation.sender_id == sender_id, Escalation.status.in_(OPEN_STATUSES))
+        .order_by(Escalation.id)
+        .limit(1)
+    )
+    if lock:
+        query = query.with_for_update()
+    return session.execute(query).scalars().first()
+
+
+def open_escalation_for(session: Session, sender_id: str) -> EscalationView | None:
+    """The sender's escalation that is waiting or in progress, if any.
+
+    Args:
+        session: the unit of work.
+        sender_id: the conversation's sender id.
+
+    Returns:
+        The open escalation, or None.
+    """
+    row = _open_row(session, sender_id)
+    return None if row is None else _view(row)
+
+
+def escalate(
+    session: Session,
+    conversation: Conversation,
+    reason: str,
+    now: datetime,
+    member_id: int | None = None,
+    note: str | None = None,
+) -> EscalationView:
+    """Hand the conversation to staff, or return the escalation already open for it.
+
+    Args:
+        session: the unit of work.
+        conversation: the conversation (sender id and channel are recorded).
+        reason: one of :data:`REASONS`.
+        now: the current time (aware).
+        member_id: the verified member, if any.
+        note: an internal note for staff (no personal values).
+
+    Returns:
+        The escalation; ``created`` tells whether this call opened it.
+
+    Raises:
+        ValueError: for an unknown reason.
+    """
+    if reason not in REASONS:
+        raise ValueError(f"unknown escalation reason: {reason}")
+    existing = _open_row(session, conversation.sender_id, lock=True)
+    if existing is not None:
+        return _view(existing)
+    row = Escalation(
+        created_at=now,
+        reason=reason,
+        sender_id=conversation.sender_id,
+        channel=conversation.channel,
+        member_id=member_id,
+        status=EscalationStatus.WAITING.value,
+        note=note,
+    )
+    session.add(row)
+    session.flush()
+    audit(
+        session,
+        now,
+        "escalation.opened",
+        "system",
+        member_id=member_id,
+        conversation=conversation,
+        escalation_id=row.id,
+        reason=reason,
+    )
+    return _view(row, created=True)
+
+
+def queue(session: Session, now: datetime, limit: int = 100) -> list[EscalationView]:
+    """The escalations waiting for staff, oldest first, with how long each has waited.
+
+    Args:
+        session: the unit of work.
+        now: the current time (aware).
+        limit: at most this many.
+    """
+    rows = session.execute(
+        select(Escalation)
+        .where(Escalation.status == EscalationStatus.WAITING.value)
+        .order_by(Escalation.created_at, Escalation.id)
+        .limit(limit)
+    ).scalars()
+    return [_view(row, now=now) for row in rows]
+
+
+def _row(session: Session, escalation_id: int) -> Escalation:
+    row = session.execute(
+        select(Escalation)
+        .where(Escalation.id == escalation_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if row is None:
+        raise EscalationError(f"no escalation #{escalation_id}")
+    return row
+
+
+def _staff_audit(
+    session: Session, now: datetime, action: str, staff: str, row: Escalation, **detail: Any
+) -> None:
+    audit(
+        session,
+        now,
+        action,
+        f"staff:{staff}",
+        member_id=row.member_id,
+        escalation_id=row.id,
+        **detail,
+    )
+
+
+def claim(session: Session, escalation_id: int, staff: str, now: datetime) -> EscalationView:
+    """A staff member takes a waiting escalation.
+
+    Raises:
+        EscalationError: unknown, or not waiting (someone else has it, or it is closed).
+    """
+    row = _row(session, escalation_id)
+    if row.status != EscalationStatus.WAITING.value:
+        raise EscalationError(
+            f"escalation #{escalation_id} is {row.status}"
+            + (f" ({row.assigned_staff})" if row.assigned_staff else "")
+        )
+    row.status = EscalationStatus.IN_PROGRESS.value
+    row.assigned_staff = staff
+    row.claimed_at = now
+    _staff_audit(session, now, "escalation.claimed", staff, row)
+    return _view(row)
+
+
+def close(
+    session: Session, escalation_id: int, staff: str, note: str | None, now: datetime
+) -> EscalationView:
+    """Close an escalation that is waiting or in progress; ``note`` is kept for staff.
+
+    Raises:
+        EscalationError: unknown or already closed.
+    """
+    row = _row(session, escalation_id)
+    if row.status == EscalationStatus.CLOSED.value:
+        raise EscalationError(f"escalation #{escalation_id} is already closed")
+    row.status = EscalationStatus.CLOSED.value
+    row.closed_at = now
+    row.assigned_staff = row.assigned_staff or staff
+    if note:
+        row.note = f"{row.note}\n{note}" if row.note else note
+    _staff_audit(session, now, "escalation.closed", staff, row)
+    return _view(row)
+
+
+def hand_back(
+    session: Session,
+    escalation_id: int,
+    staff: str,
+    now: datetime,
+    resume: Callable[[str], None] | None = None,
+    note: str | None = None,
+) -> EscalationView:
+    """Give the conversation back to the assistant: resume it in Rasa, close the escalation.
+
+    Args:
+        session: the unit of work.
+        escalation_id: the escalation.
+        staff: who hands it back.
+        now: the current time (aware).
+        resume: called with the sender id to resume the conversation in Rasa (e.g.
+            :func:`bot.staff.rasa_api.resume` bound to the server); if it raises, nothing
+            changes.
+        note: an internal note.
+
+    Raises:
+        EscalationError: unknown or already closed.
+    """
+    row = _row(session, escalation_id)
+    if row.status == EscalationStatus.CLOSED.value:
+        raise EscalationError(f"escalation #{escalation_id} is already closed")
+    if resume is not None and row.sender_id:
+        resume(row.sender_id)
+    row.status = EscalationStatus.CLOSED.value
+    row.closed_at = now
+    row.assigned_staff = row.assigned_staff or staff
+    if note:
+        row.note = f"{row.note}\n{note}" if row.note else note
+    _staff_audit(session, now, "escalation.handed_back", staff, row)
+    return _view(row)

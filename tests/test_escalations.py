@@ -1,0 +1,126 @@
+"""The escalation service on a real migrated database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from bot import escalations
+from bot.db.migrate import downgrade, upgrade
+from bot.db.models import AuditLog, Escalation
+from bot.db.session import engine_for
+from bot.escalations import EscalationError
+from bot.verification import Conversation
+
+pytest_plugins = ["tests.db_fixtures"]
+
+NOW = datetime(2025, 11, 24, 1, 0, tzinfo=timezone.utc)
+
+
+def conv(sender: str) -> Conversation:
+    return Conversation(sender_id=sender, session_key="start", channel="rest")
+
+
+def audit_actions(sessions) -> list[tuple[str, str]]:
+    with sessions.begin() as session:
+        rows = session.execute(sa.select(AuditLog).order_by(AuditLog.id)).scalars()
+        return [(row.actor, row.action) for row in rows if row.action.startswith("escalation.")]
+
+
+def test_escalate_once_per_sender_and_reuse_the_open_one(sessions):
+    with sessions.begin() as session:
+        first = escalations.escalate(session, conv("a"), "member_request", NOW)
+    with sessions.begin() as session:
+        again = escalations.escalate(session, conv("a"), "complaint", NOW + timedelta(minutes=1))
+        assert escalations.open_escalation_for(session, "a") == again.__class__(
+            **{**again.__dict__, "created": False}
+        )
+    assert first.created and not again.created
+    assert (again.id, again.reason, again.status) == (first.id, "member_request", "waiting")
+    with sessions.begin() as session:
+        assert session.execute(sa.select(sa.func.count()).select_from(Escalation)).scalar() == 1
+    assert audit_actions(sessions) == [("system", "escalation.opened")]
+
+
+def test_unknown_reasons_are_refused(sessions):
+    with sessions.begin() as session, pytest.raises(ValueError):
+        escalations.escalate(session, conv("a"), "because", NOW)
+
+
+def test_queue_claim_close_and_audit(sessions):
+    with sessions.begin() as session:
+        late = escalations.escalate(session, conv("late"), "complaint", NOW + timedelta(minutes=5))
+        early = escalations.escalate(session, conv("early"), "member_request", NOW)
+    with sessions.begin() as session:
+        waiting = escalations.queue(session, NOW + timedelta(minutes=10))
+    assert [v.id for v in waiting] == [early.id, late.id]
+    assert [v.waiting for v in waiting] == [timedelta(minutes=10), timedelta(minutes=5)]
+
+    with sessions.begin() as session:
+        claimed = escalations.claim(session, early.id, "tanaka", NOW + timedelta(minutes=11))
+    assert (claimed.status, claimed.assigned_staff) == ("in_progress", "tanaka")
+    with sessions.begin() as session, pytest.raises(EscalationError, match="in_progress"):
+        escalations.claim(session, early.id, "suzuki", NOW + timedelta(minutes=12))
+    with sessions.begin() as session:
+        assert [v.id for v in escalations.queue(session, NOW)] == [late.id]
+        # Claimed is still open: a new trigger of that sender reuses it.
+        assert escalations.escalate(session, conv("early"), "complaint", NOW).id == early.id
+
+    with sessions.begin() as session:
+        closed = escalations.close(session, early.id, "tanaka", "電話で対応", NOW)
+    assert (closed.status, closed.note) == ("closed", "電話で対応")
+    assert closed.closed_at == NOW
+    with sessions.begin() as session, pytest.raises(EscalationError, match="closed"):
+        escalations.close(session, early.id, "tanaka", None, NOW)
+    with sessions.begin() as session:
+        assert escalations.open_escalation_for(session, "early") is None
+        fresh = escalations.escalate(session, conv("early"), "member_request", NOW)
+    assert fresh.created and fresh.id != early.id
+    assert ("staff:tanaka", "escalation.claimed") in audit_actions(sessions)
+    assert ("staff:tanaka", "escalation.closed") in audit_actions(sessions)
+
+
+def test_hand_back_resumes_the_conversation_then_closes(sessions):
+    resumed: list[str] = []
+    with sessions.begin() as session:
+        opened = escalations.escalate(session, conv("s1"), "member_request", NOW)
+    with sessions.begin() as session:
+        view = escalations.hand_back(session, opened.id, "tanaka", NOW, resume=resumed.append)
+    assert resumed == ["s1"] and view.status == "closed"
+    assert ("staff:tanaka", "escalation.handed_back") in audit_actions(sessions)
+
+
+def test_a_failed_resume_changes_nothing(sessions):
+    with sessions.begin() as session:
+        opened = escalations.escalate(session, conv("s1"), "member_request", NOW)
+
+    def broken(sender: str) -> None:
+        raise RuntimeError("rasa down")
+
+    with pytest.raises(RuntimeError), sessions.begin() as session:
+        escalations.hand_back(session, opened.id, "tanaka", NOW, resume=broken)
+    with sessions.begin() as session:
+        assert escalations.open_escalation_for(session, "s1") is not None
+
+
+def test_unknown_statuses_are_refused_by_the_database(sessions):
+    with pytest.raises(sa.exc.IntegrityError), sessions.begin() as session:
+        session.add(Escalation(created_at=NOW, reason="x", status="open"))
+
+
+def test_the_migration_moves_open_escalations_to_waiting(migrated_url):
+    downgrade(migrated_url, "0002")
+    with engine_for(migrated_url).begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO escalations (created_at, reason, sender_id, status) "
+                "VALUES (:at, 'verification_locked', 'old', 'open')"
+            ),
+            {"at": datetime(2025, 11, 1)},
+        )
+    upgrade(migrated_url)
+    with engine_for(migrated_url).begin() as connection:
+        status = connection.execute(sa.text("SELECT status FROM escalations")).scalar_one()
+    assert status == "waiting"
