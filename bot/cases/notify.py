@@ -102,8 +102,7 @@ class SmsNotifier:
             else:
                 message.status = "sent"
                 message.sent_at = now
-        session.add(message)
-        session.flush()
+        _record(session, message, member_id, now)
         if message.status == "failed":
             # Staff must reach the member another way: the law wants them told.
             session.add(
@@ -118,14 +117,20 @@ class SmsNotifier:
             logger.warning("case notification to member %s failed (%s)", member_id, message.error)
         else:
             logger.info("case notification sent to member %s", member_id)
-        audit(
-            session,
-            now,
-            "case.notification_sent" if message.status == "sent" else "case.notification_failed",
-            "system",
-            member_id=member_id,
-            outbound_message_id=message.id,
-        )
+
+
+def _record(session: Session, message: OutboundMessage, member_id: int, now: datetime) -> None:
+    """Store an outbound message and audit whether it went out."""
+    session.add(message)
+    session.flush()
+    audit(
+        session,
+        now,
+        "case.notification_sent" if message.status == "sent" else "case.notification_failed",
+        "system",
+        member_id=member_id,
+        outbound_message_id=message.id,
+    )
 
 
 class ChannelNotifier:
@@ -175,16 +180,7 @@ class ChannelNotifier:
             message.status = "failed" if error else "sent"
             message.error = error
             message.sent_at = None if error else now
-            session.add(message)
-            session.flush()
-            audit(
-                session,
-                now,
-                "case.notification_failed" if error else "case.notification_sent",
-                "system",
-                member_id=member_id,
-                outbound_message_id=message.id,
-            )
+            _record(session, message, member_id, now)
             if not error:
                 logger.info("case notification pushed on LINE to member %s", member_id)
                 return
