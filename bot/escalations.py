@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.cases.records import audit
+from bot.db.audit import audit
 from bot.db.models import Escalation, EscalationStatus
 from bot.verification import Conversation
 

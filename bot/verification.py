@@ -43,6 +43,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from bot.db.audit import audit
 from bot.db.models import (
     AuditLog,
     Escalation,
@@ -174,17 +175,7 @@ def _audit(
     actor: str = "system",
     **detail: Any,
 ) -> None:
-    session.add(
-        AuditLog(
-            at=now,
-            actor=actor,
-            action=action,
-            member_id=member_id,
-            sender_id=conversation.sender_id,
-            channel=conversation.channel,
-            detail=detail,
-        )
-    )
+    audit(session, now, action, actor, member_id=member_id, conversation=conversation, **detail)
 
 
 def _latest(

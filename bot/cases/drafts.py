@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.cases.records import MAX_TEXT, audit, member_actor, utc
+from bot.cases.records import MAX_TEXT, member_actor, utc
 from bot.cases.rules import jst_date
 from bot.cases.types import (
     CaseType,
@@ -34,6 +34,7 @@ from bot.cases.types import (
     Method,
     RequesterRole,
 )
+from bot.db.audit import audit
 from bot.db.models import Case, CaseDraft, Member
 from bot.verification import Conversation
 

@@ -27,8 +27,9 @@ from typing import Protocol
 import requests
 from sqlalchemy.orm import Session
 
-from bot.cases.records import audit, utc
+from bot.cases.records import utc
 from bot.channels.guard import hashed_sender
+from bot.db.audit import audit
 from bot.db.models import Escalation, Member, OutboundMessage
 from bot.settings import load_settings
 from bot.sms import SmsSender, sender_from_settings

@@ -27,8 +27,7 @@ from bot.cases.types import (
     Outcome,
     RequesterRole,
 )
-from bot.db.models import AuditLog, Case, CaseEvent, CaseNumberSequence
-from bot.verification import Conversation
+from bot.db.models import Case, CaseEvent, CaseNumberSequence
 
 CASE_NUMBER_PREFIX = "PR"
 MAX_TEXT = 4000  # per free-text field: a request, not a document upload
@@ -55,30 +54,6 @@ def staff_actor(staff: str) -> str:
     if len(name) > MAX_STAFF_NAME:
         raise CaseError(f"担当者名は{MAX_STAFF_NAME}文字以内にしてください。")
     return f"staff:{name}"
-
-
-def audit(
-    session: Session,
-    now: datetime,
-    action: str,
-    actor: str,
-    *,
-    member_id: int | None = None,
-    conversation: Conversation | None = None,
-    **detail: Any,
-) -> None:
-    """Append one audit row; ``detail`` must hold no personal values."""
-    session.add(
-        AuditLog(
-            at=now,
-            actor=actor,
-            action=action,
-            member_id=member_id,
-            sender_id=conversation.sender_id if conversation else None,
-            channel=conversation.channel if conversation else None,
-            detail=detail,
-        )
-    )
 
 
 def add_event(

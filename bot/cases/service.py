@@ -31,7 +31,6 @@ from bot.cases.drafts import may_request_for, own_draft_row, wipe_text
 from bot.cases.records import (
     add_event,
     allocate_case_number,
-    audit,
     fee_of,
     find_case,
     is_open,
@@ -54,6 +53,7 @@ from bot.cases.types import (
     Opened,
     RequesterRole,
 )
+from bot.db.audit import audit
 from bot.db.models import Case, CaseDraft, Member
 from bot.profiles.schema import Profile
 from bot.verification import Conversation

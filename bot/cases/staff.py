@@ -24,7 +24,6 @@ from sqlalchemy.sql import Select
 from bot.cases.notify import Notifier
 from bot.cases.records import (
     add_event,
-    audit,
     check_transition,
     fee_of,
     find_case,
@@ -57,6 +56,7 @@ from bot.cases.types import (
     StaffCaseDetail,
     StaffCaseRow,
 )
+from bot.db.audit import audit
 from bot.db.models import Case, CaseEvent, Member
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.cases.records import audit
+from bot.db.audit import audit
 from bot.db.models import StaffAccount, StaffRole
 
 # scrypt cost: ~16 MiB and a few tens of milliseconds per check.
