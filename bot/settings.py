@@ -57,6 +57,28 @@ class Settings:
     # (a TLS proxy in production), that public origin.
     webchat_port: int = 8080
     webchat_rasa_url: str | None = None
+    # Rasa's SQL tracker store: TRACKER_STORE_URL, else the app database (see
+    # tracker_url). The staff console reads transcripts from it.
+    tracker_store_url: str | None = None
+    # A Redis lock store (redis://host:port/db) for several rasa servers; in memory if unset.
+    lock_store_url: str | None = None
+    # The staff console (bot/console): its port, minutes of inactivity that end a
+    # session, and whether its cookie is marked Secure (behind TLS in production).
+    console_port: int = 5002
+    console_idle_minutes: int = 30
+    console_secure_cookie: bool = False
+    # Days a silent conversation's tracker events are kept (bot/retention.py).
+    transcript_retention_days: int = 90
+
+    @property
+    def tracker_url(self) -> str:
+        """The SQLAlchemy URL of Rasa's tracker store (by default the app database)."""
+        return self.tracker_store_url or self.database_url
+
+    @property
+    def rasa_url(self) -> str:
+        """Where servers on this machine reach the rasa server's HTTP API."""
+        return f"http://localhost:{self.rasa_port}"
 
     @property
     def action_endpoint_url(self) -> str:
@@ -92,6 +114,40 @@ def _sms_backend(env: dict[str, str]) -> str:
         if missing:
             raise SettingsError(f"SMS_BACKEND=twilio needs {', '.join(missing)}")
     return backend
+
+
+def _minutes(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) <= 24 * 60:
+        raise SettingsError(f"{name} must be a number of minutes (1–1440), got {raw!r}")
+    return int(raw)
+
+
+def _days(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) <= 3650:
+        raise SettingsError(f"{name} must be a number of days (1–3650), got {raw!r}")
+    return int(raw)
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _redis_url(env: dict[str, str], name: str) -> str | None:
+    raw = _optional(env, name)
+    if raw is not None and urlsplit(raw).scheme not in ("redis", "rediss"):
+        raise SettingsError(f"{name} must be a redis:// URL, got {raw!r}")
+    return raw
 
 
 def _origin(env: dict[str, str], name: str) -> str | None:
@@ -136,6 +192,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         secret=_optional(env, "PRIVACY_BOT_SECRET"),
         webchat_port=_port(env, "WEBCHAT_PORT", 8080),
         webchat_rasa_url=_origin(env, "WEBCHAT_RASA_URL"),
+        tracker_store_url=_optional(env, "TRACKER_STORE_URL"),
+        lock_store_url=_redis_url(env, "LOCK_STORE_URL"),
+        console_port=_port(env, "CONSOLE_PORT", 5002),
+        console_idle_minutes=_minutes(env, "CONSOLE_IDLE_MINUTES", 30),
+        console_secure_cookie=_flag(env, "CONSOLE_SECURE_COOKIE"),
+        transcript_retention_days=_days(env, "TRANSCRIPT_RETENTION_DAYS", 90),
     )
 
 

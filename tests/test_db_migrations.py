@@ -32,6 +32,8 @@ APP_TABLES = {
     "case_events",
     "case_drafts",
     "staff_accounts",
+    "staff_sessions",
+    "staff_messages",
 }
 
 
@@ -48,7 +50,7 @@ def test_an_empty_database_is_upgraded_to_head(db_url):
     assert current_revision(db_url) is None
     assert tables(db_url) == set()
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0003"
+    assert current_revision(db_url) == head_revision() == "0004"
     assert tables(db_url) == APP_TABLES | {"alembic_version"}
 
 

@@ -6,6 +6,7 @@ Examples::
     python -m bot.db upgrade --demo             # ... and the demo members (idempotent)
     python -m bot.db upgrade --generate 100000  # ... and 100,000 reproducible members
     python -m bot.db current                    # the revision the database is at
+    python -m bot.db purge                      # delete what outlived its retention period
 
 The database is ``DATABASE_URL`` (default: ``var/app.db``) unless ``--url`` is given.
 Generated members have made-up phone numbers: use them with the outbox SMS backend only.
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
 from sqlalchemy.engine import make_url
 
 from bot.db.demo import generate_members, load_demo
 from bot.db.migrate import current_revision, head_revision, new_revision, upgrade
-from bot.db.session import session_factory
+from bot.db.session import engine_for, session_factory
+from bot.retention import RetentionPolicy, purge
 from bot.settings import load_settings
 
 
@@ -47,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
         help="make sure N generated members exist (reproducible; for load tests)",
     )
     commands.add_parser("current", help="print the database's revision and the newest one")
+    purging = commands.add_parser(
+        "purge",
+        help="delete silent conversations' transcripts, abandoned drafts and old failures",
+    )
+    purging.add_argument(
+        "--transcript-days",
+        type=_count,
+        default=None,
+        metavar="DAYS",
+        help="keep silent conversations this many days (default: TRANSCRIPT_RETENTION_DAYS, 90)",
+    )
     revision = commands.add_parser(
         "revision", help="(developers) write a new migration compared against the database"
     )
@@ -58,10 +72,27 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status."""
     args = _parser().parse_args(argv)
-    url = args.url or load_settings().database_url
+    settings = load_settings()
+    url = args.url or settings.database_url
     shown = make_url(url).render_as_string(hide_password=True)
     if args.command == "current":
         print(f"{shown}: {current_revision(url) or '(empty)'} (newest: {head_revision()})")
+        return 0
+    if args.command == "purge":
+        days = args.transcript_days or settings.transcript_retention_days
+        tracker_url = settings.tracker_store_url or url
+        result = purge(
+            session_factory(url),
+            engine_for(tracker_url),
+            datetime.now(timezone.utc),
+            RetentionPolicy(transcript_days=days),
+        )
+        print(
+            f"{shown}: {result.conversations} conversations ({result.events} events) "
+            f"silent for {days} days, {result.drafts} abandoned drafts, "
+            f"{result.failures} verification failures, {result.lockouts} lockouts, "
+            f"{result.staff_sessions} console sessions deleted"
+        )
         return 0
     if args.command == "revision":
         new_revision(url, args.message, autogenerate=not args.empty)

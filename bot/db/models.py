@@ -270,6 +270,11 @@ class Escalation(Base):
     assigned_staff: Mapped[str | None] = sa.Column(sa.String(64))
     claimed_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
     closed_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    # Whether this hand-off paused the conversation in Rasa (a lockout does not): only
+    # then must closing it resume the conversation, and a new session pause it again.
+    paused: Mapped[bool] = sa.Column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )
 
 
 class StaffAccount(Base):
@@ -286,6 +291,52 @@ class StaffAccount(Base):
     active: Mapped[bool] = sa.Column(sa.Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
     last_login_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    # Sign-in throttling: wrong passwords in a row, and until when sign-in is refused.
+    failed_logins: Mapped[int] = sa.Column(
+        sa.Integer, nullable=False, default=0, server_default="0"
+    )
+    locked_until: Mapped[datetime | None] = sa.Column(UtcDateTime)
+
+
+class StaffSession(Base):
+    """A signed-in console session; the cookie holds a token, the row only its SHA-256."""
+
+    __tablename__ = "staff_sessions"
+    __table_args__ = (sa.Index(None, "account_id"),)
+
+    id: Mapped[str] = sa.Column(sa.String(64), primary_key=True)  # sha256(token) hex
+    account_id: Mapped[int] = sa.Column(
+        sa.Integer, sa.ForeignKey("staff_accounts.id"), nullable=False
+    )
+    csrf_token: Mapped[str] = sa.Column(sa.String(64), nullable=False)
+    created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+    last_seen_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+    ended_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+
+
+class StaffMessage(Base):
+    """A reply staff wrote to a member in an escalated conversation.
+
+    The console stores it, then asks the rasa server to run the relay action, which
+    sends every undelivered message of the sender on the member's channel and sets
+    ``delivered_at``.
+    """
+
+    __tablename__ = "staff_messages"
+    __table_args__ = (
+        sa.Index(None, "sender_id", "delivered_at"),
+        sa.Index(None, "escalation_id"),
+    )
+
+    id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
+    escalation_id: Mapped[int] = sa.Column(
+        sa.Integer, sa.ForeignKey("escalations.id"), nullable=False
+    )
+    sender_id: Mapped[str] = sa.Column(sa.String(255), nullable=False)
+    staff: Mapped[str] = sa.Column(sa.String(64), nullable=False)
+    text: Mapped[str] = sa.Column(sa.Text, nullable=False)
+    created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+    delivered_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
 
 
 # --- formal requests as cases (開示等の請求) -----------------------------------------

@@ -1,0 +1,186 @@
+"""Retention: personal data that has served its purpose is deleted, on a schedule.
+
+The SQL tracker store keeps every conversation as typed (birth dates, member numbers,
+phone numbers), which the staff console needs while a hand-off is worked; nothing
+needs it for ever. :func:`purge` deletes
+
+- the tracker events of conversations silent for ``transcript_days`` (default 90),
+  except conversations with a hand-off still waiting or in progress;
+- request drafts the member never confirmed, after ``draft_hours`` (default 24): the
+  typed text is wiped and the draft marked discarded, as when the member says 「やめる」;
+- verification failures older than ``failure_days`` (30; lockouts count 30 minutes
+  back) and lockouts that ended that long ago;
+- console sessions that ended or went idle that long ago.
+
+Cases, their history, staff replies, escalations and the audit log are records the
+organization must keep and are not touched. One audit row (``retention.purged``) gives
+the counts. ``python -m bot.db purge`` runs it; ``make run`` runs it at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.cases.drafts import wipe_text
+from bot.db.audit import audit
+from bot.db.models import (
+    CaseDraft,
+    DraftStatus,
+    Escalation,
+    StaffSession,
+    VerificationFailure,
+    VerificationLockout,
+)
+from bot.escalations import OPEN_STATUSES
+
+# Rasa's SQLTrackerStore table, only the columns retention needs.
+_EVENTS = sa.table(
+    "events",
+    sa.column("id", sa.Integer),
+    sa.column("sender_id", sa.String),
+    sa.column("timestamp", sa.Float),
+)
+_SENDER_BATCH = 500
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long each kind of data is kept."""
+
+    transcript_days: int = 90
+    draft_hours: int = 24
+    failure_days: int = 30
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What one purge deleted (counts only)."""
+
+    conversations: int = 0
+    events: int = 0
+    drafts: int = 0
+    failures: int = 0
+    lockouts: int = 0
+    staff_sessions: int = 0
+
+
+def _batches(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def silent_conversations(tracker: Engine, cutoff: datetime) -> list[str]:
+    """Sender ids whose newest tracker event is older than ``cutoff``.
+
+    Returns an empty list when the tracker store has no ``events`` table yet (the rasa
+    server creates it on its first start).
+    """
+    if not sa.inspect(tracker).has_table("events"):
+        return []
+    query = (
+        sa.select(_EVENTS.c.sender_id)
+        .group_by(_EVENTS.c.sender_id)
+        .having(sa.func.max(_EVENTS.c.timestamp) < cutoff.timestamp())
+    )
+    with tracker.connect() as connection:
+        return [row[0] for row in connection.execute(query)]
+
+
+def purge_transcripts(tracker: Engine, senders: list[str], keep: set[str]) -> tuple[int, int]:
+    """Delete every tracker event of ``senders`` except those in ``keep``.
+
+    Returns:
+        (conversations, events) deleted.
+    """
+    doomed = [sender for sender in senders if sender not in keep]
+    events = 0
+    for batch in _batches(doomed, _SENDER_BATCH):
+        with tracker.begin() as connection:
+            result = connection.execute(sa.delete(_EVENTS).where(_EVENTS.c.sender_id.in_(batch)))
+            events += max(result.rowcount or 0, 0)
+    return len(doomed), events
+
+
+def _open_hand_off_senders(session: Session) -> set[str]:
+    return set(
+        session.execute(
+            sa.select(Escalation.sender_id).where(
+                Escalation.status.in_(OPEN_STATUSES), Escalation.sender_id.is_not(None)
+            )
+        ).scalars()
+    )
+
+
+def _purge_app_data(
+    session: Session, now: datetime, policy: RetentionPolicy
+) -> tuple[int, int, int, int]:
+    drafts = 0
+    draft_cutoff = now - timedelta(hours=policy.draft_hours)
+    for row in session.execute(
+        sa.select(CaseDraft).where(
+            CaseDraft.status == DraftStatus.OPEN.value, CaseDraft.updated_at < draft_cutoff
+        )
+    ).scalars():
+        wipe_text(row)
+        row.status = DraftStatus.DISCARDED.value
+        row.updated_at = now
+        drafts += 1
+    old = now - timedelta(days=policy.failure_days)
+    deleted = [
+        session.execute(statement).rowcount
+        for statement in (
+            sa.delete(VerificationFailure).where(VerificationFailure.at < old),
+            sa.delete(VerificationLockout).where(VerificationLockout.locked_until < old),
+            sa.delete(StaffSession).where(StaffSession.last_seen_at < old),
+        )
+    ]
+    failures, lockouts, staff_sessions = (max(count or 0, 0) for count in deleted)
+    return drafts, failures, lockouts, staff_sessions
+
+
+def purge(
+    sessions: sessionmaker,
+    tracker: Engine | None,
+    now: datetime,
+    policy: RetentionPolicy = RetentionPolicy(),
+) -> PurgeResult:
+    """Delete what has outlived its purpose (see the module docstring).
+
+    Three units of work, none holding the app database while the tracker store is
+    written: with SQLite both may be the same file, and a second writer would wait.
+
+    Args:
+        sessions: the app database's session factory.
+        tracker: the tracker store's engine, or None to leave transcripts alone.
+        now: the current time (aware).
+        policy: the retention periods.
+
+    Returns:
+        The counts, also written to the audit log.
+    """
+    conversations = events = 0
+    if tracker is not None:
+        with sessions.begin() as session:
+            keep = _open_hand_off_senders(session)
+        cutoff = now - timedelta(days=policy.transcript_days)
+        conversations, events = purge_transcripts(
+            tracker, silent_conversations(tracker, cutoff), keep
+        )
+    with sessions.begin() as session:
+        drafts, failures, lockouts, staff_sessions = _purge_app_data(session, now, policy)
+        result = PurgeResult(
+            conversations=conversations,
+            events=events,
+            drafts=drafts,
+            failures=failures,
+            lockouts=lockouts,
+            staff_sessions=staff_sessions,
+        )
+        audit(session, now, "retention.purged", "system", **asdict(result), **asdict(policy))
+    return result
