@@ -17,7 +17,7 @@ include .env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases bench-channels clean
+.PHONY: run test install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases bench-channels bench-console clean
 
 run: install
 	$(BIN)/python -m bot.launcher run
@@ -102,6 +102,12 @@ bench-cases: install
 # website-chat sessions, the REST channel as baseline, on fresh servers (bench/channels.py).
 bench-channels: train
 	$(BIN)/python -m bench.channels
+
+# The staff console's queue and transcript pages with 10,000 escalations and 1,000,000
+# Rasa tracker events against 100 escalations and 10,000 events (SQLite and
+# PostgreSQL), on the real console server (bench/console.py). No trained model needed.
+bench-console: install
+	$(BIN)/python -m bench.console
 
 clean:
 	rm -rf models results var/bench .rasa

@@ -1,12 +1,14 @@
-"""Hand-off to a person: thin adapters over bot.handoff_dialog and bot.escalations."""
+"""Hand-off to a person: adapters over bot.handoff_dialog, bot.escalations, bot.staff.relay."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.exc import SQLAlchemyError
 
 from actions.common import (
     active_profile,
@@ -17,6 +19,9 @@ from actions.common import (
     utc_now,
 )
 from bot import escalations, handoff_dialog, verification
+from bot.staff import relay
+
+logger = logging.getLogger(__name__)
 
 
 class ActionRequestHuman(Action):
@@ -52,6 +57,7 @@ class ActionRequestHuman(Action):
                 decision.reason,
                 now,
                 member_id=member.id if member is not None else None,
+                pause=True,
             )
         send(dispatcher, handoff_dialog.handed_over(profile, now, already_waiting=not view.created))
         # Paused: Rasa stores the member's further messages but predicts nothing until
@@ -79,3 +85,40 @@ class ActionOfferHuman(Action):
         """Utter the offer with a hand-off quick reply."""
         send(dispatcher, handoff_dialog.fallback_offer(active_profile()))
         return []
+
+
+class ActionRelayStaffMessage(Action):
+    """Sends staff's undelivered replies to the member (run by the console via the API)."""
+
+    def name(self) -> str:
+        """The action's name in the domain."""
+        return "action_relay_staff_message"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """Utter each reply with the staff name in its metadata; keep the pause."""
+        try:
+            with db_session() as session:
+                replies = relay.take_undelivered(session, tracker.sender_id, utc_now())
+                held = escalations.keeps_conversation_paused(session, tracker.sender_id)
+        except SQLAlchemyError as error:
+            # Nothing is marked delivered: the console tells staff, and the replies go
+            # with the next relay. The member is not told about a database they never
+            # asked anything of.
+            logger.error("app database unavailable: %s", type(error).__name__)
+            return [ActionExecuted("action_listen")]
+        for reply in replies:
+            # Extra keys end up in the BotUttered event's metadata: the transcript shows
+            # the line as written by this staff member.
+            dispatcher.utter_message(text=reply.text, staff=reply.staff)
+        # A staff hand-off that a /restart un-paused is paused again; the listen ends the
+        # action's turn, as after any action the member did not trigger.
+        events: list[dict[str, Any]] = []
+        if held and not tracker.is_paused():
+            events.append(ConversationPaused())
+        events.append(ActionExecuted("action_listen"))
+        return events

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import cases
+from bot import cases, escalations
 from bot.answers import Button, Reply, answer, citation, contact_line
 from bot.cases import CaseStatus, CaseType, DisclosureTarget, Method, RequesterRole
 from bot.identity_dialog import Said, wants_to_stop
@@ -686,11 +686,21 @@ def _step_confirm(context: Context, said: Said, draft: cases.Draft) -> Turn:
             context.session, context.conversation, draft.id, context.profile, context.now
         )
     except cases.CaseError as error:
+        # The member confirmed a request the assistant could not open: a person follows
+        # it up rather than leaving the member with only a phone number.
+        escalations.escalate(
+            context.session,
+            context.conversation,
+            "case_needs_person",
+            context.now,
+            member_id=context.member_id,
+            note=f"チャットで確認された請求を作成できませんでした（{type(error).__name__}）",
+        )
         return Turn(
             [
                 Reply(
-                    f"申し訳ありません。{error}\n"
-                    f"{contact_line(context.profile)} へお問い合わせください。"
+                    f"申し訳ありません。{error}\n担当者に引き継ぎました。"
+                    f"お急ぎの場合は {contact_line(context.profile)} へお問い合わせください。"
                 )
             ],
             _end({CONFIRM_SLOT: "failed"}),
@@ -792,13 +802,43 @@ def status_lines(view: cases.CaseView) -> str:
     return "\n".join(lines)
 
 
+def _overdue(view: cases.CaseView, now: datetime) -> bool:
+    return (
+        view.due_at is not None
+        and view.status in OPEN_STATUSES
+        and view.status is not CaseStatus.AWAITING_DOCUMENTS
+        and now > view.due_at
+    )
+
+
 def case_status(context: Context) -> list[Reply]:
-    """The verified member's own cases, newest first."""
+    """The verified member's own cases, newest first.
+
+    A member asking about a case past its due date is owed an answer by a person: the
+    case goes to the staff queue (reason ``case_needs_person``) and the member is told.
+    """
     views = cases.member_cases(context.session, context.member_id, limit=5)
     if not views:
         return [Reply("現在、お受けしているご請求はありません。")]
     head = "ご請求の状況です（新しい順、最大5件）。"
-    return [Reply(head), *(Reply(status_lines(view)) for view in views)]
+    replies = [Reply(head), *(Reply(status_lines(view)) for view in views)]
+    late = [view.case_number for view in views if _overdue(view, context.now)]
+    if late:
+        escalations.escalate(
+            context.session,
+            context.conversation,
+            "case_needs_person",
+            context.now,
+            member_id=context.member_id,
+            note=f"回答期限を過ぎた請求について会員から問い合わせ：{'、'.join(late)}",
+        )
+        replies.append(
+            Reply(
+                "回答期限を過ぎているご請求があり、申し訳ありません。"
+                "担当者に確認を依頼しましたので、担当者から改めてご連絡します。"
+            )
+        )
+    return replies
 
 
 def _open_cases(context: Context) -> list[cases.CaseView]:

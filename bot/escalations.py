@@ -8,6 +8,12 @@ trigger while one is open returns that one. Every change is written to the audit
 Statuses: ``waiting`` (nobody has it) → ``in_progress`` (claimed by one staff member)
 → ``closed``; ``hand_back`` ends the staff's part of a conversation (the assistant
 answers again) and closes the escalation.
+
+An escalation made by the hand-off dialog also pauses the conversation in Rasa (the
+assistant stays silent while staff have it): it is recorded as ``paused``. Closing
+such an escalation, by ``hand_back`` or ``close``, resumes the conversation; while it
+is open, a new Rasa session of the conversation is paused again
+(:func:`keeps_conversation_paused`, used by the custom ``action_session_start``).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ class EscalationView:
     note: str | None
     waiting: timedelta | None = None  # in the queue only: how long it has waited
     created: bool = False  # escalate(): True when this call opened it
+    paused: bool = False  # it paused the conversation in Rasa
 
 
 def _view(row: Escalation, *, now: datetime | None = None, created: bool = False) -> EscalationView:
@@ -75,6 +82,7 @@ def _view(row: Escalation, *, now: datetime | None = None, created: bool = False
         note=row.note,
         waiting=(now - row.created_at) if now is not None else None,
         created=created,
+        paused=bool(row.paused),
     )
 
 
@@ -104,6 +112,17 @@ def open_escalation_for(session: Session, sender_id: str) -> EscalationView | No
     return None if row is None else _view(row)
 
 
+def keeps_conversation_paused(session: Session, sender_id: str) -> bool:
+    """Whether the sender's conversation must stay paused: a paused hand-off is open.
+
+    Args:
+        session: the unit of work.
+        sender_id: the conversation's sender id.
+    """
+    row = _open_row(session, sender_id)
+    return row is not None and bool(row.paused)
+
+
 def escalate(
     session: Session,
     conversation: Conversation,
@@ -111,6 +130,7 @@ def escalate(
     now: datetime,
     member_id: int | None = None,
     note: str | None = None,
+    pause: bool = False,
 ) -> EscalationView:
     """Hand the conversation to staff, or return the escalation already open for it.
 
@@ -121,6 +141,8 @@ def escalate(
         now: the current time (aware).
         member_id: the verified member, if any.
         note: an internal note for staff (no personal values).
+        pause: the caller pauses the conversation in Rasa (recorded as ``paused``,
+            also on an escalation already open, e.g. one a lockout opened).
 
     Returns:
         The escalation; ``created`` tells whether this call opened it.
@@ -132,6 +154,8 @@ def escalate(
         raise ValueError(f"unknown escalation reason: {reason}")
     existing = _open_row(session, conversation.sender_id, lock=True)
     if existing is not None:
+        if pause and not existing.paused:
+            existing.paused = True
         return _view(existing)
     row = Escalation(
         created_at=now,
@@ -141,6 +165,7 @@ def escalate(
         member_id=member_id,
         status=EscalationStatus.WAITING.value,
         note=note,
+        paused=pause,
     )
     session.add(row)
     session.flush()
@@ -220,9 +245,27 @@ def claim(session: Session, escalation_id: int, staff: str, now: datetime) -> Es
 
 
 def close(
-    session: Session, escalation_id: int, staff: str, note: str | None, now: datetime
+    session: Session,
+    escalation_id: int,
+    staff: str,
+    note: str | None,
+    now: datetime,
+    resume: Callable[[str], None] | None = None,
 ) -> EscalationView:
     """Close an escalation that is waiting or in progress; ``note`` is kept for staff.
+
+    A closed hand-off must not leave the member muted: when the escalation paused the
+    conversation, ``resume`` is called first (as by :func:`hand_back`).
+
+    Args:
+        session: the unit of work.
+        escalation_id: the escalation.
+        staff: who closes it.
+        note: an internal note.
+        now: the current time (aware).
+        resume: called with the sender id to resume a paused conversation in Rasa
+            (e.g. :meth:`bot.staff.rasa_api.RasaApi.resume`); if it raises, nothing
+            changes. None: the caller resumes it, or it stays paused.
 
     Raises:
         EscalationError: unknown or already closed.
@@ -230,6 +273,8 @@ def close(
     row = _row(session, escalation_id)
     if row.status == EscalationStatus.CLOSED.value:
         raise EscalationError(f"escalation #{escalation_id} is already closed")
+    if resume is not None and row.paused and row.sender_id:
+        resume(row.sender_id)
     row.status = EscalationStatus.CLOSED.value
     row.closed_at = now
     row.assigned_staff = row.assigned_staff or staff
@@ -255,8 +300,8 @@ def hand_back(
         staff: who hands it back.
         now: the current time (aware).
         resume: called with the sender id to resume the conversation in Rasa (e.g.
-            :func:`bot.staff.rasa_api.resume` bound to the server); if it raises, nothing
-            changes.
+            :meth:`bot.staff.rasa_api.RasaApi.resume`) when the escalation paused it (a
+            lockout's never did); if it raises, nothing changes.
         note: an internal note.
 
     Raises:
@@ -265,7 +310,7 @@ def hand_back(
     row = _row(session, escalation_id)
     if row.status == EscalationStatus.CLOSED.value:
         raise EscalationError(f"escalation #{escalation_id} is already closed")
-    if resume is not None and row.sender_id:
+    if resume is not None and row.paused and row.sender_id:
         resume(row.sender_id)
     row.status = EscalationStatus.CLOSED.value
     row.closed_at = now

@@ -2,8 +2,14 @@
 
 ``python -m bot.launcher train`` trains only when the training data, domain, config or
 NLU components changed; ``python -m bot.launcher run`` also starts the action server,
-the rasa server and the website chat's page (``bot.webserver``), waits until all answer
-and prints where to talk to the assistant. Ctrl-C stops everything it started.
+the rasa server, the website chat's page (``bot.webserver``) and the staff console
+(``bot.console``), waits until all answer and prints where to talk to the assistant.
+Ctrl-C stops everything it started.
+
+The rasa server keeps every conversation in its SQL tracker store (``events`` table,
+``settings.tracker_url``: ``TRACKER_STORE_URL``, else the app database, or
+``tracker.db`` beside a SQLite app database), where the staff console reads
+transcripts; with ``LOCK_STORE_URL`` its conversation locks are in Redis.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import os
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,12 +29,20 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.engine import make_url
 
 from bot.db.demo import load_demo
 from bot.db.migrate import upgrade
-from bot.db.session import session_factory
+from bot.db.models import StaffAccount
+from bot.db.session import engine_for, session_factory
 from bot.profiles.loader import ProfileError, load_profile
+from bot.retention import RetentionPolicy, purge
 from bot.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 from bot.webserver import WebchatError, check_files
 
@@ -92,11 +107,75 @@ def ensure_token(settings: Settings) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def tracker_store_config(url: str) -> dict[str, Any]:
+    """Rasa's ``tracker_store`` endpoint (``SQLTrackerStore``) for an SQLAlchemy URL.
+
+    Rasa builds its own URL from parts: ``dialect`` (the SQLAlchemy driver name),
+    ``url`` (the host), ``port``, ``db``, ``username``, ``password`` and ``query`` (the
+    URL's query options, e.g. ``options=-csearch_path=...`` for a PostgreSQL schema).
+    For SQLite only ``db``, the file, counts.
+
+    Raises:
+        SettingsError: If the URL cannot be parsed.
+    """
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as error:
+        raise SettingsError("TRACKER_STORE_URL is not a database URL") from error
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            # Rasa's server and the console are separate processes: they must share a file.
+            raise SettingsError("the tracker store must be an SQLite file, not in memory")
+        return {"type": "SQL", "dialect": "sqlite", "db": parsed.database}
+    config: dict[str, Any] = {
+        "type": "SQL",
+        "dialect": parsed.drivername,
+        "url": parsed.host,
+        "port": parsed.port,
+        "db": parsed.database,
+        "username": parsed.username,
+        "password": parsed.password,
+        "query": {
+            key: value if isinstance(value, str) else value[-1]
+            for key, value in parsed.query.items()
+        },
+    }
+    return {key: value for key, value in config.items() if value not in (None, {})}
+
+
+def lock_store_config(url: str) -> dict[str, Any]:
+    """Rasa's ``lock_store`` endpoint (``RedisLockStore``) for a ``redis://`` URL."""
+    parsed = make_url(url)
+    config: dict[str, Any] = {
+        "type": "redis",
+        "url": parsed.host or "localhost",
+        "port": parsed.port or 6379,
+        "db": int(parsed.database or 0),
+        "username": parsed.username,
+        "password": parsed.password,
+        "use_ssl": parsed.drivername == "rediss",
+    }
+    # redis://:password@host has an empty user name: none, not "".
+    return {key: value for key, value in config.items() if value not in (None, "")}
+
+
 def write_endpoints(settings: Settings) -> Path:
-    """An endpoints file pointing the rasa server at this run's action server."""
+    """The rasa server's endpoints file: this run's action server, tracker and lock store.
+
+    Written with mode 0600: it may hold the database's password.
+    """
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     path = settings.var_dir / "endpoints.yml"
-    path.write_text(f'action_endpoint:\n  url: "{settings.action_endpoint_url}"\n', "utf-8")
+    endpoints: dict[str, Any] = {
+        "action_endpoint": {"url": settings.action_endpoint_url},
+        "tracker_store": tracker_store_config(settings.tracker_url),
+    }
+    if settings.lock_store_url:
+        endpoints["lock_store"] = lock_store_config(settings.lock_store_url)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(endpoints, handle, allow_unicode=True, sort_keys=False)
+    path.chmod(0o600)  # also when the file was there before
     return path
 
 
@@ -127,6 +206,7 @@ class RunningAssistant:
     processes: list[subprocess.Popen[bytes]]
     settings: Settings
     webchat_url: str = ""  # the website chat's page; empty when not started
+    console_url: str = ""  # the staff console; empty when not started
 
     @property
     def var_dir(self) -> Path:
@@ -166,6 +246,41 @@ def prepare_database(settings: Settings) -> None:
     upgrade(settings.database_url)
     with session_factory(settings.database_url).begin() as session:
         load_demo(session)
+    # Retention runs at every start; a long-running deployment also schedules
+    # `python -m bot.db purge` (docs/handoff.md).
+    purge(
+        session_factory(settings.database_url),
+        engine_for(settings.tracker_url),
+        datetime.now(timezone.utc),
+        RetentionPolicy(transcript_days=settings.transcript_retention_days),
+    )
+
+
+def prepare_tracker_store(settings: Settings) -> None:
+    """Put a SQLite tracker store in WAL mode before the rasa server opens it.
+
+    Rasa leaves SQLite in its default journal mode, where a reader (the staff console
+    reading a transcript) holds up the rasa server's writes; in WAL mode readers and
+    the writer go on side by side. The mode is kept in the file.
+    """
+    url = make_url(settings.tracker_url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return
+    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(url.database)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+    finally:
+        connection.close()
+
+
+def has_staff_account(settings: Settings) -> bool:
+    """Whether the app database has an active staff account (who can sign in)."""
+    with session_factory(settings.database_url).begin() as session:
+        found = session.execute(
+            sa.select(StaffAccount.id).where(StaffAccount.active.is_(True)).limit(1)
+        ).first()
+    return found is not None
 
 
 def port_in_use(port: int) -> bool:
@@ -182,6 +297,7 @@ def running(
     log_dir: Path | None = None,
     startup_s: float = 240,
     webchat: bool = False,
+    console: bool = False,
 ) -> Iterator[RunningAssistant]:
     """Start the action server and the rasa server; stop them on exit.
 
@@ -193,10 +309,14 @@ def running(
         webchat: also start the website chat's page (``bot.webserver``) on
             ``settings.webchat_port``. Off unless asked for (``make run``, the
             browser tests), so that benchmarks and other tests need no fixed port.
+        console: also start the staff console (``bot.console``) on
+            ``settings.console_port``; off unless asked for, like the web chat.
 
     Raises:
         WebchatError: If the web chat is asked for and its files are missing or its
             port is taken (another server answering there would pass for it).
+        SettingsError: If the console is asked for and its port is taken, or the
+            tracker store URL cannot be used.
     """
     if webchat:
         check_files()  # before anything starts: a missing npm install is a clear error
@@ -205,8 +325,15 @@ def running(
                 f"WEBCHAT_PORT {settings.webchat_port} は別のプログラムが使用中です"
                 "（.env で別のポートを指定してください）"
             )
+    if console and port_in_use(settings.console_port):
+        raise SettingsError(
+            f"CONSOLE_PORT {settings.console_port} は別のプログラムが使用中です"
+            "（.env で別のポートを指定してください）"
+        )
     token = ensure_token(settings)
+    endpoints = write_endpoints(settings)  # before anything starts: a bad URL is clear
     prepare_database(settings)
+    prepare_tracker_store(settings)
     env = {
         **os.environ,
         **QUIET_ENV,
@@ -215,9 +342,18 @@ def running(
         "PRIVACY_BOT_ORG": settings.org_id,
         "PRIVACY_BOT_VAR_DIR": str(settings.var_dir),
         "DATABASE_URL": settings.database_url,
+        "TRACKER_STORE_URL": settings.tracker_url,
         "RASA_PORT": str(settings.rasa_port),
+        "RASA_TOKEN": token,
         "WEBCHAT_PORT": str(settings.webchat_port),
+        "CONSOLE_PORT": str(settings.console_port),
+        "CONSOLE_IDLE_MINUTES": str(settings.console_idle_minutes),
+        "CONSOLE_SECURE_COOKIE": "true" if settings.console_secure_cookie else "false",
     }
+    if settings.lock_store_url:
+        env["LOCK_STORE_URL"] = settings.lock_store_url
+    else:
+        env.pop("LOCK_STORE_URL", None)
     if log_dir:
         log_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []
@@ -236,7 +372,7 @@ def running(
                 "--enable-api",
                 "--auth-token", token,
                 "--credentials", str(PROJECT_ROOT / "credentials.yml"),
-                "--endpoints", str(write_endpoints(settings)),
+                "--endpoints", str(endpoints),
             ],
             env,
             log_dir / "rasa.log" if log_dir else None,
@@ -253,11 +389,25 @@ def running(
             processes.append(page)
             webchat_url = f"http://localhost:{settings.webchat_port}/"
             wait_until_up(f"{webchat_url}health", startup_s, page)
+        console_url = ""
+        if console:
+            # The staff console: up in seconds; it reaches the rasa server only when
+            # staff reply, hand back or close.
+            staff_console = _spawn(
+                [sys.executable, "-m", "bot.console"],
+                env,
+                log_dir / "console.log" if log_dir else None,
+            )
+            processes.append(staff_console)
+            console_url = f"http://localhost:{settings.console_port}/"
+            wait_until_up(f"{console_url}health", startup_s, staff_console)
         action_url = f"http://localhost:{settings.action_port}"
         rasa_url = f"http://localhost:{settings.rasa_port}"
         wait_until_up(f"{action_url}/health", startup_s, actions)
         wait_until_up(f"{rasa_url}/", startup_s, server)
-        yield RunningAssistant(rasa_url, action_url, token, processes, settings, webchat_url)
+        yield RunningAssistant(
+            rasa_url, action_url, token, processes, settings, webchat_url, console_url
+        )
     finally:
         stop(processes)
 
@@ -267,11 +417,21 @@ def check_configuration(settings: Settings) -> None:
     load_profile(settings.org_id, settings.profiles_dir)
 
 
-def _print_how_to_talk(settings: Settings, assistant: RunningAssistant) -> None:
+def _print_how_to_talk(
+    settings: Settings, assistant: RunningAssistant, staff_account_exists: bool = True
+) -> None:
     profile = load_profile(settings.org_id, settings.profiles_dir)
     where_sms_go = (
         str(settings.outbox_path) if settings.sms_backend == "outbox" else "Twilio で送信"
     )
+    console = ""
+    if assistant.console_url:
+        console = f"\n  スタッフ用コンソール: {assistant.console_url}"
+        if not staff_account_exists:
+            console += (
+                "\n    （スタッフのアカウントがまだありません。作成するには:"
+                "\n     .venv/bin/python -m bot.staff create-account NAME --role agent）"
+            )
     print(
         f"""
 アシスタントが起動しました（{profile.name}）。
@@ -281,7 +441,7 @@ def _print_how_to_talk(settings: Settings, assistant: RunningAssistant) -> None:
                        -H 'Content-Type: application/json' \\
                        -d '{{"sender": "me", "message": "口座情報は何に使われますか"}}'
   HTTP API:          {assistant.rasa_url}/status?token=<var/rasa_token の値>
-  アクションサーバー: {assistant.action_url}/health
+  アクションサーバー: {assistant.action_url}/health{console}
 本人確認を試す:    「自分の登録内容を確認したい」→ デモ会員 記号1001 番号23、1985年4月1日
                    （認証コードのSMS: {where_sms_go}）
 ログ: {settings.var_dir / "logs"}    止めるには Ctrl-C
@@ -295,8 +455,10 @@ def run(settings: Settings) -> None:
     check_configuration(settings)
     model = train_if_needed()
     print("サーバーを起動しています…", flush=True)
-    with running(settings, model, log_dir=settings.var_dir / "logs", webchat=True) as assistant:
-        _print_how_to_talk(settings, assistant)
+    with running(
+        settings, model, log_dir=settings.var_dir / "logs", webchat=True, console=True
+    ) as assistant:
+        _print_how_to_talk(settings, assistant, has_staff_account(settings))
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             while all(p.poll() is None for p in assistant.processes):

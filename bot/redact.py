@@ -66,19 +66,36 @@ def redact(text: str) -> str:
     Returns:
         The text with the values masked.
     """
-    normalized = normalize_with_spans(text)
-    spans = _claim_spans(normalized.text)
     out: list[str] = []
     cursor = 0
-    for start, end, mask in spans:
+    for start, end, mask in personal_spans(text):
+        out.append(text[cursor : max(cursor, start)])
+        out.append(mask)
+        cursor = max(cursor, end)
+    out.append(text[cursor:])
+    return "".join(out)
+
+
+def personal_spans(text: str) -> list[tuple[int, int, str]]:
+    """Where :func:`redact` finds personal values in ``text``, in the text as given.
+
+    Args:
+        text: any text.
+
+    Returns:
+        ``(start, end, mask)`` per value, in order, where ``mask`` is
+        :data:`DATE_MASK`, :data:`PHONE_MASK` or :data:`NUMBER_MASK`. Spans may touch
+        but never overlap, except that two may share an original character that NFKC
+        split in two (㏠ → 1日).
+    """
+    normalized = normalize_with_spans(text)
+    found: list[tuple[int, int, str]] = []
+    for start, end, mask in _claim_spans(normalized.text):
         # NFKC can turn one character into several (㏠ → 1日); a span may then end
         # inside the original character, which is masked whole.
         original_start, original_end = normalized.original_span(start, end)
-        out.append(text[cursor : max(cursor, original_start)])
-        out.append(mask)
-        cursor = max(cursor, original_end)
-    out.append(text[cursor:])
-    return "".join(out)
+        found.append((original_start, original_end, mask))
+    return found
 
 
 def _candidates(text: str) -> Iterator[_Span]:

@@ -57,8 +57,9 @@ class Settings:
     # (a TLS proxy in production), that public origin.
     webchat_port: int = 8080
     webchat_rasa_url: str | None = None
-    # Rasa's SQL tracker store: TRACKER_STORE_URL, else the app database (see
-    # tracker_url). The staff console reads transcripts from it.
+    # Rasa's SQL tracker store: TRACKER_STORE_URL, else the app database, or beside a
+    # SQLite app database a file of its own (see tracker_url). The staff console reads
+    # transcripts from it.
     tracker_store_url: str | None = None
     # A Redis lock store (redis://host:port/db) for several rasa servers; in memory if unset.
     lock_store_url: str | None = None
@@ -72,8 +73,21 @@ class Settings:
 
     @property
     def tracker_url(self) -> str:
-        """The SQLAlchemy URL of Rasa's tracker store (by default the app database)."""
-        return self.tracker_store_url or self.database_url
+        """The SQLAlchemy URL of Rasa's tracker store.
+
+        ``TRACKER_STORE_URL``, else the app database; but when that is a SQLite file,
+        ``tracker.db`` beside it. SQLite locks the whole file for every write: staff
+        commands call the rasa server inside their unit of work (hand back and close
+        resume the conversation), and Rasa's write of the same file would wait for that
+        lock until it gave up (after 5 s, falling back to memory and losing the event).
+        """
+        if self.tracker_store_url:
+            return self.tracker_store_url
+        prefix = "sqlite:///"
+        path = self.database_url[len(prefix) :] if self.database_url.startswith(prefix) else ""
+        if path and "?" not in path and path != ":memory:":
+            return f"{prefix}{Path(path).with_name('tracker.db')}"
+        return self.database_url
 
     @property
     def rasa_url(self) -> str:
@@ -176,7 +190,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     profiles_dir = Path(
         env.get("PRIVACY_BOT_PROFILES_DIR") or PROJECT_ROOT / "bot" / "profiles" / "data"
     )
-    return Settings(
+    settings = Settings(
         org_id=env.get("PRIVACY_BOT_ORG", "").strip() or DEFAULT_ORG,
         profiles_dir=profiles_dir,
         var_dir=var_dir,
@@ -199,6 +213,18 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         console_secure_cookie=_flag(env, "CONSOLE_SECURE_COOKIE"),
         transcript_retention_days=_days(env, "TRANSCRIPT_RETENTION_DAYS", 90),
     )
+    if (
+        settings.tracker_store_url is not None
+        and settings.tracker_store_url.startswith("sqlite")
+        and settings.tracker_store_url == settings.database_url
+    ):
+        # Staff commands call the rasa server inside a unit of work of the app database;
+        # with one SQLite file, Rasa's write would wait on that lock and be lost.
+        raise SettingsError(
+            "TRACKER_STORE_URL must not be the SQLite file of DATABASE_URL: "
+            "leave it unset (var/tracker.db) or use PostgreSQL"
+        )
+    return settings
 
 
 def ensure_secret(settings: Settings) -> str:

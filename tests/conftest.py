@@ -7,3 +7,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+# Fixture modules imported by test files as well as named in pytest_plugins: their
+# asserts are rewritten only if registered before the first import.
+pytest.register_assert_rewrite("tests.console_fixtures", "tests.db_fixtures")

@@ -316,3 +316,45 @@ def test_the_request_made_before_verifying_goes_on_after_it(database, tmp_path):
     said = talk.act(ActionStartCase(), "123456")
     assert "レセプト（診療報酬明細書等）の開示のご請求を承ります" in said
     assert talk.slots["case_target"] == "receipts" and talk.slots["pending_request"] is None
+
+
+def escalations_in_db(url: str) -> list[tuple[str, str, str | None, bool]]:
+    with session_factory(url).begin() as session:
+        rows = session.execute(
+            sa.text("SELECT reason, status, note, paused FROM escalations ORDER BY id")
+        )
+        return [(row[0], row[1], row[2], bool(row[3])) for row in rows]
+
+
+def test_asking_about_an_overdue_case_hands_it_to_a_person(database, tmp_path):
+    talk = Conversation(verify(tmp_path))
+    talk.act(ActionStartCase(), "訂正したい", "request_correction")
+    talk.fill("1")
+    talk.fill("電話番号が古いです")
+    talk.fill("新しい番号に直してください")
+    number = CASE_NUMBER.search(talk.fill("はい", "affirm")).group()  # type: ignore[union-attr]
+
+    on_time = talk.act(ActionCaseStatus(), "請求の状況は？", "check_case_status")
+    assert number in on_time and "担当者" not in on_time
+    assert [e for e in escalations_in_db(database) if e[0] == "case_needs_person"] == []
+
+    with session_factory(database).begin() as session:
+        # Every published period is over (or none is published): due yesterday.
+        session.execute(
+            sa.text("UPDATE cases SET due_at = :due WHERE case_number = :number"),
+            {"due": datetime.now(timezone.utc) - timedelta(days=1), "number": number},
+        )
+    late = talk.act(ActionCaseStatus(), "まだ回答が来ません", "check_case_status")
+    assert "回答期限を過ぎている" in late and "担当者から改めてご連絡します" in late
+    needs_person = [e for e in escalations_in_db(database) if e[0] == "case_needs_person"]
+    # Waiting for staff, about that case, and the member may go on talking to the bot.
+    assert needs_person == [
+        (
+            "case_needs_person",
+            "waiting",
+            f"回答期限を過ぎた請求について会員から問い合わせ：{number}",
+            False,
+        )
+    ]
+    talk.act(ActionCaseStatus(), "状況は？", "check_case_status")
+    assert len([e for e in escalations_in_db(database) if e[0] == "case_needs_person"]) == 1

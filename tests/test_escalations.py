@@ -85,24 +85,59 @@ def test_queue_claim_close_and_audit(sessions):
 def test_hand_back_resumes_the_conversation_then_closes(sessions):
     resumed: list[str] = []
     with sessions.begin() as session:
-        opened = escalations.escalate(session, conv("s1"), "member_request", NOW)
+        opened = escalations.escalate(session, conv("s1"), "member_request", NOW, pause=True)
+    assert opened.paused
     with sessions.begin() as session:
         view = escalations.hand_back(session, opened.id, "tanaka", NOW, resume=resumed.append)
     assert resumed == ["s1"] and view.status == "closed"
     assert ("staff:tanaka", "escalation.handed_back") in audit_actions(sessions)
 
 
-def test_a_failed_resume_changes_nothing(sessions):
+@pytest.mark.parametrize("finish", ["hand_back", "close"])
+def test_a_failed_resume_changes_nothing(sessions, finish):
     with sessions.begin() as session:
-        opened = escalations.escalate(session, conv("s1"), "member_request", NOW)
+        opened = escalations.escalate(session, conv("s1"), "member_request", NOW, pause=True)
 
     def broken(sender: str) -> None:
         raise RuntimeError("rasa down")
 
     with pytest.raises(RuntimeError), sessions.begin() as session:
-        escalations.hand_back(session, opened.id, "tanaka", NOW, resume=broken)
+        if finish == "close":
+            escalations.close(session, opened.id, "tanaka", None, NOW, resume=broken)
+        else:
+            escalations.hand_back(session, opened.id, "tanaka", NOW, resume=broken)
     with sessions.begin() as session:
         assert escalations.open_escalation_for(session, "s1") is not None
+        assert escalations.keeps_conversation_paused(session, "s1")
+
+
+def test_closing_a_paused_hand_off_resumes_the_member_a_lockout_needs_no_resume(sessions):
+    resumed: list[str] = []
+    with sessions.begin() as session:
+        paused = escalations.escalate(session, conv("talk"), "member_request", NOW, pause=True)
+        locked = escalations.escalate(session, conv("locked"), "verification_locked", NOW)
+        other = escalations.escalate(session, conv("other"), "case_needs_person", NOW)
+    with sessions.begin() as session:
+        assert escalations.keeps_conversation_paused(session, "talk")
+        assert not escalations.keeps_conversation_paused(session, "locked")
+        assert not escalations.keeps_conversation_paused(session, "nobody")
+        escalations.close(session, paused.id, "tanaka", "電話で対応", NOW, resume=resumed.append)
+        escalations.close(session, locked.id, "tanaka", None, NOW, resume=resumed.append)
+        escalations.hand_back(session, other.id, "tanaka", NOW, resume=resumed.append)
+    assert resumed == ["talk"]  # only the conversation that was paused
+    with sessions.begin() as session:
+        assert not escalations.keeps_conversation_paused(session, "talk")
+
+
+def test_a_hand_off_after_a_lockout_pauses_the_open_escalation(sessions):
+    with sessions.begin() as session:
+        locked = escalations.escalate(session, conv("s1"), "verification_locked", NOW)
+    assert not locked.paused
+    with sessions.begin() as session:
+        again = escalations.escalate(session, conv("s1"), "member_request", NOW, pause=True)
+    assert (again.id, again.reason, again.paused) == (locked.id, "verification_locked", True)
+    with sessions.begin() as session:
+        assert escalations.keeps_conversation_paused(session, "s1")
 
 
 def test_unknown_statuses_are_refused_by_the_database(sessions):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -10,13 +11,17 @@ import sqlalchemy as sa
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.handoff import ActionOfferHuman, ActionRequestHuman
+from actions.handoff import ActionOfferHuman, ActionRelayStaffMessage, ActionRequestHuman
 from actions.policy_answers import ActionAnswerPolicy
-from bot.db.models import Escalation
+from actions.session import ActionSessionStart
+from bot import escalations as service
+from bot.db.models import Escalation, StaffMessage
+from bot.verification import Conversation
 
 pytest_plugins = ["tests.db_fixtures"]
 
 SESSION_START = {"event": "session_started", "timestamp": 1000.0}
+NOW = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
@@ -31,6 +36,8 @@ def tracker(
     slots: dict[str, Any] | None = None,
     entities: list[dict[str, Any]] | None = None,
     sender: str = "member-1",
+    paused: bool = False,
+    events: list[dict[str, Any]] | None = None,
 ) -> Tracker:
     latest: dict[str, Any] = {
         "text": text,
@@ -42,8 +49,9 @@ def tracker(
             "sender_id": sender,
             "slots": slots or {},
             "latest_message": latest,
-            "events": [SESSION_START, {"event": "user", "text": text, "parse_data": latest}],
-            "paused": False,
+            "events": events
+            or [SESSION_START, {"event": "user", "text": text, "parse_data": latest}],
+            "paused": paused,
             "followup_action": None,
             "active_loop": {},
             "latest_action_name": "action_listen",
@@ -51,9 +59,11 @@ def tracker(
     )
 
 
-def run(action, tracker: Tracker) -> tuple[list[dict[str, Any]], CollectingDispatcher]:
+def run(
+    action, tracker: Tracker, domain: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], CollectingDispatcher]:
     dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, tracker, {}))
+    events = asyncio.run(action.run(dispatcher, tracker, domain or {}))
     return events, dispatcher
 
 
@@ -69,6 +79,11 @@ def escalations(database) -> list[tuple[str, str, str | None]]:
     with database.begin() as session:
         rows = session.execute(sa.select(Escalation).order_by(Escalation.id)).scalars()
         return [(row.reason, row.status, row.sender_id) for row in rows]
+
+
+def paused_flags(database) -> list[bool]:
+    with database.begin() as session:
+        return list(session.execute(sa.select(Escalation.paused).order_by(Escalation.id)).scalars())
 
 
 def reason(value: str) -> list[dict[str, Any]]:
@@ -91,6 +106,7 @@ def test_the_first_request_offers_and_the_second_escalates_and_pauses(database):
     assert "受付時間は公表されていません" in said(dispatcher)  # the default profile has none
     assert [e["event"] for e in events] == ["slot", "pause", "action"]
     assert escalations(database) == [("member_request", "waiting", "member-1")]
+    assert paused_flags(database) == [True]  # closing it must resume the conversation
 
 
 def test_the_button_escalates_at_once(database):
@@ -124,3 +140,112 @@ def test_repeated_fallbacks_offer_a_person(database):
     assert '/request_human{"handoff_reason": "repeated_fallback"}' in payloads(dispatcher)
     run(ActionRequestHuman(), tracker("x", entities=reason("repeated_fallback")))
     assert escalations(database) == [("repeated_fallback", "waiting", "member-1")]
+
+
+# --- staff replies and new sessions ------------------------------------------------------
+
+
+def open_hand_off(database, sender: str = "member-1", *, pause: bool = True) -> int:
+    with database.begin() as session:
+        view = service.escalate(
+            session,
+            Conversation(sender, "start", "socketio"),
+            "member_request" if pause else "verification_locked",
+            NOW,
+            pause=pause,
+        )
+        service.claim(session, view.id, "tanaka", NOW)
+    return view.id
+
+
+def add_reply(database, escalation_id: int, text: str, sender: str = "member-1") -> None:
+    with database.begin() as session:
+        session.add(
+            StaffMessage(
+                escalation_id=escalation_id,
+                sender_id=sender,
+                staff="tanaka",
+                text=text,
+                created_at=NOW,
+            )
+        )
+
+
+def test_the_relay_utters_each_reply_as_staff_and_keeps_the_pause(database):
+    escalation_id = open_hand_off(database)
+    add_reply(database, escalation_id, "お待たせしました。")
+    add_reply(database, escalation_id, "ご住所を確認します。")
+    add_reply(database, escalation_id, "ほかの方宛て", sender="member-2")
+
+    events, dispatcher = run(ActionRelayStaffMessage(), tracker("まだですか", paused=True))
+
+    assert [(m["text"], m["staff"]) for m in dispatcher.messages] == [
+        ("担当者より：お待たせしました。", "tanaka"),
+        ("担当者より：ご住所を確認します。", "tanaka"),
+    ]
+    # Still paused: no second pause event; the listen closes the action's turn.
+    assert [(e["event"], e.get("name")) for e in events] == [("action", "action_listen")]
+    events, dispatcher = run(ActionRelayStaffMessage(), tracker("まだですか", paused=True))
+    assert dispatcher.messages == []  # each reply is sent once
+    with database.begin() as session:
+        undelivered = session.execute(
+            sa.select(StaffMessage.text).where(StaffMessage.delivered_at.is_(None))
+        ).scalars()
+        assert list(undelivered) == ["ほかの方宛て"]
+
+
+def test_the_relay_pauses_again_a_hand_off_that_was_unpaused(database):
+    escalation_id = open_hand_off(database)
+    add_reply(database, escalation_id, "お待たせしました。")
+    events, _ = run(ActionRelayStaffMessage(), tracker("/restart", paused=False))
+    assert [e["event"] for e in events] == ["pause", "action"]
+
+
+def test_a_relay_in_a_lockout_escalation_does_not_pause(database):
+    escalation_id = open_hand_off(database, pause=False)
+    add_reply(database, escalation_id, "ロックを解除しました。")
+    events, dispatcher = run(ActionRelayStaffMessage(), tracker("x", paused=False))
+    assert [m["text"] for m in dispatcher.messages] == ["担当者より：ロックを解除しました。"]
+    assert [e["event"] for e in events] == ["action"]
+
+
+def session_start_events(database, sender: str = "member-1", carry_over: bool = False):
+    previous = [
+        SESSION_START,
+        {"event": "slot", "name": "handoff_offered", "value": True, "timestamp": 1001.0},
+        {"event": "user", "text": "x", "parse_data": {}, "timestamp": 1002.0},
+    ]
+    domain = {"session_config": {"carry_over_slots_to_new_session": carry_over}}
+    events, dispatcher = run(
+        ActionSessionStart(), tracker("", sender=sender, events=previous), domain
+    )
+    assert dispatcher.messages == []
+    return events
+
+
+def test_a_new_session_starts_as_rasas_default_when_nobody_holds_it(database):
+    assert [e["event"] for e in session_start_events(database)] == ["session_started", "action"]
+    carried = session_start_events(database, carry_over=True)
+    assert [e["event"] for e in carried] == ["session_started", "slot", "action"]
+    assert (carried[1]["name"], carried[1]["value"]) == ("handoff_offered", True)
+    assert carried[-1]["name"] == "action_listen"
+
+
+def test_a_new_session_of_a_paused_hand_off_is_paused_again(database):
+    escalation_id = open_hand_off(database)
+    events = session_start_events(database)
+    assert [e["event"] for e in events] == ["session_started", "pause", "action"]
+    # Another member's conversation and a lockout's are not held.
+    assert "pause" not in [e["event"] for e in session_start_events(database, "member-2")]
+    open_hand_off(database, "member-3", pause=False)
+    assert "pause" not in [e["event"] for e in session_start_events(database, "member-3")]
+    # Once staff close it, the next session is the assistant's again.
+    with database.begin() as session:
+        service.close(session, escalation_id, "tanaka", None, NOW, resume=lambda sender: None)
+    assert "pause" not in [e["event"] for e in session_start_events(database)]
+
+
+def test_a_new_session_without_the_database_starts_unpaused(database, monkeypatch):
+    open_hand_off(database)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    assert [e["event"] for e in session_start_events(database)] == ["session_started", "action"]

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
 from bot.db.models import AuditLog, StaffAccount, StaffRole
 from bot.staff import accounts
-from bot.staff.accounts import AccountError, authenticate, create_account, verify_password
+from bot.staff.accounts import (
+    AccountError,
+    authenticate,
+    change_password,
+    create_account,
+    japanese,
+    reset_password,
+    set_active,
+    verify_password,
+)
 from bot.staff.cli import main
 
 pytest_plugins = ["tests.db_fixtures"]
@@ -114,3 +123,101 @@ def test_the_cli_works_the_queue(migrated_url, capsys, sessions):
         == 0
     )
     assert "closed" in capsys.readouterr().out
+
+
+# --- throttling and account changes ---------------------------------------------------------
+
+
+def _audit_rows(sessions) -> list[AuditLog]:
+    with sessions.begin() as session:
+        return list(session.execute(sa.select(AuditLog).order_by(AuditLog.id)).scalars())
+
+
+def _sign_in(sessions, name: str, password: str, now: datetime):
+    with sessions.begin() as session:
+        return authenticate(session, name, password, now)
+
+
+def test_five_wrong_passwords_lock_for_fifteen_minutes(sessions):
+    with sessions.begin() as session:
+        create_account(session, "tanaka", "agent", PASSWORD, NOW)
+    for _ in range(accounts.MAX_FAILED_LOGINS - 1):
+        assert _sign_in(sessions, "tanaka", "wrong", NOW) is None
+    # A right password before the fifth failure resets the count.
+    assert _sign_in(sessions, "tanaka", PASSWORD, NOW) is not None
+    for _ in range(accounts.MAX_FAILED_LOGINS):
+        assert _sign_in(sessions, "tanaka", "wrong", NOW) is None
+    assert _sign_in(sessions, "tanaka", PASSWORD, NOW) is None  # locked: even the right one
+    later = NOW + timedelta(minutes=accounts.LOCK_MINUTES) - timedelta(seconds=1)
+    assert _sign_in(sessions, "tanaka", PASSWORD, later) is None
+    assert _sign_in(sessions, "tanaka", PASSWORD, later + timedelta(seconds=1)) is not None
+    rows = _audit_rows(sessions)
+    assert [row.action for row in rows].count("staff.locked") == 1
+    refusal = [row for row in rows if row.detail.get("why") == "locked"]
+    assert len(refusal) == 2 and all(row.action == "staff.login_failed" for row in refusal)
+    assert PASSWORD not in str([row.detail for row in rows])
+    with sessions.begin() as session:
+        row = session.execute(sa.select(StaffAccount)).scalar_one()
+        assert (row.failed_logins, row.locked_until) == (0, None)
+
+
+def test_refusals_cost_a_scrypt_whatever_the_reason(sessions, monkeypatch):
+    with sessions.begin() as session:
+        create_account(session, "tanaka", "agent", PASSWORD, NOW)
+        create_account(session, "gone", "agent", PASSWORD, NOW)
+    with sessions.begin() as session:
+        set_active(session, 2, False, "admin", NOW)
+    calls: list[str] = []
+    real = accounts.hash_password
+
+    def counted(password: str, salt: str) -> str:
+        calls.append(salt)
+        return real(password, salt)
+
+    monkeypatch.setattr(accounts, "hash_password", counted)
+    for name in ("nobody", "gone", "tanaka"):
+        calls.clear()
+        assert _sign_in(sessions, name, "wrong", NOW) is None
+        assert len(calls) == 1, name
+
+
+def test_deactivate_and_activate(sessions):
+    with sessions.begin() as session:
+        tanaka = create_account(session, "tanaka", "agent", PASSWORD, NOW).id
+        create_account(session, "kanri", "admin", PASSWORD, NOW)
+    with sessions.begin() as session:
+        assert set_active(session, tanaka, False, "kanri", NOW).active is False
+    assert _sign_in(sessions, "tanaka", PASSWORD, NOW) is None
+    with sessions.begin() as session, pytest.raises(AccountError, match="own account"):
+        set_active(session, 2, False, "kanri", NOW)
+    with sessions.begin() as session:
+        assert set_active(session, tanaka, True, "kanri", NOW).active is True
+    assert _sign_in(sessions, "tanaka", PASSWORD, NOW) is not None
+    actions = [(row.actor, row.action) for row in _audit_rows(sessions)]
+    assert ("staff:kanri", "staff.account_deactivated") in actions
+    assert ("staff:kanri", "staff.account_activated") in actions
+    with sessions.begin() as session, pytest.raises(AccountError, match="no account"):
+        set_active(session, 99, True, "kanri", NOW)
+
+
+def test_change_and_reset_password(sessions):
+    new = "another long passphrase"
+    with sessions.begin() as session:
+        tanaka = create_account(session, "tanaka", "agent", PASSWORD, NOW).id
+    with sessions.begin() as session, pytest.raises(AccountError, match="current password"):
+        change_password(session, tanaka, "wrong", new, NOW)
+    with sessions.begin() as session, pytest.raises(AccountError, match="at least"):
+        change_password(session, tanaka, PASSWORD, "short", NOW)
+    with sessions.begin() as session, pytest.raises(AccountError, match="old one"):
+        change_password(session, tanaka, PASSWORD, PASSWORD, NOW)
+    with sessions.begin() as session:
+        change_password(session, tanaka, PASSWORD, new, NOW)
+    assert _sign_in(sessions, "tanaka", PASSWORD, NOW) is None
+    assert _sign_in(sessions, "tanaka", new, NOW) is not None
+    with sessions.begin() as session:
+        reset_password(session, tanaka, PASSWORD, "kanri", NOW)
+    assert _sign_in(sessions, "tanaka", PASSWORD, NOW) is not None
+    assert japanese(AccountError("日本語 / English")) == "日本語"
+    rows = _audit_rows(sessions)
+    assert ("staff:kanri", "staff.password_reset") in [(r.actor, r.action) for r in rows]
+    assert new not in str([row.detail for row in rows])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from sqlalchemy.engine import make_url
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "purge":
         days = args.transcript_days or settings.transcript_retention_days
-        tracker_url = settings.tracker_store_url or url
+        tracker_url = replace(settings, database_url=url).tracker_url
         result = purge(
             session_factory(url),
             engine_for(tracker_url),

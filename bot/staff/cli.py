@@ -6,13 +6,15 @@ Examples::
     echo "$PW" | python -m bot.staff create-account tanaka --role admin --password-stdin
     python -m bot.staff queue                                      # waiting, oldest first
     python -m bot.staff claim 12 --staff tanaka
+    python -m bot.staff reply 12 --staff tanaka --text "お調べしますのでお待ちください"
     python -m bot.staff hand-back 12 --staff tanaka                # resume in Rasa, close
-    python -m bot.staff close 12 --staff tanaka --note "電話で対応済み"
+    python -m bot.staff close 12 --staff tanaka --note "電話で対応済み"  # resumes too
 
 The database is ``DATABASE_URL`` (default ``var/app.db``) unless ``--url`` is given;
-``hand-back`` reaches the rasa server at ``--rasa-url`` (default
-``http://localhost:RASA_PORT``) with ``RASA_TOKEN``. A refused command prints why and
-exits with status 2.
+``reply``, ``hand-back`` and ``close`` reach the rasa server at ``--rasa-url`` (default
+``http://localhost:RASA_PORT``) with its token (``RASA_TOKEN``, else the one the
+launcher generated in ``var/rasa_token``). ``reply`` reads the text from standard input
+when ``--text`` is not given. A refused command prints why and exits with status 2.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from datetime import datetime, timezone
 from bot.db.models import StaffRole
 from bot.db.session import session_factory
 from bot.escalations import EscalationError, EscalationView, claim, close, hand_back, queue
-from bot.settings import load_settings
+from bot.launcher import ensure_token
+from bot.settings import Settings, load_settings
 from bot.staff.accounts import AccountError, create_account
-from bot.staff.rasa_api import RasaApiError, resume
+from bot.staff.rasa_api import RasaApi, RasaApiError
+from bot.staff.relay import RelayError, send_staff_message
 
 REFUSED = 2
 
@@ -50,17 +54,24 @@ def _parser() -> argparse.ArgumentParser:
 
     for name, text in (
         ("claim", "take a waiting escalation"),
+        ("reply", "send a reply to the member of an escalation in progress"),
         ("hand-back", "resume the conversation in Rasa and close the escalation"),
-        ("close", "close an escalation"),
+        ("close", "close an escalation (a paused conversation is resumed)"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("escalation_id", type=int)
         command.add_argument("--staff", required=True, help="who does it (audited)")
-        if name != "claim":
+        if name in ("hand-back", "close"):
             command.add_argument("--note", help="internal note")
-        if name == "hand-back":
+        if name == "reply":
+            command.add_argument("--text", help="the reply (default: read standard input)")
+        if name != "claim":
             command.add_argument("--rasa-url", help="default: http://localhost:RASA_PORT")
     return parser
+
+
+def _rasa(settings: Settings, url: str | None) -> RasaApi:
+    return RasaApi(url or settings.rasa_url, ensure_token(settings))
 
 
 def _line(view: EscalationView) -> str:
@@ -91,6 +102,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sessions = session_factory(args.url or settings.database_url)
     now = datetime.now(timezone.utc)
     try:
+        if args.command == "reply":
+            text = args.text if args.text is not None else sys.stdin.read()
+            sent = send_staff_message(
+                sessions,
+                args.escalation_id,
+                args.staff,
+                text,
+                now,
+                _rasa(settings, args.rasa_url),
+            )
+            print(f"reply #{sent.id} delivered to escalation #{args.escalation_id}")
+            return 0
         with sessions.begin() as session:
             if args.command == "create-account":
                 made = create_account(
@@ -105,20 +128,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.command == "claim":
                 print(_line(claim(session, args.escalation_id, args.staff, now)))
             elif args.command == "close":
-                print(_line(close(session, args.escalation_id, args.staff, args.note, now)))
+                view = close(
+                    session,
+                    args.escalation_id,
+                    args.staff,
+                    args.note,
+                    now,
+                    resume=lambda sender: _rasa(settings, args.rasa_url).resume(sender),
+                )
+                print(_line(view))
             else:
-                rasa_url = args.rasa_url or f"http://localhost:{settings.rasa_port}"
-                token = settings.rasa_token or ""
                 view = hand_back(
                     session,
                     args.escalation_id,
                     args.staff,
                     now,
-                    resume=lambda sender: resume(rasa_url, token, sender),
+                    resume=lambda sender: _rasa(settings, args.rasa_url).resume(sender),
                     note=args.note,
                 )
                 print(_line(view))
-    except (AccountError, EscalationError, RasaApiError) as error:
+    except (AccountError, EscalationError, RasaApiError, RelayError) as error:
         print(f"refused: {error}", file=sys.stderr)
         return REFUSED
     return 0

@@ -28,6 +28,13 @@ def upgrade() -> None:
             sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false())
         )
 
+    # Hand-offs opened before this revision that paused their conversation (the reasons
+    # that pause): closing them must resume the conversation.
+    op.execute(
+        "UPDATE escalations SET paused = TRUE WHERE status IN ('waiting', 'in_progress') "
+        "AND reason IN ('member_request', 'complaint', 'repeated_fallback')"
+    )
+
     op.create_table(
         "staff_sessions",
         sa.Column("id", sa.String(64), nullable=False),

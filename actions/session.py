@@ -1,0 +1,66 @@
+"""``action_session_start``: Rasa's default, plus keeping a staff hand-off paused.
+
+A new session (after 15 idle minutes, see ``session_config`` in the domain) starts with
+``SessionStarted``, which resets the tracker and with it Rasa's pause. While staff
+still hold the conversation (an open escalation that paused it), the member's messages
+must keep going to staff only: the new session is paused again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActionExecuted, ConversationPaused, SessionStarted, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions.common import db_session
+from bot import escalations
+
+logger = logging.getLogger(__name__)
+
+
+class ActionSessionStart(Action):
+    """Start a session as Rasa does; pause it when a paused hand-off is still open."""
+
+    def name(self) -> str:
+        """The action's name in the domain."""
+        return "action_session_start"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """``SessionStarted``, carried-over slots if configured, a pause if held, listen.
+
+        The session's ``SessionStarted`` gets its timestamp from the rasa server; the
+        identity flow keys a verification to it (``actions.common.session_key``), so a
+        new session needs verifying again, as with Rasa's own action.
+        """
+        events: list[dict[str, Any]] = [SessionStarted()]
+        if (domain.get("session_config") or {}).get("carry_over_slots_to_new_session"):
+            # As Rasa's ActionSessionStart: every slot set in the session that ends.
+            events.extend(
+                SlotSet(event.get("name"), event.get("value"))
+                for event in tracker.applied_events()
+                if event.get("event") == "slot"
+            )
+        if _held_by_staff(tracker.sender_id):
+            events.append(ConversationPaused())
+        events.append(ActionExecuted("action_listen"))
+        return events
+
+
+def _held_by_staff(sender_id: str) -> bool:
+    try:
+        with db_session() as session:
+            return escalations.keeps_conversation_paused(session, sender_id)
+    except SQLAlchemyError as error:
+        # Without the database the session starts unpaused: the assistant answering
+        # (and apologizing for what it cannot do) beats a conversation that fails.
+        logger.error("app database unavailable: %s", type(error).__name__)
+        return False

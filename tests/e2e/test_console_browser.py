@@ -1,0 +1,192 @@
+"""The staff console and the website chat in a real headless Chromium, on the real servers.
+
+A member asks for a person in the website chat; a staff member signs in to the console,
+claims the conversation, replies, and the member sees the reply; the member writes
+again and the console shows it without a reload; staff hand back and the assistant
+answers again. The browser is driven by ``web/tests/console.spec.mjs`` (playwright-core
+from ``web/node_modules``, Debian's ``chromium``; no browser is downloaded); the servers
+are started once for this module (action server, rasa server with its SQL tracker
+store, website chat page, console) on free ports, with a staff account made before.
+Screenshots of the console (queue, escalation page) and of the member's chat are kept
+under ``<var dir>/artifacts/console/``. Without chromium, node or the npm packages the
+test skips with the reason, unless ``PRIVACY_BOT_REQUIRE_BROWSER`` is 1: then it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import struct
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bot.db.migrate import upgrade
+from bot.db.models import AuditLog, Escalation, StaffMessage
+from bot.db.session import engine_for, session_factory
+from bot.launcher import RunningAssistant, running, train_if_needed
+from bot.settings import load_settings
+from bot.staff.accounts import create_account
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+SPEC = ROOT / "web" / "tests" / "console.spec.mjs"
+ARTIFACTS = load_settings().var_dir / "artifacts" / "console"
+STAFF_NAME = "tanaka"
+STAFF_PASSWORD = "console-e2e-password"
+SCREENSHOTS = {
+    "console-queue-1280x800.png": (1280, 800),
+    "console-escalation-1280x800.png": (1280, 800),
+    "console-member-chat-360x740.png": (360, 740),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _chromium() -> str | None:
+    return (
+        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+
+
+@pytest.fixture(scope="module")
+def browser_tools() -> tuple[str, str]:
+    node, chromium = shutil.which("node"), _chromium()
+    missing = []
+    if not chromium:
+        missing.append("chromium (as root: apt-get install chromium)")
+    if not node:
+        missing.append("node")
+    if not (ROOT / "web" / "node_modules" / "playwright-core").is_dir():
+        missing.append("web/node_modules (make install)")
+    if missing:
+        reason = "browser tests need " + ", ".join(missing)
+        if os.environ.get("PRIVACY_BOT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{reason} (PRIVACY_BOT_REQUIRE_BROWSER=1)")
+        pytest.skip(reason)
+    assert node and chromium
+    return node, chromium
+
+
+@pytest.fixture(scope="module")
+def console_assistant(tmp_path_factory) -> Iterator[RunningAssistant]:
+    """Every server of the product, the console included, on a database of their own."""
+    var_dir = tmp_path_factory.mktemp("console-var")
+    settings = replace(
+        load_settings(),
+        org_id="kokusai-kogyo-kenpo",
+        var_dir=var_dir,
+        database_url=f"sqlite:///{var_dir / 'app.db'}",
+        tracker_store_url=None,  # the default: Rasa's events in tracker.db beside app.db
+        lock_store_url=None,
+        rasa_port=_free_port(),
+        action_port=_free_port(),
+        webchat_port=_free_port(),
+        console_port=_free_port(),
+        rasa_token="e2e-console-token",
+        console_secure_cookie=False,  # plain HTTP on loopback
+    )
+    upgrade(settings.database_url)
+    with session_factory(settings.database_url).begin() as session:
+        create_account(session, STAFF_NAME, "agent", STAFF_PASSWORD, datetime.now(timezone.utc))
+    model = train_if_needed()
+    with running(settings, model, log_dir=var_dir / "logs", webchat=True, console=True) as started:
+        yield started
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", header[16:24])
+    return width, height
+
+
+def run_spec(assistant: RunningAssistant, tools: tuple[str, str], *args: str) -> str:
+    node, chromium = tools
+    env = {
+        **os.environ,
+        "WEBCHAT_URL": assistant.webchat_url,
+        "CONSOLE_URL": assistant.console_url,
+        "STAFF_NAME": STAFF_NAME,
+        "STAFF_PASSWORD": STAFF_PASSWORD,
+        "ARTIFACT_DIR": str(ARTIFACTS),
+        "CHROMIUM": chromium,
+    }
+    result = subprocess.run(
+        [node, str(SPEC), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    print(result.stdout)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{_server_errors(assistant)}"
+    return result.stdout
+
+
+def _server_errors(assistant: RunningAssistant) -> str:
+    """The servers' ERROR lines: why a step of the browser's script saw nothing happen."""
+    found = []
+    for log in sorted((assistant.var_dir / "logs").glob("*.log")):
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+        found += [f"{log.name}: {line}" for line in lines if " ERROR " in line][-10:]
+    return "server errors:\n" + "\n".join(found) if found else "no server errors logged"
+
+
+def test_staff_take_over_a_website_chat_reply_and_hand_back(browser_tools, console_assistant):
+    for name in SCREENSHOTS:
+        (ARTIFACTS / name).unlink(missing_ok=True)
+
+    output = run_spec(console_assistant, browser_tools, "handoff")
+
+    assert "handoff: all checks passed" in output
+    for name, size in SCREENSHOTS.items():
+        assert png_size(ARTIFACTS / name) == size, name
+        print(f"screenshot: {ARTIFACTS / name}")
+    session_id = next(
+        line.split(": ", 1)[1].strip()
+        for line in output.splitlines()
+        if line.startswith("member session: ")
+    )
+    with engine_for(console_assistant.settings.database_url).connect() as connection:
+        (escalation,) = connection.execute(
+            sa.select(Escalation).where(Escalation.sender_id == session_id)
+        ).all()
+        audit = connection.execute(
+            sa.select(AuditLog.action, AuditLog.actor)
+            .where(AuditLog.action.like("escalation.%"))
+            .order_by(AuditLog.id)
+        ).all()
+        replies = connection.execute(
+            sa.select(StaffMessage.staff, StaffMessage.text, StaffMessage.delivered_at).where(
+                StaffMessage.escalation_id == escalation.id
+            )
+        ).all()
+    assert escalation.status == "closed"
+    assert (escalation.reason, escalation.channel) == ("member_request", "socketio")
+    assert escalation.assigned_staff == STAFF_NAME
+    assert escalation.claimed_at is not None and escalation.closed_at is not None
+    staff = f"staff:{STAFF_NAME}"
+    trail = [(row.action, row.actor) for row in audit]
+    assert trail[0] == ("escalation.opened", "system")
+    # Claimed, one reply, handed back: in that order, each by the staff member.
+    steps = [action for action, actor in trail if actor == staff]
+    wanted = ["escalation.claimed", "escalation.staff_message", "escalation.handed_back"]
+    assert [action for action in steps if action in wanted] == wanted, trail
+    assert [(r.staff, r.text) for r in replies] == [
+        (STAFF_NAME, "担当の田中です。ご用件を伺います。")
+    ]
+    assert replies[0].delivered_at is not None
