@@ -270,18 +270,7 @@ def close(
     Raises:
         EscalationError: unknown or already closed.
     """
-    row = _row(session, escalation_id)
-    if row.status == EscalationStatus.CLOSED.value:
-        raise EscalationError(f"escalation #{escalation_id} is already closed")
-    if resume is not None and row.paused and row.sender_id:
-        resume(row.sender_id)
-    row.status = EscalationStatus.CLOSED.value
-    row.closed_at = now
-    row.assigned_staff = row.assigned_staff or staff
-    if note:
-        row.note = f"{row.note}\n{note}" if row.note else note
-    _staff_audit(session, now, "escalation.closed", staff, row)
-    return _view(row)
+    return _finish(session, escalation_id, staff, now, resume, note, "escalation.closed")
 
 
 def hand_back(
@@ -307,6 +296,19 @@ def hand_back(
     Raises:
         EscalationError: unknown or already closed.
     """
+    return _finish(session, escalation_id, staff, now, resume, note, "escalation.handed_back")
+
+
+def _finish(
+    session: Session,
+    escalation_id: int,
+    staff: str,
+    now: datetime,
+    resume: Callable[[str], None] | None,
+    note: str | None,
+    action: str,
+) -> EscalationView:
+    """Close the escalation, resuming the conversation first if it paused it."""
     row = _row(session, escalation_id)
     if row.status == EscalationStatus.CLOSED.value:
         raise EscalationError(f"escalation #{escalation_id} is already closed")
@@ -317,5 +319,5 @@ def hand_back(
     row.assigned_staff = row.assigned_staff or staff
     if note:
         row.note = f"{row.note}\n{note}" if row.note else note
-    _staff_audit(session, now, "escalation.handed_back", staff, row)
+    _staff_audit(session, now, action, staff, row)
     return _view(row)

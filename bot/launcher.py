@@ -40,9 +40,9 @@ from sqlalchemy.engine import make_url
 from bot.db.demo import load_demo
 from bot.db.migrate import upgrade
 from bot.db.models import StaffAccount
-from bot.db.session import engine_for, session_factory
+from bot.db.session import session_factory
 from bot.profiles.loader import ProfileError, load_profile
-from bot.retention import RetentionPolicy, purge
+from bot.retention import purge_configured
 from bot.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 from bot.webserver import WebchatError, check_files
 
@@ -248,12 +248,7 @@ def prepare_database(settings: Settings) -> None:
         load_demo(session)
     # Retention runs at every start; a long-running deployment also schedules
     # `python -m bot.db purge` (docs/handoff.md).
-    purge(
-        session_factory(settings.database_url),
-        engine_for(settings.tracker_url),
-        datetime.now(timezone.utc),
-        RetentionPolicy(transcript_days=settings.transcript_retention_days),
-    )
+    purge_configured(settings, datetime.now(timezone.utc))
 
 
 def prepare_tracker_store(settings: Settings) -> None:

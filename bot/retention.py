@@ -37,15 +37,11 @@ from bot.db.models import (
     VerificationFailure,
     VerificationLockout,
 )
+from bot.db.session import engine_for, session_factory
 from bot.escalations import OPEN_STATUSES
+from bot.settings import Settings
+from bot.transcripts import EVENTS
 
-# Rasa's SQLTrackerStore table, only the columns retention needs.
-_EVENTS = sa.table(
-    "events",
-    sa.column("id", sa.Integer),
-    sa.column("sender_id", sa.String),
-    sa.column("timestamp", sa.Float),
-)
 _SENDER_BATCH = 500
 
 
@@ -84,9 +80,9 @@ def silent_conversations(tracker: Engine, cutoff: datetime) -> list[str]:
     if not sa.inspect(tracker).has_table("events"):
         return []
     query = (
-        sa.select(_EVENTS.c.sender_id)
-        .group_by(_EVENTS.c.sender_id)
-        .having(sa.func.max(_EVENTS.c.timestamp) < cutoff.timestamp())
+        sa.select(EVENTS.c.sender_id)
+        .group_by(EVENTS.c.sender_id)
+        .having(sa.func.max(EVENTS.c.timestamp) < cutoff.timestamp())
     )
     with tracker.connect() as connection:
         return [row[0] for row in connection.execute(query)]
@@ -102,7 +98,7 @@ def purge_transcripts(tracker: Engine, senders: list[str], keep: set[str]) -> tu
     events = 0
     for batch in _batches(doomed, _SENDER_BATCH):
         with tracker.begin() as connection:
-            result = connection.execute(sa.delete(_EVENTS).where(_EVENTS.c.sender_id.in_(batch)))
+            result = connection.execute(sa.delete(EVENTS).where(EVENTS.c.sender_id.in_(batch)))
             events += max(result.rowcount or 0, 0)
     return len(doomed), events
 
@@ -184,3 +180,22 @@ def purge(
         )
         audit(session, now, "retention.purged", "system", **asdict(result), **asdict(policy))
     return result
+
+
+def purge_configured(
+    settings: Settings, now: datetime, transcript_days: int | None = None
+) -> PurgeResult:
+    """:func:`purge` on the databases of ``settings`` (the launcher and the CLI).
+
+    Args:
+        settings: the app database and, through ``tracker_url``, the tracker store.
+        now: the current time (aware).
+        transcript_days: overrides ``settings.transcript_retention_days``.
+    """
+    days = transcript_days or settings.transcript_retention_days
+    return purge(
+        session_factory(settings.database_url),
+        engine_for(settings.tracker_url),
+        now,
+        RetentionPolicy(transcript_days=days),
+    )

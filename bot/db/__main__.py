@@ -23,8 +23,8 @@ from sqlalchemy.engine import make_url
 
 from bot.db.demo import generate_members, load_demo
 from bot.db.migrate import current_revision, head_revision, new_revision, upgrade
-from bot.db.session import engine_for, session_factory
-from bot.retention import RetentionPolicy, purge
+from bot.db.session import session_factory
+from bot.retention import purge_configured
 from bot.settings import load_settings
 
 
@@ -81,12 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "purge":
         days = args.transcript_days or settings.transcript_retention_days
-        tracker_url = replace(settings, database_url=url).tracker_url
-        result = purge(
-            session_factory(url),
-            engine_for(tracker_url),
-            datetime.now(timezone.utc),
-            RetentionPolicy(transcript_days=days),
+        result = purge_configured(
+            replace(settings, database_url=url), datetime.now(timezone.utc), days
         )
         print(
             f"{shown}: {result.conversations} conversations ({result.events} events) "
