@@ -12,4 +12,4 @@ import pytest  # noqa: E402
 
 # Fixture modules imported by test files as well as named in pytest_plugins: their
 # asserts are rewritten only if registered before the first import.
-pytest.register_assert_rewrite("tests.console_fixtures", "tests.db_fixtures")
+pytest.register_assert_rewrite("tests.console_fixtures", "tests.db_fixtures", "tests.e2e.browser")

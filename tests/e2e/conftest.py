@@ -50,3 +50,11 @@ def say(assistant):
 
     send.sender = sender  # type: ignore[attr-defined]
     return send
+
+
+@pytest.fixture(scope="module")
+def browser_tools() -> tuple[str, str]:
+    """(node, chromium) for the browser tests (tests/e2e/browser.py)."""
+    from tests.e2e.browser import find_browser_tools
+
+    return find_browser_tools()

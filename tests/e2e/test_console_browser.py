@@ -14,15 +14,9 @@ test skips with the reason, unless ``PRIVACY_BOT_REQUIRE_BROWSER`` is 1: then it
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import struct
-import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -34,6 +28,8 @@ from bot.launcher import RunningAssistant, running, train_if_needed
 from bot.settings import load_settings
 from bot.staff.accounts import create_account
 from tests.conftest import ROOT
+from tests.e2e.browser import png_size, run_node_spec
+from tests.e2e.conftest import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -48,37 +44,6 @@ SCREENSHOTS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _chromium() -> str | None:
-    return (
-        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
-
-
-@pytest.fixture(scope="module")
-def browser_tools() -> tuple[str, str]:
-    node, chromium = shutil.which("node"), _chromium()
-    missing = []
-    if not chromium:
-        missing.append("chromium (as root: apt-get install chromium)")
-    if not node:
-        missing.append("node")
-    if not (ROOT / "web" / "node_modules" / "playwright-core").is_dir():
-        missing.append("web/node_modules (make install)")
-    if missing:
-        reason = "browser tests need " + ", ".join(missing)
-        if os.environ.get("PRIVACY_BOT_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{reason} (PRIVACY_BOT_REQUIRE_BROWSER=1)")
-        pytest.skip(reason)
-    assert node and chromium
-    return node, chromium
-
-
 @pytest.fixture(scope="module")
 def console_assistant(tmp_path_factory) -> Iterator[RunningAssistant]:
     """Every server of the product, the console included, on a database of their own."""
@@ -90,10 +55,10 @@ def console_assistant(tmp_path_factory) -> Iterator[RunningAssistant]:
         database_url=f"sqlite:///{var_dir / 'app.db'}",
         tracker_store_url=None,  # the default: Rasa's events in tracker.db beside app.db
         lock_store_url=None,
-        rasa_port=_free_port(),
-        action_port=_free_port(),
-        webchat_port=_free_port(),
-        console_port=_free_port(),
+        rasa_port=free_port(),
+        action_port=free_port(),
+        webchat_port=free_port(),
+        console_port=free_port(),
         rasa_token="e2e-console-token",
         console_secure_cookie=False,  # plain HTTP on loopback
     )
@@ -105,36 +70,15 @@ def console_assistant(tmp_path_factory) -> Iterator[RunningAssistant]:
         yield started
 
 
-def png_size(path: Path) -> tuple[int, int]:
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    width, height = struct.unpack(">II", header[16:24])
-    return width, height
-
-
 def run_spec(assistant: RunningAssistant, tools: tuple[str, str], *args: str) -> str:
-    node, chromium = tools
     env = {
-        **os.environ,
         "WEBCHAT_URL": assistant.webchat_url,
         "CONSOLE_URL": assistant.console_url,
         "STAFF_NAME": STAFF_NAME,
         "STAFF_PASSWORD": STAFF_PASSWORD,
         "ARTIFACT_DIR": str(ARTIFACTS),
-        "CHROMIUM": chromium,
     }
-    result = subprocess.run(
-        [node, str(SPEC), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    print(result.stdout)
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{_server_errors(assistant)}"
-    return result.stdout
+    return run_node_spec(SPEC, tools, env, *args, on_failure=f"\n{_server_errors(assistant)}")
 
 
 def _server_errors(assistant: RunningAssistant) -> str:

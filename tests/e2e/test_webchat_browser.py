@@ -9,17 +9,12 @@ is 1 (``.ci/run``): then they fail.
 
 from __future__ import annotations
 
-import os
-import shutil
-import struct
-import subprocess
-from pathlib import Path
-
 import pytest
 
 from bot.launcher import RunningAssistant
 from bot.settings import load_settings
 from tests.conftest import ROOT
+from tests.e2e.browser import png_size, run_node_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -27,60 +22,14 @@ SPEC = ROOT / "web" / "tests" / "webchat.spec.mjs"
 ARTIFACTS = load_settings().var_dir / "artifacts" / "webchat"
 
 
-def _chromium() -> str | None:
-    return (
-        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
-
-
-@pytest.fixture(scope="module")
-def browser_tools() -> tuple[str, str]:
-    node, chromium = shutil.which("node"), _chromium()
-    missing = []
-    if not chromium:
-        missing.append("chromium (as root: apt-get install chromium)")
-    if not node:
-        missing.append("node")
-    if not (ROOT / "web" / "node_modules" / "playwright-core").is_dir():
-        missing.append("web/node_modules (make install)")
-    if missing:
-        reason = "browser tests need " + ", ".join(missing)
-        if os.environ.get("PRIVACY_BOT_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{reason} (PRIVACY_BOT_REQUIRE_BROWSER=1)")
-        pytest.skip(reason)
-    assert node and chromium
-    return node, chromium
-
-
 def run_spec(assistant: RunningAssistant, tools: tuple[str, str], *args: str) -> str:
-    node, chromium = tools
     env = {
-        **os.environ,
         "WEBCHAT_URL": assistant.webchat_url,
         "RASA_URL": assistant.rasa_url,
         "RASA_TOKEN": assistant.token,
         "ARTIFACT_DIR": str(ARTIFACTS),
-        "CHROMIUM": chromium,
     }
-    result = subprocess.run(
-        [node, str(SPEC), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    print(result.stdout)
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    width, height = struct.unpack(">II", header[16:24])
-    return width, height
+    return run_node_spec(SPEC, tools, env, *args)
 
 
 @pytest.mark.parametrize("viewport", ["360x740", "1280x800"])

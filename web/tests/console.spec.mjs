@@ -18,20 +18,24 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-import { chromium } from "playwright-core";
+import {
+  ANSWER_TIMEOUT_MS,
+  answerAfter,
+  botTexts,
+  connected,
+  env,
+  launch,
+  say,
+  send,
+  sessionId,
+  step,
+} from "./chat-page.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const WEBCHAT_URL = env("WEBCHAT_URL");
 const CONSOLE_URL = env("CONSOLE_URL");
 const STAFF_NAME = env("STAFF_NAME");
 const STAFF_PASSWORD = env("STAFF_PASSWORD");
 const ARTIFACT_DIR = env("ARTIFACT_DIR");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const ANSWER_TIMEOUT_MS = 60_000;
 // The console polls for new lines every 3 s; a line may take a few polls to come.
 const POLL_TIMEOUT_MS = 30_000;
 
@@ -41,56 +45,6 @@ const REPLY = "担当の田中です。ご用件を伺います。";
 const STAFF_PREFIX = "担当者より：";
 const MEMBER_AGAIN = "昨年の医療費通知の送り先について相談したいです";
 const POLICY_QUESTION = "個人情報の利用目的を教えてください";
-
-const step = (text) => console.log(`- ${text}`);
-
-async function launch() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    // CI runs as root in a container: Chromium's sandbox needs user namespaces.
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
-}
-
-// --- the member's side (the website chat's widget, as in webchat.spec.mjs) -------------
-
-async function botTexts(page) {
-  return page.$$eval("#log .msg--bot", (nodes) =>
-    nodes.map((n) => n.textContent.replace(/^アシスタント: /, "")),
-  );
-}
-
-/** Wait until the bot said something after `before` messages and then went quiet. */
-async function answerAfter(page, before) {
-  await page.waitForFunction(
-    (n) => document.querySelectorAll("#log .msg--bot").length > n,
-    before,
-    { timeout: ANSWER_TIMEOUT_MS },
-  );
-  let count = -1;
-  for (;;) {
-    const now = (await botTexts(page)).length;
-    if (now === count) break;
-    count = now;
-    await page.waitForTimeout(1000);
-  }
-  return (await botTexts(page)).slice(before).join("\n");
-}
-
-async function send(page, text) {
-  await page.getByLabel("メッセージ").fill(text);
-  await page.getByLabel("メッセージ").press("Enter");
-}
-
-async function say(page, text) {
-  const before = (await botTexts(page)).length;
-  await send(page, text);
-  return answerAfter(page, before);
-}
-
-async function connected(page) {
-  await page.waitForSelector('#chat[data-state="connected"]', { timeout: ANSWER_TIMEOUT_MS });
-}
 
 // --- the staff side ------------------------------------------------------------------------
 
@@ -144,10 +98,7 @@ async function handoff() {
       handed = await say(chat, ASK_FOR_PERSON);
     }
     assert.ok(handed.includes(HANDED_OVER), handed);
-    const sessionId = await chat.evaluate(
-      () => JSON.parse(sessionStorage.getItem("privacy-chat.session")).id,
-    );
-    console.log(`member session: ${sessionId}`);
+    console.log(`member session: ${await sessionId(chat)}`);
 
     step("staff: the console asks for a sign-in, then shows the queue");
     await desk.goto(new URL("/queue", CONSOLE_URL).href);

@@ -13,77 +13,31 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-import { chromium } from "playwright-core";
 import { io } from "socket.io-client";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
+import {
+  ANSWER_TIMEOUT_MS,
+  answerAfter,
+  botTexts,
+  connected,
+  env,
+  launch,
+  say,
+  sessionId,
+  step,
+} from "./chat-page.mjs";
+
 const WEBCHAT_URL = env("WEBCHAT_URL");
 const RASA_URL = env("RASA_URL");
 const RASA_TOKEN = env("RASA_TOKEN");
 const ARTIFACT_DIR = env("ARTIFACT_DIR");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const ORG_NAME = "国際興業健康保険組合";
 const GREETING = "アシスタントです";
-const ANSWER_TIMEOUT_MS = 60_000;
-
-const step = (text) => console.log(`- ${text}`);
-
-async function launch() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    // CI runs as root in a container: Chromium's sandbox needs user namespaces.
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
-}
-
-/** Texts of the bot's messages in the log, without the screen-reader prefix. */
-async function botTexts(page) {
-  return page.$$eval("#log .msg--bot", (nodes) =>
-    nodes.map((n) => n.textContent.replace(/^アシスタント: /, "")),
-  );
-}
 
 async function userTexts(page) {
   return page.$$eval("#log .msg--user", (nodes) =>
     nodes.map((n) => n.textContent.replace(/^あなた: /, "")),
   );
-}
-
-/** Wait until the bot said something after `before` messages and then went quiet. */
-async function answerAfter(page, before) {
-  await page.waitForFunction(
-    (n) => document.querySelectorAll("#log .msg--bot").length > n,
-    before,
-    { timeout: ANSWER_TIMEOUT_MS },
-  );
-  // An answer may come in several messages: wait until none arrives for a second.
-  let count = -1;
-  for (;;) {
-    const now = (await botTexts(page)).length;
-    if (now === count) break;
-    count = now;
-    await page.waitForTimeout(1000);
-  }
-  return (await botTexts(page)).slice(before).join("\n");
-}
-
-async function say(page, text) {
-  const before = (await botTexts(page)).length;
-  await page.getByLabel("メッセージ").fill(text);
-  await page.getByLabel("メッセージ").press("Enter");
-  return answerAfter(page, before);
-}
-
-async function connected(page) {
-  await page.waitForSelector('#chat[data-state="connected"]', { timeout: ANSWER_TIMEOUT_MS });
-}
-
-async function sessionId(page) {
-  return page.evaluate(() => JSON.parse(sessionStorage.getItem("privacy-chat.session")).id);
 }
 
 /** A bot message sent through Rasa's HTTP API to the page's conversation. */
