@@ -242,6 +242,6 @@ def set_status(case: Case, to_status: CaseStatus, now: datetime) -> int:
     return moved
 
 
-def jst_text(moment: datetime | None) -> str:
-    """``YYYY-MM-DD HH:MM`` in Japan time, or ``-``."""
-    return "-" if moment is None else moment.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+def jst_text(moment: datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
+    """``moment`` in Japan time (``YYYY-MM-DD HH:MM`` unless ``pattern``), or ``-``."""
+    return "-" if moment is None else moment.astimezone(JST).strftime(pattern)

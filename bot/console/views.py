@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from bot.cases.records import jst_text
 from bot.cases.rules import (
     JST,
     METHOD_LABELS,
@@ -91,13 +92,6 @@ NOTICES: Mapping[str, str] = {
 }
 
 
-def jst(moment: datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
-    """A UTC time as Japan time, ``-`` for none."""
-    if moment is None:
-        return "-"
-    return moment.astimezone(JST).strftime(pattern)
-
-
 def jst_date(moment: datetime | None) -> str:
     """The Japan date of a time, e.g. ``2026年2月5日``."""
     if moment is None:
@@ -154,7 +148,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        jst=jst,
+        jst=jst_text,
         jst_date=jst_date,
         duration=duration,
         mask_name=mask_name,
