@@ -65,6 +65,8 @@ def collect() -> MachineInfo:
         rasa=_version("rasa"),
         rasa_sdk=_version("rasa-sdk"),
         tensorflow=_version("tensorflow"),
+        # Rasa validates every action server reply with it: its version sets that cost.
+        jsonschema=_version("jsonschema"),
         git_revision=_git_revision(),
         load_average=os.getloadavg()[0],
     )

@@ -54,6 +54,7 @@ def _header(results: BenchResults) -> list[str]:
         "(other work on the machine makes the figures noisy)",
         f"- Software: Python {machine.python} · Rasa {machine.rasa} · "
         f"Rasa SDK {machine.rasa_sdk} · TensorFlow {machine.tensorflow} · "
+        f"jsonschema {machine.jsonschema} · "
         f"git {machine.git_revision}",
     ]
 

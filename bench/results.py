@@ -131,6 +131,7 @@ class MachineInfo:
     rasa: str
     rasa_sdk: str
     tensorflow: str
+    jsonschema: str
     git_revision: str
     load_average: float
     """The 1-minute load average when the run started (other work makes figures noisy)."""
