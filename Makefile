@@ -17,7 +17,7 @@ include .env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases bench-channels bench-console clean
+.PHONY: run test checks install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases bench-channels bench-console clean
 
 run: install
 	$(BIN)/python -m bot.launcher run
@@ -47,8 +47,15 @@ db: install
 train: install
 	$(BIN)/python -m bot.launcher train
 
-test: install lint types unit validate train e2e stories
+# Training takes most of the run and needs none of the checks, so it runs alongside them
+# (two jobs; each target's output is printed whole when it ends). The checks that need
+# the model come after.
+test: install
+	$(MAKE) --no-print-directory -j2 --output-sync=target train checks
+	$(MAKE) --no-print-directory e2e stories
 	@echo "make test: all checks passed"
+
+checks: lint types unit validate
 
 lint: install
 	$(BIN)/ruff check .
