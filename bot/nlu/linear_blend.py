@@ -17,6 +17,7 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers import LABEL_RANKING_LENGTH
 from rasa.nlu.tokenizers.tokenizer import Tokenizer
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT, TEXT_TOKENS
 from rasa.shared.nlu.training_data.message import Message
@@ -27,7 +28,6 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 _MODEL_FILE = "linear_intents.joblib"
-RANKING_LENGTH = 10
 
 
 def normalized(text: str) -> str:
@@ -47,29 +47,23 @@ def _document(message: Message) -> dict[str, Any]:
     }
 
 
-def _column(name: str) -> FunctionTransformer:
-    # Top-level functions, not lambdas, keep the pipeline picklable.
-    return FunctionTransformer(_pick, kw_args={"name": name})
-
-
 def _pick(documents: list[dict[str, Any]], name: str) -> list[Any]:
     return [document[name] for document in documents]
 
 
+def _tfidf_of(name: str, vectorizer: TfidfVectorizer) -> Pipeline:
+    # Top-level functions, not lambdas, keep the pipeline picklable.
+    return Pipeline(
+        [("column", FunctionTransformer(_pick, kw_args={"name": name})), ("tfidf", vectorizer)]
+    )
+
+
 def build_model() -> Pipeline:
     """The untrained linear model: char_wb 1-3-grams and lemmas, sublinear TF-IDF."""
-    chars = Pipeline(
-        [
-            ("column", _column("text")),
-            ("tfidf", TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)),
-        ]
+    chars = _tfidf_of(
+        "text", TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
     )
-    lemmas = Pipeline(
-        [
-            ("column", _column("lemmas")),
-            ("tfidf", TfidfVectorizer(analyzer=_identity, sublinear_tf=True)),
-        ]
-    )
+    lemmas = _tfidf_of("lemmas", TfidfVectorizer(analyzer=_identity, sublinear_tf=True))
     return Pipeline(
         [
             ("features", FeatureUnion([("chars", chars), ("lemmas", lemmas)])),
@@ -174,7 +168,7 @@ class LinearIntentBlend(GraphComponent):
                 for label, p in zip(self.model.classes_, probabilities, strict=True)
             }
             diet = {entry["name"]: float(entry["confidence"]) for entry in ranking}
-            blended = blend(diet, linear, self._weight)[:RANKING_LENGTH]
+            blended = blend(diet, linear, self._weight)[:LABEL_RANKING_LENGTH]
             new_ranking = [{"name": name, "confidence": score} for name, score in blended]
             message.set(INTENT, new_ranking[0], add_to_output=True)
             message.set(INTENT_RANKING_KEY, new_ranking, add_to_output=True)
