@@ -63,3 +63,20 @@ def test_a_message_without_ranking_is_left_alone(trained):
     message = tokenized("こんにちは")
     trained.process([message])
     assert message.get("intent") is None
+
+
+def test_a_model_trained_without_nlu_data_loads_and_leaves_messages_alone(tmp_path):
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(graph_schema=None, model_id="test")
+    config = LinearIntentBlend.get_default_config()
+    untrained = LinearIntentBlend.load(config, storage, Resource("never_written"), context)
+    assert untrained.model is None
+    message = tokenized("開示請求したい")
+    ranking = [
+        {"name": "greet", "confidence": 0.6},
+        {"name": "request_disclosure", "confidence": 0.4},
+    ]
+    message.set("intent", ranking[0])
+    message.set("intent_ranking", ranking)
+    untrained.process([message])
+    assert message.get("intent_ranking") == ranking

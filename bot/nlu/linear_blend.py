@@ -3,8 +3,8 @@
 On a split of the training data (80/20, seed 7) a logistic regression on TF-IDF
 character n-grams and lemmas classified about as well as DIET (0.874 against 0.872),
 and the equal-weight average of the two did better than either (0.885): the two make
-different mistakes. The linear model trains in seconds and adds no dependency
-(scikit-learn comes with Rasa).
+different mistakes. The linear model trains in seconds; scikit-learn already comes with
+Rasa (pyproject.toml pins it because this module imports it).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
+
+from bot.nlu.persisted import read_persisted
 
 _MODEL_FILE = "linear_intents.joblib"
 
@@ -106,7 +108,7 @@ class LinearIntentBlend(GraphComponent):
         model: Pipeline | None = None,
     ) -> None:
         """Creates the blend; ``model`` is None until trained."""
-        self._weight = float(config.get("diet_weight", 0.5))
+        self._weight = float(config["diet_weight"])
         self._model_storage = model_storage
         self._resource = resource
         self.model = model
@@ -132,11 +134,7 @@ class LinearIntentBlend(GraphComponent):
         **kwargs: Any,
     ) -> LinearIntentBlend:
         """Loads the linear model saved by :meth:`train`."""
-        try:
-            with model_storage.read_from(resource) as directory:
-                model = joblib.load(directory / _MODEL_FILE)
-        except ValueError:  # nothing persisted: a model trained without NLU data
-            model = None
+        model = read_persisted(model_storage, resource, lambda d: joblib.load(d / _MODEL_FILE))
         return cls(config, model_storage, resource, model)
 
     def train(self, training_data: TrainingData) -> Resource:

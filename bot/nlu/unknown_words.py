@@ -24,6 +24,7 @@ from rasa.shared.nlu.constants import INTENT, TEXT, TEXT_TOKENS
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.nlu.persisted import read_persisted
 from bot.nlu.tokenizer import POS_TAG_KEY
 
 # Parts of speech that carry no meaning on their own (unidic pos1). unidic's 記号 is
@@ -94,12 +95,12 @@ class UnknownWordsGuard(GraphComponent):
         **kwargs: Any,
     ) -> UnknownWordsGuard:
         """Loads the vocabulary saved by :meth:`train`."""
-        try:
-            with model_storage.read_from(resource) as directory:
-                words = json.loads((directory / _VOCABULARY_FILE).read_text("utf-8"))
-        except ValueError:  # nothing persisted: a model trained without NLU data
-            words = []
-        return cls(model_storage, resource, set(words))
+        words = read_persisted(
+            model_storage,
+            resource,
+            lambda d: json.loads((d / _VOCABULARY_FILE).read_text("utf-8")),
+        )
+        return cls(model_storage, resource, set(words or []))
 
     def train(self, training_data: TrainingData) -> Resource:
         """Remembers every content lemma of the training examples."""
