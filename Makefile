@@ -73,12 +73,14 @@ validate: install
 e2e: train browser
 	$(BIN)/python -m pytest -m e2e
 
-# Debian's chromium for the website chat's browser tests, and a Japanese font so that
-# their screenshots are readable. CI runs as root and gets them installed; elsewhere,
-# without root, the browser tests skip (and fail under PRIVACY_BOT_REQUIRE_BROWSER=1).
+# Debian's chromium for the website chat's browser tests, a Japanese font so that
+# their screenshots are readable, and nginx for the public-edge test (deploy/nginx/).
+# CI runs as root and gets them installed; elsewhere, without root, those tests skip
+# (and fail under PRIVACY_BOT_REQUIRE_BROWSER=1).
 browser:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing=" chromium"; \
+	test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	fc-list :lang=ja 2>/dev/null | grep -q . || missing="$$missing fonts-ipafont-gothic"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \

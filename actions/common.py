@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.answers import Reply, contact_line
+from bot.core.conversation import channel_of
 from bot.db.session import session_factory
 from bot.profiles.loader import cached_profile
 from bot.profiles.schema import Profile
@@ -57,11 +58,16 @@ def session_key(tracker: Tracker) -> str:
 
 
 def conversation_of(tracker: Tracker) -> Conversation:
-    """The conversation as the verification service knows it."""
+    """The conversation as the verification service knows it.
+
+    The channel is read from the conversation id's prefix, which only the channel
+    itself sets (``line:``, ``web:``, ``rest:``), not from the ``input_channel`` a
+    message claims.
+    """
     return Conversation(
         sender_id=tracker.sender_id,
         session_key=session_key(tracker),
-        channel=tracker.get_latest_input_channel() or "unknown",
+        channel=channel_of(tracker.sender_id) or "unknown",
     )
 
 

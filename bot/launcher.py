@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import secrets
 import signal
 import socket
 import sqlite3
@@ -37,13 +36,22 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import make_url
 
+from bot.action_server import bearer
 from bot.db.demo import load_demo
 from bot.db.migrate import upgrade
 from bot.db.models import StaffAccount
 from bot.db.session import session_factory
 from bot.profiles.loader import ProfileError, load_profile
 from bot.retention import purge_configured
-from bot.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+from bot.settings import (
+    PROJECT_ROOT,
+    Settings,
+    SettingsError,
+    ensure_action_secret,
+    ensure_rasa_token,
+    load_settings,
+    write_private,
+)
 from bot.webserver import WebchatError, check_files
 
 MODEL_PREFIX = "privacy-assistant"
@@ -56,6 +64,8 @@ QUIET_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
 }
+# Secrets the servers read from var/ files instead: never handed on in an environment.
+SECRET_VARIABLES = ("RASA_TOKEN", "ACTION_SERVER_SECRET", "PRIVACY_BOT_SECRET")
 
 
 def training_fingerprint(root: Path = PROJECT_ROOT) -> str:
@@ -93,18 +103,6 @@ def train_if_needed(root: Path = PROJECT_ROOT) -> Path:
     )
     print(f"学習が終わりました（{time.monotonic() - started:.0f}秒）: {target}", flush=True)
     return target
-
-
-def ensure_token(settings: Settings) -> str:
-    """The HTTP API token: from RASA_TOKEN, or one generated once and kept in var/."""
-    if settings.rasa_token:
-        return settings.rasa_token
-    path = settings.var_dir / "rasa_token"
-    if not path.exists():
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
-        path.chmod(0o600)
-    return path.read_text(encoding="utf-8").strip()
 
 
 def tracker_store_config(url: str) -> dict[str, Any]:
@@ -162,20 +160,21 @@ def lock_store_config(url: str) -> dict[str, Any]:
 def write_endpoints(settings: Settings) -> Path:
     """The rasa server's endpoints file: this run's action server, tracker and lock store.
 
-    Written with mode 0600: it may hold the database's password.
+    Written with mode 0600: it holds the action server's secret (sent as a bearer
+    header with every action call) and may hold the database's password.
     """
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     path = settings.var_dir / "endpoints.yml"
     endpoints: dict[str, Any] = {
-        "action_endpoint": {"url": settings.action_endpoint_url},
+        "action_endpoint": {
+            "url": settings.action_endpoint_url,
+            "headers": {"Authorization": bearer(ensure_action_secret(settings))},
+        },
         "tracker_store": tracker_store_config(settings.tracker_url),
     }
     if settings.lock_store_url:
         endpoints["lock_store"] = lock_store_config(settings.lock_store_url)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(endpoints, handle, allow_unicode=True, sort_keys=False)
-    path.chmod(0o600)  # also when the file was there before
+    write_private(path, yaml.safe_dump(endpoints, allow_unicode=True, sort_keys=False))
     return path
 
 
@@ -198,7 +197,11 @@ def wait_until_up(url: str, deadline_s: float, process: subprocess.Popen[bytes])
 
 @dataclass
 class RunningAssistant:
-    """The processes of a running assistant and where to reach them."""
+    """The processes of a running assistant and where to reach them.
+
+    ``token`` is the HTTP API token; the REST channel, when enabled, takes the same
+    token as ``Authorization: Bearer`` (:attr:`rest_headers`).
+    """
 
     rasa_url: str
     action_url: str
@@ -215,8 +218,13 @@ class RunningAssistant:
 
     @property
     def rest_url(self) -> str:
-        """The REST channel's webhook."""
+        """The REST channel's webhook (answers only with :attr:`rest_headers`)."""
         return f"{self.rasa_url}/webhooks/rest/webhook"
+
+    @property
+    def rest_headers(self) -> dict[str, str]:
+        """What a REST call must carry: the HTTP API token as a bearer token."""
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
@@ -325,7 +333,15 @@ def running(
             f"CONSOLE_PORT {settings.console_port} は別のプログラムが使用中です"
             "（.env で別のポートを指定してください）"
         )
-    token = ensure_token(settings)
+    token = ensure_rasa_token(settings)
+    if settings.rasa_token:
+        # The servers read secrets from var/ files (mode 0600), not from their
+        # environment, which every child process and crash reporter gets to see.
+        write_private(settings.var_dir / "rasa_token", settings.rasa_token)
+    if settings.action_secret:
+        write_private(settings.var_dir / "action_secret", settings.action_secret)
+    if settings.secret:
+        write_private(settings.var_dir / "secret", settings.secret)
     endpoints = write_endpoints(settings)  # before anything starts: a bad URL is clear
     prepare_database(settings)
     prepare_tracker_store(settings)
@@ -339,7 +355,9 @@ def running(
         "DATABASE_URL": settings.database_url,
         "TRACKER_STORE_URL": settings.tracker_url,
         "RASA_PORT": str(settings.rasa_port),
-        "RASA_TOKEN": token,
+        "ACTION_PORT": str(settings.action_port),
+        "PRIVACY_BOT_BIND_HOST": settings.bind_host,
+        "PRIVACY_BOT_REST": "true" if settings.rest_enabled else "false",
         "WEBCHAT_PORT": str(settings.webchat_port),
         "CONSOLE_PORT": str(settings.console_port),
         "CONSOLE_IDLE_MINUTES": str(settings.console_idle_minutes),
@@ -349,23 +367,23 @@ def running(
         env["LOCK_STORE_URL"] = settings.lock_store_url
     else:
         env.pop("LOCK_STORE_URL", None)
+    for name in SECRET_VARIABLES:
+        env.pop(name, None)
     if log_dir:
         log_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []
+    local = settings.local_host
     try:
         actions = _spawn(
-            [RASA, "run", "actions", "--port", str(settings.action_port), "--actions", "actions"],
+            [sys.executable, "-m", "bot.action_server"],
             env,
             log_dir / "actions.log" if log_dir else None,
         )
         processes.append(actions)
         server = _spawn(
             [
-                RASA, "run",
+                sys.executable, "-m", "bot.rasa_server",
                 "--model", str(model),
-                "--port", str(settings.rasa_port),
-                "--enable-api",
-                "--auth-token", token,
                 "--credentials", str(PROJECT_ROOT / "credentials.yml"),
                 "--endpoints", str(endpoints),
             ],
@@ -382,7 +400,7 @@ def running(
                 log_dir / "webchat.log" if log_dir else None,
             )
             processes.append(page)
-            webchat_url = f"http://localhost:{settings.webchat_port}/"
+            webchat_url = f"http://{local}:{settings.webchat_port}/"
             wait_until_up(f"{webchat_url}health", startup_s, page)
         console_url = ""
         if console:
@@ -394,10 +412,10 @@ def running(
                 log_dir / "console.log" if log_dir else None,
             )
             processes.append(staff_console)
-            console_url = f"http://localhost:{settings.console_port}/"
+            console_url = f"http://{local}:{settings.console_port}/"
             wait_until_up(f"{console_url}health", startup_s, staff_console)
-        action_url = f"http://localhost:{settings.action_port}"
-        rasa_url = f"http://localhost:{settings.rasa_port}"
+        action_url = f"http://{local}:{settings.action_port}"
+        rasa_url = f"http://{local}:{settings.rasa_port}"
         wait_until_up(f"{action_url}/health", startup_s, actions)
         wait_until_up(f"{rasa_url}/", startup_s, server)
         yield RunningAssistant(
@@ -410,6 +428,25 @@ def running(
 def check_configuration(settings: Settings) -> None:
     """Fail before starting anything if the organization's profile is broken."""
     load_profile(settings.org_id, settings.profiles_dir)
+
+
+def exposure(settings: Settings) -> str:
+    """Which addresses other machines can reach, in Japanese, for the start-up message."""
+    ports = (
+        f"{settings.rasa_port}, {settings.action_port}, "
+        f"{settings.webchat_port}, {settings.console_port}"
+    )
+    if settings.bind_host.startswith("127.") or settings.bind_host == "::1":
+        return (
+            f"公開アドレス:      なし（すべて {settings.bind_host} で待ち受け、"
+            "このマシンからのみ）\n"
+            "                   外部に公開するときは nginx を使います（deploy/nginx/README.md）"
+        )
+    return (
+        f"公開アドレス:      {settings.bind_host} のポート {ports}（PRIVACY_BOT_BIND_HOST）\n"
+        "                   ※ 内部のサーバーがネットワークから届きます。"
+        "前に nginx を置き、これらのポートはファイアウォールで閉じてください"
+    )
 
 
 def _print_how_to_talk(
@@ -427,16 +464,26 @@ def _print_how_to_talk(
                 "\n    （スタッフのアカウントがまだありません。作成するには:"
                 "\n     .venv/bin/python -m bot.staff create-account NAME --role agent）"
             )
+    token_file = settings.var_dir / "rasa_token"
+    if settings.rest_enabled:
+        rest = f"""  REST（試験・運用者用）: curl -s {assistant.rest_url} \\
+                       -H "Authorization: Bearer $(cat {token_file})" \\
+                       -H 'Content-Type: application/json' \\
+                       -d '{{"sender": "me", "message": "口座情報は何に使われますか"}}'
+  ターミナルで話す:  make chat"""
+    else:
+        rest = (
+            "  REST:              無効（試験・運用者用。"
+            "有効にするには .env で PRIVACY_BOT_REST=true）"
+        )
     print(
         f"""
 アシスタントが起動しました（{profile.name}）。
   ブラウザでチャット: {assistant.webchat_url}
-  ターミナルで話す:  make chat
-  REST:              curl -s {assistant.rest_url} \\
-                       -H 'Content-Type: application/json' \\
-                       -d '{{"sender": "me", "message": "口座情報は何に使われますか"}}'
-  HTTP API:          {assistant.rasa_url}/status?token=<var/rasa_token の値>
-  アクションサーバー: {assistant.action_url}/health{console}
+{rest}
+  HTTP API:          {assistant.rasa_url}/status （Authorization: Bearer と {token_file} の値）
+  アクションサーバー: {assistant.action_url}/health（呼び出しには共有の秘密が必要）{console}
+{exposure(settings)}
 本人確認を試す:    「自分の登録内容を確認したい」→ デモ会員 記号1001 番号23、1985年4月1日
                    （認証コードのSMS: {where_sms_go}）
 ログ: {settings.var_dir / "logs"}    止めるには Ctrl-C

@@ -6,6 +6,7 @@ documented variables and their defaults are listed in ``.env.example``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -63,6 +64,14 @@ class Settings:
     tracker_store_url: str | None = None
     # A Redis lock store (redis://host:port/db) for several rasa servers; in memory if unset.
     lock_store_url: str | None = None
+    # The address every server listens on: loopback unless told otherwise (a container
+    # behind a private network sets 0.0.0.0). The public face is nginx (deploy/nginx/).
+    bind_host: str = "127.0.0.1"
+    # The REST channel is for tests and operators: off unless PRIVACY_BOT_REST=true,
+    # and then only with the HTTP API token.
+    rest_enabled: bool = False
+    # The secret the rasa server sends with every action call; see ensure_action_secret().
+    action_secret: str | None = field(default=None, repr=False)
     # The staff console (bot/console): its port, minutes of inactivity that end a
     # session, and whether its cookie is marked Secure (behind TLS in production).
     console_port: int = 5002
@@ -70,6 +79,22 @@ class Settings:
     console_secure_cookie: bool = False
     # Days a silent conversation's tracker events are kept (bot/retention.py).
     transcript_retention_days: int = 90
+    # Console sign-in (bot/staff/accounts.py): the longest wait that a run of failed
+    # sign-ins imposes before the next attempt (the wait doubles up to it), and the
+    # reverse proxies (addresses or networks) whose X-Forwarded-For the console
+    # believes; none by default: the client is the TCP peer.
+    console_signin_max_delay_minutes: int = 15
+    console_trusted_proxies: tuple[str, ...] = ()
+    # Hand-offs to a person (bot/escalations.py): new ones per conversation in any 24
+    # hours, and across all conversations in any hour. Past either, the member is given
+    # the contact window and nothing is queued.
+    handoff_max_per_conversation: int = 3
+    handoff_max_per_hour: int = 30
+    # Verification SMS limits (bot/verification.py), counted in the app database so that
+    # they hold across action server replicas: codes sent per member number (記号・番号)
+    # in any 24 hours, and per minute across all members.
+    verification_sms_per_member_day: int = 5
+    verification_sms_per_minute: int = 30
 
     @property
     def tracker_url(self) -> str:
@@ -90,14 +115,25 @@ class Settings:
         return self.database_url
 
     @property
+    def local_host(self) -> str:
+        """How servers on this machine reach one another: the address they listen on.
+
+        The loopback address itself rather than ``localhost`` (which may resolve to
+        ``::1`` first); for a wildcard bind, loopback; an IPv6 address in brackets.
+        """
+        if self.bind_host in ("0.0.0.0", "::"):
+            return "127.0.0.1"
+        return f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
+
+    @property
     def rasa_url(self) -> str:
         """Where servers on this machine reach the rasa server's HTTP API."""
-        return f"http://localhost:{self.rasa_port}"
+        return f"http://{self.local_host}:{self.rasa_port}"
 
     @property
     def action_endpoint_url(self) -> str:
         """Where the rasa server reaches the action server."""
-        return f"http://localhost:{self.action_port}/webhook"
+        return f"http://{self.local_host}:{self.action_port}/webhook"
 
     @property
     def outbox_path(self) -> Path:
@@ -148,6 +184,15 @@ def _days(env: dict[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _count(env: dict[str, str], name: str, default: int, maximum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) <= maximum:
+        raise SettingsError(f"{name} must be a whole number from 1 to {maximum}, got {raw!r}")
+    return int(raw)
+
+
 def _flag(env: dict[str, str], name: str) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -157,10 +202,40 @@ def _flag(env: dict[str, str], name: str) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+def _networks(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (``10.0.0.5``, ``10.0.0.0/24``, ``::1``)."""
+    found = []
+    for part in env.get(name, "").split(","):
+        if not part.strip():
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            raise SettingsError(
+                f"{name} must list IP addresses or networks such as 10.0.0.5 or "
+                f"10.0.0.0/24, got {part.strip()!r}"
+            ) from None
+    return tuple(found)
+
+
 def _redis_url(env: dict[str, str], name: str) -> str | None:
     raw = _optional(env, name)
     if raw is not None and urlsplit(raw).scheme not in ("redis", "rediss"):
         raise SettingsError(f"{name} must be a redis:// URL, got {raw!r}")
+    return raw
+
+
+def _host(env: dict[str, str], name: str, default: str) -> str:
+    """An address to listen on: an IPv4/IPv6 address or ``localhost``, nothing else."""
+    raw = env.get(name, "").strip() or default
+    if raw == "localhost":
+        return "127.0.0.1"
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{name} must be an IP address such as 127.0.0.1, got {raw!r}"
+        ) from None
     return raw
 
 
@@ -208,10 +283,19 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         webchat_rasa_url=_origin(env, "WEBCHAT_RASA_URL"),
         tracker_store_url=_optional(env, "TRACKER_STORE_URL"),
         lock_store_url=_redis_url(env, "LOCK_STORE_URL"),
+        bind_host=_host(env, "PRIVACY_BOT_BIND_HOST", "127.0.0.1"),
+        rest_enabled=_flag(env, "PRIVACY_BOT_REST"),
+        action_secret=_optional(env, "ACTION_SERVER_SECRET"),
         console_port=_port(env, "CONSOLE_PORT", 5002),
         console_idle_minutes=_minutes(env, "CONSOLE_IDLE_MINUTES", 30),
         console_secure_cookie=_flag(env, "CONSOLE_SECURE_COOKIE"),
         transcript_retention_days=_days(env, "TRANSCRIPT_RETENTION_DAYS", 90),
+        verification_sms_per_member_day=_count(env, "VERIFICATION_SMS_PER_MEMBER_DAY", 5, 1000),
+        verification_sms_per_minute=_count(env, "VERIFICATION_SMS_PER_MINUTE", 30, 100_000),
+        console_signin_max_delay_minutes=_minutes(env, "CONSOLE_SIGNIN_MAX_DELAY_MINUTES", 15),
+        console_trusted_proxies=_networks(env, "CONSOLE_TRUSTED_PROXIES"),
+        handoff_max_per_conversation=_count(env, "HANDOFF_MAX_PER_CONVERSATION", 3, 100),
+        handoff_max_per_hour=_count(env, "HANDOFF_MAX_PER_HOUR", 30, 100_000),
     )
     if (
         settings.tracker_store_url is not None
@@ -230,19 +314,49 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
 def ensure_secret(settings: Settings) -> str:
     """The hashing secret: PRIVACY_BOT_SECRET, or one generated once into var/secret.
 
-    The file is created with mode 0600 and published with a hard link, which fails if
-    another process got there first: the action server and the launcher may both start
-    on a fresh var dir, and they must end up with the same secret.
+    Raises:
+        SettingsError: If the secret file exists but is empty.
+    """
+    return settings.secret or secret_file(settings.var_dir / "secret")
+
+
+def ensure_rasa_token(settings: Settings) -> str:
+    """The rasa HTTP API token: RASA_TOKEN, or one generated once into var/rasa_token.
+
+    Raises:
+        SettingsError: If the token file exists but is empty.
+    """
+    return settings.rasa_token or secret_file(settings.var_dir / "rasa_token")
+
+
+def ensure_action_secret(settings: Settings) -> str:
+    """What the rasa server proves itself with to the action server.
+
+    ACTION_SERVER_SECRET, or one generated once into var/action_secret.
 
     Raises:
         SettingsError: If the secret file exists but is empty.
     """
-    if settings.secret:
-        return settings.secret
-    path = settings.var_dir / "secret"
+    return settings.action_secret or secret_file(settings.var_dir / "action_secret")
+
+
+def secret_file(path: Path) -> str:
+    """The secret kept in ``path``, generated on first use; never seen half-written.
+
+    The file is created with mode 0600 before anything is written to it and published
+    with a hard link, which fails if another process got there first: the servers and
+    the launcher may start together on a fresh var dir, and they must all end up with
+    the same secret.
+
+    Args:
+        path: the file (its folder is created when missing).
+
+    Raises:
+        SettingsError: If the file exists but is empty.
+    """
     if not path.exists():
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f".secret-{os.getpid()}-{secrets.token_hex(4)}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}-{os.getpid()}-{secrets.token_hex(4)}")
         descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(secrets.token_urlsafe(32))
@@ -256,3 +370,26 @@ def ensure_secret(settings: Settings) -> str:
     if not value:
         raise SettingsError(f"{path} is empty: delete it to generate a new secret")
     return value
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, readable by this user only, all at once.
+
+    The text goes into a new file created with mode 0600, which then takes the place
+    of ``path`` (``os.replace``): no reader ever sees a half-written file, and the
+    secret is never in a file with wider permissions, not even for a moment.
+
+    Args:
+        path: the file (its folder is created when missing).
+        text: what it holds.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}-{os.getpid()}-{secrets.token_hex(4)}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(draft, path)
+    except BaseException:
+        draft.unlink(missing_ok=True)
+        raise

@@ -201,8 +201,9 @@ def create_app(settings: Settings, org_name: str) -> web.Application:
 def main(argv: list[str] | None = None) -> int:
     """Serve the web chat until stopped."""
     parser = argparse.ArgumentParser(prog="python -m bot.webserver")
-    # All interfaces, like the rasa server, so a phone on the same network can try it.
-    parser.add_argument("--host", default="0.0.0.0")
+    # Loopback unless PRIVACY_BOT_BIND_HOST (or --host) says otherwise: the public face
+    # is nginx (deploy/nginx/).
+    parser.add_argument("--host", help="address to listen on (PRIVACY_BOT_BIND_HOST)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ProfileError, SettingsError, WebchatError) as error:
         print(f"設定エラー: {error}", file=sys.stderr)
         return 2
-    web.run_app(app, host=args.host, port=settings.webchat_port, print=None)
+    web.run_app(app, host=args.host or settings.bind_host, port=settings.webchat_port, print=None)
     return 0
 
 

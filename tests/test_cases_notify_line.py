@@ -21,7 +21,7 @@ LINE_USER = "U4af4980629a0b8e5c1f3a7d9e2b6c001"
 
 
 def opened_on_line(desk: Desk) -> str:  # noqa: F811
-    number = desk.open(c=conv(sender=LINE_USER, channel="line")).case_number
+    number = desk.open(c=conv(sender=f"line:{LINE_USER}", channel="line")).case_number
     desk.run(lambda s: move_case(s, number, CaseStatus.UNDER_REVIEW, "田中", "確認", at(1)))
     return number
 

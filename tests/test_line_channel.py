@@ -558,7 +558,7 @@ def test_a_text_message_goes_to_rasa_and_the_answer_comes_back_in_one_reply(stan
     run(channel, rasa, text_event("個人情報の利用目的を教えてください"))
     (message,) = rasa.received
     assert message.text == "個人情報の利用目的を教えてください"
-    assert message.sender_id == USER
+    assert message.sender_id == f"line:{USER}"  # the channel names it, nobody else
     assert message.input_channel == "line"
     assert message.message_id == "444573844083572737"
     (call,) = stand_in.calls
@@ -691,13 +691,27 @@ def test_the_output_channel_pushes_messages_outside_a_turn(stand_in):
     async def go() -> None:
         out = channel.get_output_channel()
         assert out.name() == "line"
-        await out.send_response(USER, {"text": "お知らせです。", "buttons": MENU})
+        await out.send_response(f"line:{USER}", {"text": "お知らせです。", "buttons": MENU})
         await channel.api.close()
 
     asyncio.run(go())
     (call,) = stand_in.calls
     assert call.path.endswith("/push") and call.body["to"] == USER
     assert call.texts == ["お知らせです。"] and len(call.quick_replies) == 2
+
+
+@pytest.mark.parametrize("recipient", [USER, f"web:{USER}", f"rest:{USER}", "line:"])
+def test_the_output_pushes_only_to_a_line_conversation(stand_in, recipient):
+    # A staff reply or notice addressed to another channel's conversation (or to a
+    # bare id a client chose) must never reach a LINE user whose id it happens to hold.
+    channel = make_channel(stand_in)
+
+    async def go() -> None:
+        await channel.get_output_channel().send_response(recipient, {"text": "お知らせです。"})
+        await channel.api.close()
+
+    asyncio.run(go())
+    assert stand_in.calls == []
 
 
 def test_the_all_events_fixture_is_taken_whole(stand_in, caplog):

@@ -38,7 +38,8 @@ def test_defaults_need_no_environment():
     assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith(
         "var/app.db"
     )
-    assert settings.action_endpoint_url == "http://localhost:5055/webhook"
+    assert settings.action_endpoint_url == "http://127.0.0.1:5055/webhook"
+    assert settings.bind_host == "127.0.0.1" and settings.rest_enabled is False
 
 
 def test_environment_overrides_and_bad_ports_are_refused():
@@ -86,8 +87,13 @@ def test_the_tracker_store_is_the_app_database_but_not_its_sqlite_file():
 
 def test_the_endpoints_point_rasa_at_the_sql_tracker_store(tmp_path):
     settings = replace(load_settings({}), var_dir=tmp_path)
-    assert endpoints_of(settings) == {
-        "action_endpoint": {"url": "http://localhost:5055/webhook"},
+    endpoints = endpoints_of(settings)
+    assert endpoints["action_endpoint"]["headers"]["Authorization"].startswith("Bearer ")
+    assert endpoints == {
+        "action_endpoint": {
+            "url": "http://127.0.0.1:5055/webhook",
+            "headers": endpoints["action_endpoint"]["headers"],
+        },
         "tracker_store": {
             "type": "SQL",
             "dialect": "sqlite",

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from bot.cases.records import utc
 from bot.channels.guard import hashed_sender
+from bot.core.conversation import native_id
 from bot.db.audit import audit
 from bot.db.models import Escalation, Member, OutboundMessage
 from bot.settings import load_settings
@@ -173,11 +174,13 @@ class ChannelNotifier:
     ) -> None:
         """Push on LINE where the case came from LINE; otherwise (or on failure) SMS."""
         now = utc(now)
-        if channel == "line" and sender_id and self.access_token:
+        # Only a LINE conversation (line:U…) names a LINE user to push to.
+        line_user = native_id(sender_id, "line") if sender_id else None
+        if channel == "line" and line_user and self.access_token:
             message = OutboundMessage(
-                channel="line", to=hashed_sender(sender_id), text=text, created_at=now
+                channel="line", to=hashed_sender(line_user), text=text, created_at=now
             )
-            error = self._push(sender_id, text)
+            error = self._push(line_user, text)
             message.status = "failed" if error else "sent"
             message.error = error
             message.sent_at = None if error else now

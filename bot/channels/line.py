@@ -29,9 +29,10 @@ its events are processed in a background task, in order:
 
 When the reply token is used up or expired (a slow turn), the messages go by push.
 API errors, timeouts and rate limits (429) are retried with exponential backoff; push
-calls carry an ``X-Line-Retry-Key`` so a retry never delivers twice. The LINE user id
-is the Rasa sender id; logs carry only :func:`~bot.channels.guard.hashed_sender` of it
-and never a message text.
+calls carry an ``X-Line-Retry-Key`` so a retry never delivers twice. The Rasa sender id
+of a member is ``line:`` and the LINE user id (:mod:`bot.core.conversation`): only a
+request that passed the signature check can name such a conversation. Logs carry only
+:func:`~bot.channels.guard.hashed_sender` of a user id and never a message text.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channels.guard import MAX_MESSAGE_CHARS, ChannelGuard, hashed_sender
+from bot.core.conversation import conversation_id, native_id
 
 logger = logging.getLogger(__name__)
 
@@ -667,10 +669,22 @@ class LineOutput(LineCollector):
         self._delivery = delivery
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
-        """Convert one bot message and push it to ``recipient_id``."""
+        """Convert one bot message and push it to the LINE user of ``recipient_id``.
+
+        Only a LINE conversation (``line:U…``) is pushed to: a message for another
+        channel's conversation sent through this output is dropped, never delivered
+        to a LINE user whose id happens to match.
+        """
         await super().send_response(recipient_id, message)
         collected, self.messages = self.messages, []
-        await self._delivery.deliver(recipient_id, None, collected)
+        user_id = native_id(recipient_id, LineCollector.name())
+        if user_id is None:
+            logger.warning(
+                "Message for %s is not for a LINE conversation: not sent",
+                hashed_sender(recipient_id),
+            )
+            return
+        await self._delivery.deliver(user_id, None, collected)
 
 
 # --- the input channel -------------------------------------------------------------
@@ -911,7 +925,7 @@ class LineInput(InputChannel):
                     UserMessage(
                         verdict.text,
                         collector,
-                        user_id,
+                        conversation_id(self.name(), user_id),
                         input_channel=self.name(),
                         message_id=message_id,
                     )
@@ -932,7 +946,12 @@ class LineInput(InputChannel):
         collector = LineCollector()
         try:
             await on_new_message(
-                UserMessage(WELCOME_INTENT, collector, user_id, input_channel=self.name())
+                UserMessage(
+                    WELCOME_INTENT,
+                    collector,
+                    conversation_id(self.name(), user_id),
+                    input_channel=self.name(),
+                )
             )
         except Exception as error:
             logger.error("Rasa failed on a LINE follow: %s", type(error).__name__)

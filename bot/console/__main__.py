@@ -2,8 +2,9 @@
 
 Reads the settings (``DATABASE_URL``, ``TRACKER_STORE_URL``, ``RASA_PORT``,
 ``RASA_TOKEN``, ``CONSOLE_IDLE_MINUTES``, ``CONSOLE_SECURE_COOKIE``...) and listens on
-``127.0.0.1`` unless ``--host`` says otherwise: in production the console sits behind a
-TLS proxy (then set ``CONSOLE_SECURE_COOKIE=true``). ``GET /health`` answers ``ok``.
+``PRIVACY_BOT_BIND_HOST`` (``127.0.0.1``) unless ``--host`` says otherwise: in
+production the console sits behind nginx's TLS server block (then set
+``CONSOLE_SECURE_COOKIE=true``). ``GET /health`` answers ``ok``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from aiohttp import web
 
 from bot.console.app import create_app
 from bot.db.session import session_factory
-from bot.launcher import ensure_token
-from bot.settings import SettingsError, load_settings
+from bot.settings import SettingsError, ensure_rasa_token, load_settings
 from bot.staff.rasa_api import RasaApi
 from bot.transcripts import tracker_engine
 
@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bot.console", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--host", help="address to listen on (PRIVACY_BOT_BIND_HOST, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: CONSOLE_PORT, 5002)")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -43,11 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings,
         session_factory(settings.database_url),
         tracker_engine(settings.tracker_url),
-        RasaApi(settings.rasa_url, ensure_token(settings)),
+        RasaApi(settings.rasa_url, ensure_rasa_token(settings)),
     )
     port = args.port or settings.console_port
-    print(f"staff console: http://{args.host}:{port}/", flush=True)
-    web.run_app(app, host=args.host, port=port, print=None)
+    host = args.host or settings.bind_host
+    print(f"staff console: http://{host}:{port}/", flush=True)
+    web.run_app(app, host=host, port=port, print=None)
     return 0
 
 

@@ -11,6 +11,8 @@ Examples::
     python -m bot.staff close 12 --staff tanaka --note "電話で対応済み"  # resumes too
 
 The database is ``DATABASE_URL`` (default ``var/app.db``) unless ``--url`` is given;
+``create-account`` records the operating-system user who ran it as the account's
+creator (``cli:<user>``, or ``cli`` when the user cannot be told).
 ``reply``, ``hand-back`` and ``close`` reach the rasa server at ``--rasa-url`` (default
 ``http://localhost:RASA_PORT``) with its token (``RASA_TOKEN``, else the one the
 launcher generated in ``var/rasa_token``). ``reply`` reads the text from standard input
@@ -28,8 +30,7 @@ from datetime import datetime, timezone
 from bot.db.models import StaffRole
 from bot.db.session import session_factory
 from bot.escalations import EscalationError, EscalationView, claim, close, hand_back, queue
-from bot.launcher import ensure_token
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, ensure_rasa_token, load_settings
 from bot.staff.accounts import AccountError, create_account
 from bot.staff.rasa_api import RasaApi, RasaApiError
 from bot.staff.relay import RelayError, send_staff_message
@@ -71,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _rasa(settings: Settings, url: str | None) -> RasaApi:
-    return RasaApi(url or settings.rasa_url, ensure_token(settings))
+    return RasaApi(url or settings.rasa_url, ensure_rasa_token(settings))
 
 
 def _line(view: EscalationView) -> str:
@@ -93,6 +94,16 @@ def _password(read_stdin: bool) -> str:
     if getpass.getpass("again: ") != first:
         raise AccountError("the passwords differ")
     return first
+
+
+def cli_creator() -> str:
+    """Who creates an account from the command line: ``cli:<os user>``, or ``cli``."""
+    try:
+        user = getpass.getuser().strip()
+    except (KeyError, OSError, ImportError):
+        # No login name in the environment and no password-database entry.
+        user = ""
+    return f"cli:{user}" if user else "cli"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,7 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sessions.begin() as session:
             if args.command == "create-account":
                 made = create_account(
-                    session, args.name, args.role, _password(args.password_stdin), now
+                    session,
+                    args.name,
+                    args.role,
+                    _password(args.password_stdin),
+                    now,
+                    created_by=cli_creator(),
                 )
                 print(f"account created: {made.name} ({made.role.value})")
             elif args.command == "queue":

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-import requests
 
 from bot.launcher import RunningAssistant, running, train_if_needed
 from bot.settings import load_settings
+from tests.e2e.rest import rest_post
 
 
 def free_port() -> int:
@@ -31,24 +31,25 @@ def assistant(tmp_path_factory) -> Iterator[RunningAssistant]:
         rasa_port=free_port(),
         action_port=free_port(),
         webchat_port=free_port(),
+        console_port=free_port(),
         rasa_token="e2e-token",
+        rest_enabled=True,  # the REST channel is off unless enabled, as in `make run`
     )
-    with running(settings, train_if_needed(), log_dir=var_dir / "logs", webchat=True) as started:
+    with running(
+        settings, train_if_needed(), log_dir=var_dir / "logs", webchat=True, console=True
+    ) as started:
         yield started
 
 
 @pytest.fixture
 def say(assistant):
-    sender = f"e2e-{uuid.uuid4().hex[:8]}"
+    # The conversation id the REST channel gives this sender (bot/core/conversation.py).
+    conversation = f"rest:e2e-{uuid.uuid4().hex[:8]}"
 
     def send(text: str) -> list[dict]:
-        response = requests.post(
-            assistant.rest_url, json={"sender": sender, "message": text}, timeout=60
-        )
-        response.raise_for_status()
-        return response.json()
+        return rest_post(assistant, conversation, text)
 
-    send.sender = sender  # type: ignore[attr-defined]
+    send.sender = conversation  # type: ignore[attr-defined]
     return send
 
 

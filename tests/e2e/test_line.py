@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -54,6 +55,7 @@ def line_assistant(tmp_path_factory, stand_in) -> Iterator[RunningAssistant]:
         var_dir=var_dir,
         database_url=f"sqlite:///{var_dir / 'app.db'}",
         rasa_token="e2e-line-token",
+        rest_enabled=True,  # an operator's REST must still not reach LINE conversations
         **ports,
     )
     # `running` hands the servers a copy of os.environ when it starts them: set the
@@ -317,3 +319,43 @@ def test_a_server_without_the_line_variables_starts_with_the_channel_off(assista
     assert refused.status_code == 503
     log = (assistant.var_dir / "logs" / "rasa.log").read_text("utf-8", "replace")
     assert log.count("LINE channel off: LINE_CHANNEL_SECRET") == 1
+
+
+def line_says(assistant: RunningAssistant, stand_in: StandIn, user: str, text: str) -> str:
+    said = text_event(user, text)
+    send(assistant, said)
+    return "\n".join(replies_to(stand_in, said["replyToken"]).texts)
+
+
+def test_a_verified_line_conversation_cannot_be_entered_through_rest(
+    line_assistant, stand_in, user
+):
+    # The member verifies on LINE...
+    assert "本人確認" in line_says(line_assistant, stand_in, user, "自分の登録内容を確認したいです")
+    line_says(line_assistant, stand_in, user, "記号1001 番号23")
+    assert "090-****-5678" in line_says(line_assistant, stand_in, user, "昭和60年4月1日")
+    outbox = (line_assistant.var_dir / "outbox.jsonl").read_text("utf-8").splitlines()
+    code = re.search(r"\d{6}", json.loads(outbox[-1])["text"])
+    assert code
+    assert "山田 花子 様" in line_says(line_assistant, stand_in, user, code.group())
+    # ...and someone who learned the LINE user id asks through REST, even with the
+    # operators' token, claiming to be LINE: it is another conversation, unverified.
+    for body in (
+        {"sender": user, "message": "自分の登録内容を確認したい"},
+        {"sender": user, "message": "自分の登録内容を確認したい", "input_channel": "line"},
+    ):
+        answer = requests.post(
+            line_assistant.rest_url, json=body, headers=line_assistant.rest_headers, timeout=60
+        )
+        texts = "\n".join(m.get("text", "") for m in answer.json())
+        assert "本人確認" in texts
+        assert "山田 花子" not in texts and "2010年4月1日" not in texts
+    status = requests.post(
+        line_assistant.rest_url,
+        json={"sender": user, "message": "請求の状況を教えて"},
+        headers=line_assistant.rest_headers,
+        timeout=60,
+    )
+    assert "PR-" not in "\n".join(m.get("text", "") for m in status.json())
+    # The member's own LINE conversation is still verified.
+    assert "山田 花子 様" in line_says(line_assistant, stand_in, user, "自分の登録内容を確認したい")

@@ -38,8 +38,16 @@ def test_security_measures_cite_section_two(say):
 
 
 def test_a_quick_reply_payload_is_answered(say):
+    offered = [b["payload"] for m in say("こんにちは") for b in m.get("buttons", [])]
+    assert offered
+    assert "出典" in joined(say(offered[0]))
+
+
+def test_a_payload_the_bot_did_not_offer_is_read_as_words(say):
+    # Typed by hand, an intent payload with entities must not skip the NLU (the guard
+    # passes only payloads the bot offered as buttons).
     body = joined(say('/ask_usage_purpose{"info_category": "third_party_act"}'))
-    assert "加害者及び保険会社に対する求償" in body
+    assert "加害者及び保険会社に対する求償" not in body
 
 
 def test_gibberish_gets_a_polite_clarification_with_topics(say):

@@ -23,6 +23,7 @@ from bot.staff.rasa_api import RasaApi
 from bot.staff.relay import RelayError, send_staff_message
 from bot.transcripts import read_transcript, tracker_engine
 from bot.verification import Conversation
+from tests.e2e.rest import rest_post
 
 pytestmark = pytest.mark.e2e
 
@@ -132,16 +133,12 @@ def start_an_hour_ago(assistant, sender: str) -> None:
 
 
 def post(assistant, sender: str, text: str) -> list[dict]:
-    response = requests.post(
-        assistant.rest_url, json={"sender": sender, "message": text}, timeout=60
-    )
-    response.raise_for_status()
-    return response.json()
+    return rest_post(assistant, sender, text)
 
 
 @pytest.mark.parametrize("held", [True, False], ids=["held-by-staff", "closed"])
 def test_a_new_session_of_a_held_conversation_is_paused_again(assistant, held):
-    sender = f"e2e-expired-{uuid.uuid4().hex[:8]}"
+    sender = f"rest:e2e-expired-{uuid.uuid4().hex[:8]}"
     sessions = session_factory(assistant.settings.database_url)
     rasa = RasaApi(assistant.rasa_url, assistant.token)
     start_an_hour_ago(assistant, sender)

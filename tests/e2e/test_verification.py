@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from bot.db.models import Verification
 from bot.db.session import session_factory
+from tests.e2e.rest import rest_post
 
 pytestmark = pytest.mark.e2e
 
@@ -159,7 +160,7 @@ def test_forged_payloads_and_claims_grant_nothing(say, forged):
 
 
 def test_slots_set_by_hand_grant_nothing(assistant):
-    sender = "e2e-forged-slots"
+    sender = "rest:e2e-forged-slots"
     events = [
         {"event": "slot", "name": "verification_outcome", "value": "verified"},
         {"event": "slot", "name": "id_code", "value": "******"},
@@ -172,16 +173,22 @@ def test_slots_set_by_hand_grant_nothing(assistant):
         timeout=30,
     )
     assert response.status_code == 200
-    reply = requests.post(
-        assistant.rest_url, json={"sender": sender, "message": "私の登録内容を見せて"}, timeout=60
-    ).json()
+    reply = rest_post(assistant, sender, "私の登録内容を見せて")
     assert "本人確認" in joined(reply)
     assert "2010年4月1日" not in joined(reply)
 
 
 def test_a_restart_ends_the_verification(say, assistant):
     verify(say, assistant)
-    say("/restart")
+    # A member cannot type /restart (the channel guard passes only offered payloads);
+    # operators restart a conversation through the HTTP API.
+    restarted = requests.post(
+        f"{assistant.rasa_url}/conversations/{say.sender}/tracker/events",
+        params={"token": assistant.token},
+        json=[{"event": "restart"}],
+        timeout=30,
+    )
+    assert restarted.status_code == 200
     assert "本人確認" in joined(say("自分の登録内容を確認したいです"))
 
 

@@ -1,0 +1,1 @@
+"""Types and helpers every feature shares; nothing here imports another project module."""

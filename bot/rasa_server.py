@@ -1,0 +1,67 @@
+"""``python -m bot.rasa_server``: ``rasa run`` with its secret kept off the command line.
+
+The launcher starts the rasa server through this module with the model, credentials
+and endpoints files as arguments; the HTTP API token is read here, from ``RASA_TOKEN``
+or ``var/rasa_token`` (mode 0600), and handed to Rasa's own command-line entry point
+inside this process. ``ps`` shows the exec arguments, which never contain it. The server
+listens on ``PRIVACY_BOT_BIND_HOST`` (loopback by default): members reach the channels
+through nginx (``deploy/nginx/``), and nothing public reaches the HTTP API.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from bot.settings import SettingsError, ensure_rasa_token, load_settings
+
+# Rasa options this module sets itself; given on the command line they are refused.
+OWN_OPTIONS = ("--auth-token", "-i", "--interface", "--enable-api", "--port", "-p")
+
+
+def rasa_argv(args: Sequence[str], token: str, host: str, port: int) -> list[str]:
+    """The arguments Rasa's ``main()`` reads: ``rasa run`` with the API on, bound, token set.
+
+    Args:
+        args: further ``rasa run`` arguments (model, credentials, endpoints...).
+        token: the HTTP API token.
+        host: the address to listen on.
+        port: the port.
+
+    Raises:
+        SettingsError: If ``args`` tries to set one of :data:`OWN_OPTIONS`.
+    """
+    for arg in args:
+        if arg.split("=", 1)[0] in OWN_OPTIONS:
+            raise SettingsError(f"{arg.split('=', 1)[0]} is set from the settings, not here")
+    return [
+        "rasa", "run", *args,
+        "--enable-api",
+        "--interface", host,
+        "--port", str(port),
+        "--auth-token", token,
+    ]  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the rasa server until stopped; 2 when the settings are unusable."""
+    try:
+        settings = load_settings()
+        token = ensure_rasa_token(settings)
+        sys.argv = rasa_argv(
+            list(sys.argv[1:] if argv is None else argv),
+            token,
+            settings.bind_host,
+            settings.rasa_port,
+        )
+    except SettingsError as error:
+        print(f"設定エラー: {error}", file=sys.stderr)
+        return 2
+    from rasa.__main__ import main as rasa_main  # slow to import: after the checks
+
+    rasa_main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
