@@ -19,13 +19,28 @@ from actions.common import (
     utc_now,
 )
 from bot import escalations, handoff_dialog, verification
+from bot.settings import load_settings
 from bot.staff import relay
 
 logger = logging.getLogger(__name__)
 
 
+def handoff_limits() -> escalations.HandoffLimits:
+    """The hand-off limits of the settings (``HANDOFF_MAX_PER_*``)."""
+    settings = load_settings()
+    return escalations.HandoffLimits(
+        per_conversation=settings.handoff_max_per_conversation,
+        per_hour=settings.handoff_max_per_hour,
+    )
+
+
 class ActionRequestHuman(Action):
-    """A request for a person: offer alternatives first, then escalate and pause."""
+    """A request for a person: offer alternatives first, then escalate and pause.
+
+    A hand-off reason in the message's entities (a quick reply's payload) counts only
+    if the assistant's own buttons offered it in this session; past the hand-off
+    limits, the member is given the contact window and nothing is queued or paused.
+    """
 
     def name(self) -> str:
         """The action's name in the domain."""
@@ -42,7 +57,9 @@ class ActionRequestHuman(Action):
         profile = active_profile()
         reasons = [str(value) for value in tracker.get_latest_entity_values("handoff_reason")]
         decision = handoff_dialog.decide(
-            bool(tracker.get_slot("handoff_offered")), reasons[0] if reasons else None
+            bool(tracker.get_slot("handoff_offered")),
+            reasons[0] if reasons else None,
+            handoff_dialog.offered_reasons(tracker.events),
         )
         if not decision.escalate:
             send(dispatcher, handoff_dialog.offer(profile))
@@ -51,14 +68,19 @@ class ActionRequestHuman(Action):
         conversation = conversation_of(tracker)
         with db_session() as session:
             member = verification.verified_member(session, conversation, now)
-            view = escalations.escalate(
+            outcome = escalations.hand_off(
                 session,
                 conversation,
                 decision.reason,
                 now,
+                handoff_limits(),
                 member_id=member.id if member is not None else None,
-                pause=True,
             )
+        view = outcome.escalation
+        if view is None:
+            # Nothing was queued: the conversation stays with the assistant.
+            send(dispatcher, handoff_dialog.limit_reached(profile, outcome.refused or "overall"))
+            return [SlotSet("handoff_offered", True)]
         send(dispatcher, handoff_dialog.handed_over(profile, now, already_waiting=not view.created))
         # Paused: Rasa stores the member's further messages but predicts nothing until
         # staff resume the conversation. The listen keeps the tracker's turns well formed.

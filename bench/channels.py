@@ -23,9 +23,10 @@ and SQLite database of their own, free ports, the LINE variables set and
    them); events beyond that, or with other texts, count as extra or mismatched: an
    answer delivered twice or to the wrong session.
 3. **Baseline**, in the same run on the same servers: the same questions in the same
-   conversations through the REST channel (``POST /webhooks/rest/webhook``),
-   sequentially, at the LINE concurrency and at the website-chat concurrency. The
-   report gives channel/REST ratios of the reply latency.
+   conversations through the REST channel (``POST /webhooks/rest/webhook``, on for the
+   run, every request with the HTTP API token), sequentially, at the LINE concurrency
+   and at the website-chat concurrency. The report gives channel/REST ratios of the
+   reply latency.
 
 It prints a Markdown report and exits 1 when anything was dropped or duplicated. There
 are no timed assertions: the figures depend on the machine and what else runs on it.
@@ -220,6 +221,17 @@ def signed_headers(channel_secret: str, body: bytes) -> dict[str, str]:
         "Content-Type": "application/json; charset=utf-8",
         "X-Line-Signature": sign(channel_secret, body),
     }
+
+
+def confirmed_session(data: Any) -> str | None:
+    """The session id a ``session_confirm`` carries; None if it carries none.
+
+    The website chat confirms with ``{"session_id": ..., "resume_secret": ...}``, Rasa's
+    own socketio channel (and this one before it issued resume secrets) with the id alone.
+    """
+    if isinstance(data, dict):
+        data = data.get("session_id")
+    return data if isinstance(data, str) and data else None
 
 
 def web_scripts(sessions: int, messages: int) -> list[list[str]]:
@@ -690,8 +702,9 @@ async def web_traffic(
         arrived = asyncio.Event()
 
         async def on_confirm(data: Any) -> None:
-            if not confirmed.done():
-                confirmed.set_result(str(data))
+            session_id = confirmed_session(data)
+            if session_id is not None and not confirmed.done():
+                confirmed.set_result(session_id)
 
         async def on_bot_message(data: Any) -> None:
             text = data.get("text") if isinstance(data, dict) else None
@@ -768,6 +781,7 @@ def _progress(text: str) -> None:
 
 async def _warm_up(
     http: aiohttp.ClientSession,
+    rest: aiohttp.ClientSession,
     assistant: RunningAssistant,
     stand_in: LineStandIn,
     channel_secret: str,
@@ -775,7 +789,7 @@ async def _warm_up(
 ) -> None:
     """One message through each path first: the first requests load things lazily."""
     for text in QUESTIONS:
-        await _rest_turn(http, assistant.rest_url, "warm-up", text)
+        await _rest_turn(rest, assistant.rest_url, "warm-up", text)
     probe = replace(plan_line(1, 1, seed=0)[0], user_id=f"U{uuid.uuid4().hex}")
     body = webhook_body([text_event(probe)])
     async with http.post(
@@ -810,14 +824,18 @@ async def measure(
     scripts = web_scripts(sessions, messages_per_session)
     rest_timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
-        async with aiohttp.ClientSession(timeout=rest_timeout) as http:
+        async with (
+            aiohttp.ClientSession(timeout=rest_timeout) as http,
+            # The REST channel answers only requests with the HTTP API token.
+            aiohttp.ClientSession(timeout=rest_timeout, headers=assistant.rest_headers) as rest,
+        ):
             _progress("warm-up …")
-            await _warm_up(http, assistant, stand_in, channel_secret, timeout_s)
+            await _warm_up(http, rest, assistant, stand_in, channel_secret, timeout_s)
             url = assistant.rest_url
             _progress("REST, one message at a time …")
-            rest_sequential, _ = await rest_like_line(http, url, plan, 1, "REST sequential")
+            rest_sequential, _ = await rest_like_line(rest, url, plan, 1, "REST sequential")
             _progress(f"REST, {concurrency} at a time …")
-            rest_line, expected_line = await rest_like_line(http, url, plan, concurrency, "REST")
+            rest_line, expected_line = await rest_like_line(rest, url, plan, concurrency, "REST")
             _progress(f"LINE, {deliveries} deliveries, {concurrency} at a time …")
             outcomes, line_wall = await line_traffic(
                 http,
@@ -829,7 +847,7 @@ async def measure(
                 timeout_s,
             )
             _progress(f"REST, {sessions} conversations at once …")
-            rest_web, expected_web = await rest_like_web(http, url, scripts)
+            rest_web, expected_web = await rest_like_web(rest, url, scripts)
             _progress(f"website chat, {sessions} sessions at once …")
             web_sessions, web_wall = await web_traffic(
                 assistant.rasa_url, scripts, expected_web, timeout_s
@@ -907,6 +925,7 @@ def run(
             var_dir=var_dir,
             database_url=f"sqlite:///{var_dir / 'app.db'}",
             rasa_token=uuid.uuid4().hex,
+            rest_enabled=True,  # the baseline; off unless enabled, then token-bound
             **ports,
         )
         line_env = {

@@ -67,11 +67,12 @@ from bench.machine import collect
 from bench.procs import CommandError, ManagedProcess, free_port, log_tail
 from bench.settings import LOG_DIR, LOOPBACK, ROOT
 from bench.stats import percentile, ratio
+from bot.core.conversation import conversation_id
 from bot.db.demo import load_demo
 from bot.db.migrate import upgrade
 from bot.db.models import AuditLog, Escalation, Member, StaffMessage
 from bot.db.session import dispose, engine_for, session_factory
-from bot.settings import load_settings
+from bot.settings import SECRETS, load_settings
 from bot.staff.accounts import create_account
 from bot.staff.relay import STAFF_PREFIX
 
@@ -302,7 +303,9 @@ class Conversation:
 
     Attributes:
         index: its place in time order (0 = the oldest escalation).
-        sender_id: Rasa's sender id (32 hex digits, as the website chat issues them).
+        sender_id: Rasa's sender id, the channel's conversation id: ``web:`` and 32 hex
+            digits as the website chat issues them, ``line:U`` and 32 for LINE, ``rest:``
+            and 32 for REST (:mod:`bot.core.conversation`).
         channel: the member's channel.
         status: the escalation's status.
         handoff_at: when the escalation was opened (the conversation paused).
@@ -575,11 +578,13 @@ def plan_conversations(
         staff = None if status == "waiting" else rng.choice(OTHER_STAFF)
         if index in (long_index, typical_index):
             staff = AGENT
+        native = f"{rng.getrandbits(128):032x}"
+        channel = rng.choice(CHANNELS)
         plans.append(
             Conversation(
                 index=index,
-                sender_id=f"{rng.getrandbits(128):032x}",
-                channel=rng.choice(CHANNELS),
+                sender_id=conversation_id(channel, f"U{native}" if channel == "line" else native),
+                channel=channel,
                 status=status,
                 handoff_at=handoff,
                 events=events,
@@ -1009,9 +1014,12 @@ def console_server(
         "PRIVACY_BOT_VAR_DIR": str(var_dir),
         # Nothing listens there: the pages measured never call the rasa server.
         "RASA_PORT": str(free_port()),
-        "RASA_TOKEN": "bench-console",
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
     }
+    # As the launcher starts it: no secret in its environment. It reads the HTTP API
+    # token and its own secret from files in its var dir, generated there on first use.
+    for name in SECRETS.values():
+        env.pop(name, None)
     log = LOG_DIR / f"console-{name}.log"
     base = f"http://{LOOPBACK}:{port}"
     with ManagedProcess(

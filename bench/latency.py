@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -70,9 +70,10 @@ async def _drive(
     sender_prefix: str,
     timeout_s: float,
     deadline_s: float,
+    headers: Mapping[str, str] | None,
 ) -> tuple[list[_Sample], float]:
     connector = aiohttp.TCPConnector(limit=max(1, len(conversations)))
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         deadline = time.monotonic() + deadline_s
         start = time.perf_counter()
         results = await asyncio.gather(
@@ -94,12 +95,14 @@ def run_conversations(
     sender_prefix: str,
     timeout_s: float,
     deadline_s: float,
+    headers: Mapping[str, str] | None = None,
 ) -> LatencySummary:
     """Runs conversations concurrently, each sending its messages one after another.
 
     One conversation is the sequential case. The number of requests is fixed by
     ``conversations``; each request has a timeout and no request starts after the
-    deadline, so the phase always ends.
+    deadline, so the phase always ends. Every message is one POST, with ``headers``
+    (the product's REST channel wants its token there; Rasa's stock one wants none).
 
     Args:
         server_url: The Rasa server's base URL (loopback).
@@ -107,6 +110,7 @@ def run_conversations(
         sender_prefix: Sender ids are ``{sender_prefix}-{index}``.
         timeout_s: Timeout of one request.
         deadline_s: Deadline of the whole phase.
+        headers: Sent with every request (e.g. ``Authorization``).
 
     Returns:
         The phase's latency and throughput figures.
@@ -116,7 +120,9 @@ def run_conversations(
         "sending %d messages in %d conversation(s) to %s", planned, len(conversations), server_url
     )
     samples, wall_s = asyncio.run(
-        _drive(server_url + REST_WEBHOOK, conversations, sender_prefix, timeout_s, deadline_s)
+        _drive(
+            server_url + REST_WEBHOOK, conversations, sender_prefix, timeout_s, deadline_s, headers
+        )
     )
     summary = summarize_latencies(
         [sample.latency_s for sample in samples if sample.error is None],

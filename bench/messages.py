@@ -49,6 +49,11 @@ class MessagePlan:
     sequential: list[str]
     concurrent: list[list[str]]
 
+    @property
+    def longest_conversation(self) -> int:
+        """The most messages any one conversation of the plan sends (at least 1)."""
+        return max(1, *(len(m) for m in (self.warmup, self.sequential, *self.concurrent)))
+
 
 def plan_messages(pool: Sequence[str], source: str, settings: Settings) -> MessagePlan:
     """Draws the warm-up, sequential and concurrent messages from ``pool``.

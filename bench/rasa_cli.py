@@ -203,6 +203,30 @@ def action_server_command(port: int) -> list[str]:
     return [*rasa_executable(), "run", "actions", "--port", str(port)]
 
 
+def product_action_server_command() -> list[str]:
+    """The product's action server, as the launcher starts it.
+
+    ``python -m bot.action_server`` listens on ``PRIVACY_BOT_BIND_HOST`` at
+    ``ACTION_PORT`` and answers only calls with the shared secret of the var dir.
+    """
+    return [sys.executable, "-m", "bot.action_server"]
+
+
+def product_rasa_server_command(model: Path, endpoints: Path, credentials: Path) -> list[str]:
+    """The product's rasa server, as the launcher starts it.
+
+    ``python -m bot.rasa_server`` is `rasa run --enable-api` on ``PRIVACY_BOT_BIND_HOST``
+    at ``RASA_PORT``, with the HTTP API token read from the var dir (never on the
+    command line).
+    """
+    return [
+        *(sys.executable, "-m", "bot.rasa_server"),
+        *("--model", str(model)),
+        *("--endpoints", str(endpoints)),
+        *("--credentials", str(credentials)),
+    ]
+
+
 def installed_rasa_version() -> str:
     """The installed Rasa's version."""
     return importlib.metadata.version("rasa")

@@ -6,14 +6,16 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bench.procs import CommandError, ManagedProcess, log_tail
-from bench.rasa_cli import action_server_command, rasa_env, run_server_command
+from bench.rasa_cli import rasa_env
 from bench.settings import LOG_DIR, LOOPBACK
+from bot.settings import write_private
 
 logger = logging.getLogger(__name__)
 
@@ -34,33 +36,40 @@ def declares_action_endpoint(endpoints: Path) -> bool:
     return isinstance(endpoint, dict) and bool(endpoint.get("url"))
 
 
-def write_server_files(
-    directory: Path, base_endpoints: Path, action_port: int | None
-) -> tuple[Path, Path]:
-    """Writes the temporary endpoints and credentials files of one Rasa server.
+def stock_endpoints(base_endpoints: Path, action_port: int | None) -> dict[str, Any]:
+    """A stock assistant's endpoints: ``base_endpoints`` with this run's action server.
 
-    The endpoints are ``base_endpoints`` with ``action_endpoint`` pointing at the
-    action server on ``action_port`` (or removed when there is none); the
-    credentials enable the REST channel only.
-
-    Args:
-        directory: Where to write the files.
-        base_endpoints: The project's endpoints.yml.
-        action_port: The action server's port, or None without an action server.
-
-    Returns:
-        The endpoints and credentials paths.
+    ``action_endpoint`` points at the action server on ``action_port``, or is removed
+    when there is none.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     endpoints = read_yaml_mapping(base_endpoints)
     if action_port is None:
         endpoints.pop("action_endpoint", None)
     else:
         endpoints["action_endpoint"] = {"url": f"http://{LOOPBACK}:{action_port}/webhook"}
+    return endpoints
+
+
+def write_server_files(
+    directory: Path, endpoints: Mapping[str, Any], credentials: Mapping[str, Any]
+) -> tuple[Path, Path]:
+    """Writes the temporary endpoints and credentials files of one Rasa server.
+
+    Both are readable by this user only (``bot.settings.write_private``): the product's
+    endpoints hold the action server's secret.
+
+    Args:
+        directory: Where to write the files.
+        endpoints: The endpoints (``action_endpoint`` and the like).
+        credentials: The channels the server opens and their options.
+
+    Returns:
+        The endpoints and credentials paths.
+    """
     endpoints_path = directory / "endpoints.yml"
     credentials_path = directory / "credentials.yml"
-    endpoints_path.write_text(yaml.safe_dump(endpoints, sort_keys=True), encoding="utf-8")
-    credentials_path.write_text("rest:\n", encoding="utf-8")
+    write_private(endpoints_path, yaml.safe_dump(dict(endpoints), sort_keys=True))
+    write_private(credentials_path, yaml.safe_dump(dict(credentials), sort_keys=True))
     return endpoints_path, credentials_path
 
 
@@ -105,28 +114,22 @@ def wait_until_ready(process: ManagedProcess, url: str, deadline_s: float) -> fl
     )
 
 
-def start_action_server(
-    name: str, project_dir: Path, port: int, extra_env: dict[str, str] | None = None
+def start_server(
+    name: str, command: list[str], project_dir: Path, env: Mapping[str, str] | None = None
 ) -> ManagedProcess:
-    """Starts `rasa run actions` from ``project_dir`` (stop it with ``with`` or ``stop``)."""
+    """Starts a server from ``project_dir`` (stop it with ``with`` or ``stop``).
+
+    Args:
+        name: Its name in progress lines, the report and its log's file name.
+        command: Its command line.
+        project_dir: The working directory.
+        env: The environment (default: :func:`~bench.rasa_cli.rasa_env`).
+    """
     return ManagedProcess(
         name,
-        action_server_command(port),
+        command,
         cwd=project_dir,
-        env={**rasa_env(), **(extra_env or {})},
-        log_path=LOG_DIR / f"{name.replace(' ', '-')}.log",
-    )
-
-
-def start_rasa_server(
-    name: str, project_dir: Path, model: Path, endpoints: Path, credentials: Path, port: int
-) -> ManagedProcess:
-    """Starts `rasa run --enable-api` with the REST channel on the loopback address."""
-    return ManagedProcess(
-        name,
-        run_server_command(model, endpoints, credentials, port),
-        cwd=project_dir,
-        env=rasa_env(),
+        env=rasa_env() if env is None else env,
         log_path=LOG_DIR / f"{name.replace(' ', '-')}.log",
     )
 

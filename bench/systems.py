@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench import datasets, rasa_cli
 from bench.latency import run_conversations
@@ -17,13 +18,15 @@ from bench.results import SystemRun, TrainingRun
 from bench.servers import (
     base_url,
     declares_action_endpoint,
-    start_action_server,
-    start_rasa_server,
+    read_yaml_mapping,
+    start_server,
+    stock_endpoints,
     wait_until_ready,
     write_server_files,
 )
 from bench.settings import (
     HOLDOUT_PATH,
+    LOOPBACK,
     PRODUCT_CONFIG,
     PRODUCT_DATA,
     PRODUCT_DOMAIN,
@@ -36,6 +39,8 @@ from bench.settings import (
 logger = logging.getLogger(__name__)
 
 _VERSION_MARKER = ".bench-rasa-version"
+# The product's REST channel as credentials.yml names it (bot/channels/rest.py).
+PRODUCT_REST_CHANNEL = "bot.channels.rest.OperatorRestInput"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class Assistant:
         action_server: Whether to run its action server.
         messages: What it is sent.
         notes: Remarks for the report.
+        secured: Whether its servers are the product's, started as the launcher starts
+            them (:func:`_start_product`); otherwise stock `rasa run` (and `rasa run
+            actions`) with Rasa's REST channel (:func:`_start_stock`).
     """
 
     key: str
@@ -65,6 +73,7 @@ class Assistant:
     action_server: bool
     messages: MessagePlan
     notes: tuple[str, ...] = ()
+    secured: bool = False
 
 
 def product_assistant(settings: Settings) -> Assistant:
@@ -83,7 +92,14 @@ def product_assistant(settings: Settings) -> Assistant:
             f"seeded sample of the texts of {HOLDOUT_PATH.relative_to(ROOT)}",
             settings,
         ),
-        notes=("action server: `rasa run actions` from the project root",),
+        notes=(
+            "servers as `make run` starts them: `python -m bot.action_server` (every call "
+            "with the shared secret) and `python -m bot.rasa_server` (API token from the var "
+            "dir); REST channel `bot.channels.rest.OperatorRestInput`, every request with the "
+            "token as a bearer header, its guard's rate limit raised to the longest "
+            "conversation sent; tracker and lock store in memory",
+        ),
+        secured=True,
     )
 
 
@@ -117,7 +133,7 @@ def rasa_init_assistant(settings: Settings) -> Assistant:
         if action_server
         else "no action server: `rasa init` leaves the action endpoint commented out, "
         "so only its rasa server runs"
-    )
+    ) + "; Rasa's stock REST channel, no token"
     return Assistant(
         key="rasa-init",
         title="rasa init",
@@ -141,15 +157,19 @@ def _sample_memory(processes: list[ManagedProcess]) -> None:
 
 def _measure(
     assistant: Assistant,
-    url: str,
-    processes: list[ManagedProcess],
+    served: Served,
     run: SystemRun,
     settings: Settings,
     run_id: str,
 ) -> None:
     plan = assistant.messages
+    url, processes = served.url, served.processes
     prefix = f"bench-{run_id}-{assistant.key}"
-    timeouts = {"timeout_s": settings.request_timeout_s, "deadline_s": settings.phase_deadline_s}
+    timeouts: dict[str, Any] = {
+        "timeout_s": settings.request_timeout_s,
+        "deadline_s": settings.phase_deadline_s,
+        "headers": served.headers,
+    }
     logger.info("%s: warming up with %d messages", assistant.title, len(plan.warmup))
     warmup = run_conversations(url, [plan.warmup], sender_prefix=f"{prefix}-warmup", **timeouts)
     if warmup.ok < len(plan.warmup):
@@ -166,15 +186,125 @@ def _measure(
     )
 
 
-def _product_database(var_dir: Path) -> dict[str, str]:
-    """A database of the run's own with the demo members; the action server's env."""
-    from bot.launcher import prepare_database
-    from bot.settings import load_settings
+@dataclass(frozen=True)
+class Served:
+    """An assistant's running servers.
 
-    env = {"PRIVACY_BOT_VAR_DIR": str(var_dir), "DATABASE_URL": f"sqlite:///{var_dir / 'app.db'}"}
-    var_dir.mkdir(parents=True, exist_ok=True)
-    prepare_database(load_settings({**os.environ, **env}))
+    Attributes:
+        url: The rasa server's base URL.
+        headers: What every REST request carries.
+        processes: The servers, the rasa server first.
+    """
+
+    url: str
+    headers: dict[str, str]
+    processes: list[ManagedProcess]
+
+
+def product_env(var_dir: Path, action_port: int, rasa_port: int) -> dict[str, str]:
+    """The environment of the product's servers, as the launcher gives it.
+
+    A var dir and SQLite database of the run's own, the ports given, the loopback
+    address, the REST channel on; no secret (``RASA_TOKEN``, ``ACTION_SERVER_SECRET``,
+    ``PRIVACY_BOT_SECRET`` are removed): the servers read them from files in the var
+    dir, generated there on first use.
+    """
+    from bot.settings import SECRETS
+
+    env = rasa_cli.rasa_env()
+    env.update(
+        {
+            "PRIVACY_BOT_VAR_DIR": str(var_dir),
+            "DATABASE_URL": f"sqlite:///{var_dir / 'app.db'}",
+            "ACTION_PORT": str(action_port),
+            "RASA_PORT": str(rasa_port),
+            "PRIVACY_BOT_BIND_HOST": LOOPBACK,
+            "PRIVACY_BOT_REST": "true",
+        }
+    )
+    for name in SECRETS.values():
+        env.pop(name, None)
     return env
+
+
+def product_server_files(
+    assistant: Assistant, env: dict[str, str], directory: Path
+) -> tuple[Path, Path, dict[str, str]]:
+    """Prepares the product's database and the rasa server's files.
+
+    The endpoints are the project's endpoints.yml with the action endpoint the
+    launcher writes (``bot.launcher.write_endpoints``: this run's action server and its
+    secret as a bearer header); the tracker and lock stores stay in memory, as in every
+    run of this benchmark. The credentials open only the product's REST channel, its
+    guard's rate limit raised to the longest conversation of the plan: the sequential
+    conversation sends faster than the 60 a minute of ``credentials.yml``, and a limited
+    message would be timed as an answer.
+
+    Args:
+        assistant: The product.
+        env: Its servers' environment (:func:`product_env`).
+        directory: Where the files go.
+
+    Returns:
+        The endpoints and credentials paths, and the headers of a REST request.
+    """
+    from bot.action_server import bearer
+    from bot.launcher import prepare_database, write_endpoints
+    from bot.settings import ensure_rasa_token, load_settings
+
+    product = load_settings(env)
+    prepare_database(product)
+    endpoints = read_yaml_mapping(assistant.endpoints)
+    endpoints["action_endpoint"] = read_yaml_mapping(write_endpoints(product))["action_endpoint"]
+    credentials = {
+        PRODUCT_REST_CHANNEL: {"max_messages_per_minute": assistant.messages.longest_conversation}
+    }
+    endpoints_path, credentials_path = write_server_files(directory, endpoints, credentials)
+    return endpoints_path, credentials_path, {"Authorization": bearer(ensure_rasa_token(product))}
+
+
+# Starts one server of the assistant (a role, its command, its readiness URL, its
+# environment or None for Rasa's) and waits until it answers.
+Serve = Callable[[str, list[str], str, dict[str, str] | None], ManagedProcess]
+
+
+def _start_product(assistant: Assistant, model: Path, run_dir: Path, serve: Serve) -> Served:
+    action_port, rasa_port = free_port(), free_port()
+    env = product_env(run_dir / "var", action_port, rasa_port)
+    endpoints, credentials, headers = product_server_files(
+        assistant, env, run_dir / "servers" / assistant.key
+    )
+    action = serve(
+        "action server",
+        rasa_cli.product_action_server_command(),
+        base_url(action_port) + "/health",
+        env,
+    )
+    server = serve(
+        "rasa server",
+        rasa_cli.product_rasa_server_command(model, endpoints, credentials),
+        base_url(rasa_port) + "/",
+        env,
+    )
+    return Served(base_url(rasa_port), headers, [server, action])
+
+
+def _start_stock(assistant: Assistant, model: Path, run_dir: Path, serve: Serve) -> Served:
+    actions: list[ManagedProcess] = []
+    action_port = None
+    if assistant.action_server:
+        action_port = free_port()
+        command = rasa_cli.action_server_command(action_port)
+        actions.append(serve("action server", command, base_url(action_port) + "/health", None))
+    endpoints, credentials = write_server_files(
+        run_dir / "servers" / assistant.key,
+        stock_endpoints(assistant.endpoints, action_port),
+        {"rest": None},  # Rasa's REST channel, as `rasa init` writes it
+    )
+    port = free_port()
+    command = rasa_cli.run_server_command(model, endpoints, credentials, port)
+    server = serve("rasa server", command, base_url(port) + "/", None)
+    return Served(base_url(port), {}, [server, *actions])
 
 
 def benchmark(
@@ -202,43 +332,20 @@ def benchmark(
         timeout_s=settings.command_timeout_s,
     )
     run = SystemRun(system=assistant.title, notes=list(assistant.notes))
-    processes: list[ManagedProcess] = []
+    start = _start_product if assistant.secured else _start_stock
     with ExitStack() as stack:
-        action_port = None
-        if assistant.action_server:
-            action_port = free_port()
-            action = stack.enter_context(
-                start_action_server(
-                    f"{assistant.key} action server",
-                    assistant.project_dir,
-                    action_port,
-                    _product_database(run_dir / "var"),
-                )
-            )
-            processes.append(action)
-            run.startup_s["action server"] = wait_until_ready(
-                action, base_url(action_port) + "/health", settings.startup_deadline_s
-            )
-        endpoints, credentials = write_server_files(
-            run_dir / "servers" / assistant.key, assistant.endpoints, action_port
-        )
-        port = free_port()
-        server = stack.enter_context(
-            start_rasa_server(
-                f"{assistant.key} rasa server",
-                assistant.project_dir,
-                model,
-                endpoints,
-                credentials,
-                port,
-            )
-        )
-        processes.insert(0, server)
-        run.startup_s["rasa server"] = wait_until_ready(
-            server, base_url(port) + "/", settings.startup_deadline_s
-        )
-        _measure(assistant, base_url(port), processes, run, settings, run_id)
-        for process in processes:  # the rasa server first, then its action server
+
+        def serve(
+            role: str, command: list[str], ready_url: str, env: dict[str, str] | None
+        ) -> ManagedProcess:
+            name = f"{assistant.key} {role}"
+            process = stack.enter_context(start_server(name, command, assistant.project_dir, env))
+            run.startup_s[role] = wait_until_ready(process, ready_url, settings.startup_deadline_s)
+            return process
+
+        served = start(assistant, model, run_dir, serve)
+        _measure(assistant, served, run, settings, run_id)
+        for process in served.processes:  # the rasa server first, then its action server
             process.stop()
-    run.memory = [process.memory_peak() for process in processes]
+    run.memory = [process.memory_peak() for process in served.processes]
     return run, training

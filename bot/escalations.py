@@ -14,21 +14,33 @@ assistant stays silent while staff have it): it is recorded as ``paused``. Closi
 such an escalation, by ``hand_back`` or ``close``, resumes the conversation; while it
 is open, a new Rasa session of the conversation is paused again
 (:func:`keeps_conversation_paused`, used by the custom ``action_session_start``).
+
+Hand-offs the member sets off from the conversation (:data:`HANDOFF_REASONS`) go
+through :func:`hand_off`, which keeps the staff queue from being flooded: at most
+``per_conversation`` new ones per conversation (channel identity) in any 24 hours and
+``per_hour`` across all conversations in any hour (:class:`HandoffLimits`), counted
+from the ``escalations`` table, so the limits hold across action server replicas.
+Past either, nothing is queued and the caller tells the member to contact the window.
+An escalation already open for the conversation is reused and costs nothing. The
+escalations the system opens (lockouts, cases) do not count and are never refused.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.db.audit import audit
 from bot.db.models import Escalation, EscalationStatus
 from bot.verification import Conversation
+
+logger = logging.getLogger(__name__)
 
 OPEN_STATUSES = (EscalationStatus.WAITING.value, EscalationStatus.IN_PROGRESS.value)
 
@@ -41,6 +53,13 @@ REASONS = (
     "case_needs_person",
     "case_notification_failed",
 )
+# The reasons a member sets off from the conversation (the hand-off dialog): only these
+# count towards, and are held back by, the hand-off limits.
+HANDOFF_REASONS = ("member_request", "complaint", "repeated_fallback")
+# A PostgreSQL advisory lock key: new hand-offs are counted one transaction at a time,
+# so two at once cannot both see room for one more. (SQLite: every transaction already
+# holds the write lock from its start, see bot.db.session.)
+_HANDOFF_LOCK_KEY = 0x68616E646F6666  # "handoff"
 
 
 class EscalationError(Exception):
@@ -180,6 +199,105 @@ def escalate(
         reason=reason,
     )
     return _view(row, created=True)
+
+
+@dataclass(frozen=True)
+class HandoffLimits:
+    """How many new hand-offs the members may set off (``HANDOFF_MAX_*`` settings).
+
+    Attributes:
+        per_conversation: new ones per conversation in any ``conversation_window``.
+        per_hour: new ones across all conversations in any ``overall_window``.
+        conversation_window: 24 hours.
+        overall_window: one hour.
+    """
+
+    per_conversation: int = 3
+    per_hour: int = 30
+    conversation_window: timedelta = timedelta(days=1)
+    overall_window: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What :func:`hand_off` did: the escalation, or which limit refused a new one.
+
+    ``refused`` is ``conversation`` (this conversation had its share) or ``overall``
+    (all conversations together had theirs); ``escalation`` is then None.
+    """
+
+    escalation: EscalationView | None
+    refused: str | None = None
+
+
+def _serialize_handoffs(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_HANDOFF_LOCK_KEY)))
+
+
+def _handoffs_since(session: Session, since: datetime, sender_id: str | None = None) -> int:
+    query = (
+        select(func.count())
+        .select_from(Escalation)
+        .where(Escalation.created_at > since, Escalation.reason.in_(HANDOFF_REASONS))
+    )
+    if sender_id is not None:
+        query = query.where(Escalation.sender_id == sender_id)
+    return int(session.execute(query).scalar_one())
+
+
+def hand_off(
+    session: Session,
+    conversation: Conversation,
+    reason: str,
+    now: datetime,
+    limits: HandoffLimits,
+    member_id: int | None = None,
+) -> Handoff:
+    """Hand the conversation to staff and pause it, within the limits.
+
+    An escalation already open for the conversation is returned (and marked paused)
+    whatever the counts: it adds nothing to the queue. Otherwise a new one is opened
+    only while the conversation has had fewer than ``limits.per_conversation`` new
+    hand-offs in the last 24 hours and all conversations fewer than
+    ``limits.per_hour`` in the last hour.
+
+    Args:
+        session: the unit of work.
+        conversation: the conversation (sender id and channel are recorded).
+        reason: one of :data:`HANDOFF_REASONS`.
+        now: the current time (aware).
+        limits: the limits.
+        member_id: the verified member, if any.
+
+    Returns:
+        The escalation, or the limit that refused it (nothing was queued then).
+
+    Raises:
+        ValueError: for a reason that is not a member's hand-off.
+    """
+    if reason not in HANDOFF_REASONS:
+        raise ValueError(f"not a hand-off reason: {reason}")
+    _serialize_handoffs(session)
+    if _open_row(session, conversation.sender_id) is None:
+        mine = _handoffs_since(session, now - limits.conversation_window, conversation.sender_id)
+        if mine >= limits.per_conversation:
+            logger.warning(
+                "hand-off refused: %d in this conversation within %s",
+                mine,
+                limits.conversation_window,
+            )
+            return Handoff(None, "conversation")
+        everyone = _handoffs_since(session, now - limits.overall_window)
+        if everyone >= limits.per_hour:
+            logger.warning(
+                "hand-off refused: %d across all conversations within %s",
+                everyone,
+                limits.overall_window,
+            )
+            return Handoff(None, "overall")
+    view = escalate(session, conversation, reason, now, member_id=member_id, pause=True)
+    return Handoff(view)
 
 
 def queue(session: Session, now: datetime, limit: int = 100) -> list[EscalationView]:

@@ -27,7 +27,7 @@ MEMBER_NUMBER_SLOT = "id_member_number"
 BIRTH_DATE_SLOT = "id_birth_date"
 CODE_SLOT = "id_code"
 FORM_SLOTS = (MEMBER_NUMBER_SLOT, BIRTH_DATE_SLOT, CODE_SLOT)
-OUTCOME_SLOT = "verification_outcome"  # verified | locked | cancelled: wording only
+OUTCOME_SLOT = "verification_outcome"  # verified | locked | limited | cancelled: wording only
 FAILURES_SLOT = "id_input_failures"
 REQUESTED_SLOT = "requested_slot"
 
@@ -87,7 +87,47 @@ def _end(outcome: str) -> dict[str, Any]:
     return {OUTCOME_SLOT: outcome, REQUESTED_SLOT: None, FAILURES_SLOT: 0}
 
 
-def _outcome_turn(profile: Profile, outcome: Outcome) -> Turn:
+def mismatch_reply(profile: Profile) -> Reply:
+    """What an unknown number, a wrong birth date and a locked number all get.
+
+    One text for the three, with the contact window: a member whose number is locked
+    learns where to turn without anyone learning that the number exists or is locked.
+    """
+    return Reply(
+        "申し訳ありません。お伺いした内容では、ご本人であることを確認できませんでした。"
+        "お手数ですが、記号・番号からもう一度お願いします。"
+        f"確認できない場合は、{contact_line(profile)} へお問い合わせください。"
+    )
+
+
+_SMS_REFUSED = {
+    Status.SMS_LIMIT: "認証コードのSMSをお送りできる回数の上限に達したため、"
+    "ただいまはお送りできません。24時間ほどおいてからもう一度お試しいただくか、",
+    Status.SMS_BUSY: "ただいまSMSの送信が混み合っているため、認証コードをお送りできませんでした。"
+    "数分おいてからもう一度お試しいただくか、",
+}
+
+
+def _sms_refused(profile: Profile, status: Status, resend: bool) -> Turn:
+    # Only the right factors get here, which a code would have told as well.
+    text = (
+        f"申し訳ありません。{_SMS_REFUSED[status]}{contact_line(profile)} へお問い合わせください。"
+    )
+    if resend:
+        # The code sent before is still good if it has not expired: the form goes on.
+        return Turn(
+            [
+                Reply(
+                    f"{text}\nお手元の認証コードが有効期限内でしたら、そのまま入力してください。",
+                    (STOP_BUTTON,),
+                )
+            ],
+            {CODE_SLOT: None},
+        )
+    return Turn([Reply(text)], _end("limited"))
+
+
+def _outcome_turn(profile: Profile, outcome: Outcome, resend: bool = False) -> Turn:
     status = outcome.status
     if status is Status.CODE_SENT:
         return Turn(
@@ -101,12 +141,7 @@ def _outcome_turn(profile: Profile, outcome: Outcome) -> Turn:
         )
     if status is Status.MISMATCH:
         return Turn(
-            [
-                Reply(
-                    "申し訳ありません。お伺いした内容では、ご本人であることを確認できませんでした。"
-                    "お手数ですが、記号・番号からもう一度お願いします。"
-                )
-            ],
+            [mismatch_reply(profile)],
             {
                 MEMBER_NUMBER_SLOT: None,
                 BIRTH_DATE_SLOT: None,
@@ -125,6 +160,8 @@ def _outcome_turn(profile: Profile, outcome: Outcome) -> Turn:
             ],
             _end("locked"),
         )
+    if status in _SMS_REFUSED:
+        return _sms_refused(profile, status, resend)
     if status is Status.VERIFIED:
         return Turn([], {CODE_SLOT: CODE_MASK, **_end("verified")})
     if status is Status.WRONG_CODE:
@@ -146,7 +183,7 @@ def _outcome_turn(profile: Profile, outcome: Outcome) -> Turn:
         return Turn(
             [
                 Reply(
-                    "認証コードを3回続けて間違えたため、このコードは使えなくなりました。"
+                    "認証コードを3回間違えたため、このコードは使えなくなりました。"
                     "「再送」と送っていただくと、新しいコードをお送りします。",
                     (RESEND_BUTTON, STOP_BUTTON),
                 )
@@ -216,7 +253,7 @@ def step(context: Context, requested_slot: str | None, said: Said) -> Turn:
         outcome = verification.resend_code(
             context.session, context.conversation, context.sender, context.now
         )
-        return _outcome_turn(context.profile, outcome)
+        return _outcome_turn(context.profile, outcome, resend=True)
 
     if requested_slot == MEMBER_NUMBER_SLOT:
         return _parsing_step(
@@ -272,7 +309,7 @@ def verification_ended(profile: Profile, outcome: str | None, verified: bool) ->
         return [Reply("ご本人であることを確認できました。ありがとうございます。")]
     if outcome == "cancelled":
         return [Reply("本人確認を中止しました。ほかにご質問があれば、お気軽にお尋ねください。")]
-    return []  # locked: the lock message was already sent
+    return []  # locked or limited: that message was already sent
 
 
 def start_verification(subject: str) -> Reply:

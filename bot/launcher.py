@@ -49,6 +49,7 @@ from bot.settings import (
     SettingsError,
     ensure_action_secret,
     ensure_rasa_token,
+    environment_of,
     load_settings,
     write_private,
 )
@@ -64,8 +65,6 @@ QUIET_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
 }
-# Secrets the servers read from var/ files instead: never handed on in an environment.
-SECRET_VARIABLES = ("RASA_TOKEN", "ACTION_SERVER_SECRET", "PRIVACY_BOT_SECRET")
 
 
 def training_fingerprint(root: Path = PROJECT_ROOT) -> str:
@@ -345,30 +344,15 @@ def running(
     endpoints = write_endpoints(settings)  # before anything starts: a bad URL is clear
     prepare_database(settings)
     prepare_tracker_store(settings)
-    env = {
-        **os.environ,
-        **QUIET_ENV,
-        # The servers read their settings from the environment: pass on the ones the
-        # caller may have changed (tests run on a var dir and database of their own).
-        "PRIVACY_BOT_ORG": settings.org_id,
-        "PRIVACY_BOT_VAR_DIR": str(settings.var_dir),
-        "DATABASE_URL": settings.database_url,
-        "TRACKER_STORE_URL": settings.tracker_url,
-        "RASA_PORT": str(settings.rasa_port),
-        "ACTION_PORT": str(settings.action_port),
-        "PRIVACY_BOT_BIND_HOST": settings.bind_host,
-        "PRIVACY_BOT_REST": "true" if settings.rest_enabled else "false",
-        "WEBCHAT_PORT": str(settings.webchat_port),
-        "CONSOLE_PORT": str(settings.console_port),
-        "CONSOLE_IDLE_MINUTES": str(settings.console_idle_minutes),
-        "CONSOLE_SECURE_COOKIE": "true" if settings.console_secure_cookie else "false",
-    }
-    if settings.lock_store_url:
-        env["LOCK_STORE_URL"] = settings.lock_store_url
-    else:
-        env.pop("LOCK_STORE_URL", None)
-    for name in SECRET_VARIABLES:
-        env.pop(name, None)
+    # The servers read their settings from the environment: hand on these settings
+    # exactly (tests run on a var dir, database and limits of their own), the secrets
+    # left out (written to var/ files above).
+    env = {**os.environ, **QUIET_ENV}
+    for variable, value in environment_of(settings).items():
+        if value is None:
+            env.pop(variable, None)
+        else:
+            env[variable] = value
     if log_dir:
         log_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []

@@ -8,9 +8,13 @@ needs it for ever. :func:`purge` deletes
   except conversations with a hand-off still waiting or in progress;
 - request drafts the member never confirmed, after ``draft_hours`` (default 24): the
   typed text is wiped and the draft marked discarded, as when the member says 「やめる」;
-- verification failures older than ``failure_days`` (30; lockouts count 30 minutes
-  back) and lockouts that ended that long ago;
-- console sessions that ended or went idle that long ago.
+- verification failures and counted verification events (SMS sent, wrong codes) older
+  than ``failure_days`` (30; the limits look back a day at most) and lockouts that
+  ended that long ago;
+- console sessions that ended or went idle that long ago, and console sign-in counts
+  with no failure that long, no wait running and no sign-in in the last 90 days;
+- website-chat sessions (their resume secrets' hashes) unseen for ``transcript_days``:
+  their conversation is gone or going with them.
 
 Cases, their history, staff replies, escalations and the audit log are records the
 organization must keep and are not touched. One audit row (``retention.purged``) gives
@@ -28,18 +32,22 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.cases.drafts import wipe_text
+from bot.channels.web_sessions import purge_web_sessions
 from bot.db.audit import audit
 from bot.db.models import (
     CaseDraft,
     DraftStatus,
     Escalation,
+    SignInThrottle,
     StaffSession,
+    VerificationEvent,
     VerificationFailure,
     VerificationLockout,
 )
 from bot.db.session import engine_for, session_factory
 from bot.escalations import OPEN_STATUSES
 from bot.settings import Settings
+from bot.staff.accounts import KNOWN_ADDRESS_DAYS
 from bot.transcripts import EVENTS
 
 _SENDER_BATCH = 500
@@ -62,8 +70,11 @@ class PurgeResult:
     events: int = 0
     drafts: int = 0
     failures: int = 0
+    verification_events: int = 0
     lockouts: int = 0
     staff_sessions: int = 0
+    signin_throttles: int = 0
+    web_sessions: int = 0
 
 
 def _batches(items: list[str], size: int) -> Iterable[list[str]]:
@@ -113,9 +124,7 @@ def _open_hand_off_senders(session: Session) -> set[str]:
     )
 
 
-def _purge_app_data(
-    session: Session, now: datetime, policy: RetentionPolicy
-) -> tuple[int, int, int, int]:
+def _purge_app_data(session: Session, now: datetime, policy: RetentionPolicy) -> dict[str, int]:
     drafts = 0
     draft_cutoff = now - timedelta(hours=policy.draft_hours)
     for row in session.execute(
@@ -132,12 +141,37 @@ def _purge_app_data(
         session.execute(statement).rowcount
         for statement in (
             sa.delete(VerificationFailure).where(VerificationFailure.at < old),
+            # The SMS and wrong-code counts look back a day at most: a month is plenty.
+            sa.delete(VerificationEvent).where(VerificationEvent.at < old),
             sa.delete(VerificationLockout).where(VerificationLockout.locked_until < old),
             sa.delete(StaffSession).where(StaffSession.last_seen_at < old),
+            # Sign-in counts nobody failed on lately, with no wait running and no
+            # sign-in recent enough to make the address a staff member's known one.
+            sa.delete(SignInThrottle).where(
+                sa.or_(
+                    SignInThrottle.last_failed_at.is_(None), SignInThrottle.last_failed_at < old
+                ),
+                sa.or_(SignInThrottle.blocked_until.is_(None), SignInThrottle.blocked_until < now),
+                sa.or_(
+                    SignInThrottle.last_success_at.is_(None),
+                    SignInThrottle.last_success_at < now - timedelta(days=KNOWN_ADDRESS_DAYS),
+                ),
+            ),
         )
     ]
-    failures, lockouts, staff_sessions = (max(count or 0, 0) for count in deleted)
-    return drafts, failures, lockouts, staff_sessions
+    failures, events, lockouts, staff_sessions, throttles = (
+        max(count or 0, 0) for count in deleted
+    )
+    web_sessions = purge_web_sessions(session, now - timedelta(days=policy.transcript_days))
+    return {
+        "drafts": drafts,
+        "failures": failures,
+        "verification_events": events,
+        "lockouts": lockouts,
+        "staff_sessions": staff_sessions,
+        "signin_throttles": throttles,
+        "web_sessions": web_sessions,
+    }
 
 
 def purge(
@@ -169,14 +203,8 @@ def purge(
             tracker, silent_conversations(tracker, cutoff), keep
         )
     with sessions.begin() as session:
-        drafts, failures, lockouts, staff_sessions = _purge_app_data(session, now, policy)
         result = PurgeResult(
-            conversations=conversations,
-            events=events,
-            drafts=drafts,
-            failures=failures,
-            lockouts=lockouts,
-            staff_sessions=staff_sessions,
+            conversations=conversations, events=events, **_purge_app_data(session, now, policy)
         )
         audit(session, now, "retention.purged", "system", **asdict(result), **asdict(policy))
     return result

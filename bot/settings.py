@@ -393,3 +393,70 @@ def write_private(path: Path, text: str) -> None:
     except BaseException:
         draft.unlink(missing_ok=True)
         raise
+
+
+# Each setting's environment variable: how the launcher hands the caller's settings to
+# the servers it starts (they read them back with load_settings). The secrets are not
+# here: they go to the servers as var/ files (write_private), never in an environment.
+ENVIRONMENT: dict[str, str] = {
+    "org_id": "PRIVACY_BOT_ORG",
+    "profiles_dir": "PRIVACY_BOT_PROFILES_DIR",
+    "var_dir": "PRIVACY_BOT_VAR_DIR",
+    "database_url": "DATABASE_URL",
+    "rasa_port": "RASA_PORT",
+    "action_port": "ACTION_PORT",
+    "sms_backend": "SMS_BACKEND",
+    "outbox_file": "PRIVACY_BOT_OUTBOX",
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "twilio_from": "TWILIO_FROM",
+    "webchat_port": "WEBCHAT_PORT",
+    "webchat_rasa_url": "WEBCHAT_RASA_URL",
+    "tracker_store_url": "TRACKER_STORE_URL",
+    "lock_store_url": "LOCK_STORE_URL",
+    "bind_host": "PRIVACY_BOT_BIND_HOST",
+    "rest_enabled": "PRIVACY_BOT_REST",
+    "console_port": "CONSOLE_PORT",
+    "console_idle_minutes": "CONSOLE_IDLE_MINUTES",
+    "console_secure_cookie": "CONSOLE_SECURE_COOKIE",
+    "transcript_retention_days": "TRANSCRIPT_RETENTION_DAYS",
+    "verification_sms_per_member_day": "VERIFICATION_SMS_PER_MEMBER_DAY",
+    "verification_sms_per_minute": "VERIFICATION_SMS_PER_MINUTE",
+    "console_signin_max_delay_minutes": "CONSOLE_SIGNIN_MAX_DELAY_MINUTES",
+    "console_trusted_proxies": "CONSOLE_TRUSTED_PROXIES",
+    "handoff_max_per_conversation": "HANDOFF_MAX_PER_CONVERSATION",
+    "handoff_max_per_hour": "HANDOFF_MAX_PER_HOUR",
+}
+# Settings that are secrets, with their variables: files in var/ carry them instead.
+SECRETS: dict[str, str] = {
+    "rasa_token": "RASA_TOKEN",
+    "secret": "PRIVACY_BOT_SECRET",
+    "action_secret": "ACTION_SERVER_SECRET",
+}
+
+
+def environment_of(settings: Settings) -> dict[str, str | None]:
+    """The environment variables that give a server process exactly these settings.
+
+    None means "unset": the launcher removes that variable from what it hands on, so a
+    value the caller changed to the default is not overridden by its own environment.
+    The tracker store is given resolved (``tracker_url``), so every server uses the
+    same one whatever it would derive. Secrets are left out (see :data:`SECRETS`).
+
+    Args:
+        settings: the settings to hand on.
+    """
+    environment: dict[str, str | None] = {}
+    for name, variable in ENVIRONMENT.items():
+        value = settings.tracker_url if name == "tracker_store_url" else getattr(settings, name)
+        if value is None or value == ():
+            environment[variable] = None
+        elif isinstance(value, bool):
+            environment[variable] = "true" if value else "false"
+        elif isinstance(value, tuple):
+            environment[variable] = ",".join(value)
+        else:
+            environment[variable] = str(value)
+    for variable in SECRETS.values():
+        environment[variable] = None
+    return environment

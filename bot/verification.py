@@ -8,20 +8,30 @@ its own sender id and Rasa session exists and has been used within 15 minutes.
 Rules:
 
 - 記号・番号 and 生年月日 must match one member (an insured person or a dependant, each
-  verifies as themself); a mismatch looks the same whether or not the number exists.
-- A code is 6 digits, lives 5 minutes, dies after 3 wrong entries, works only in the
-  conversation that asked for it; a new code replaces the old one, and a member has at
-  most one live code (a partial unique index holds that even against a bug here).
+  verifies as themself); a mismatch looks the same whether or not the number exists,
+  and so does the right pair for a locked number: no SMS, the same outcome.
+- A code is 6 digits, lives 5 minutes, works only in the conversation that asked for it;
+  a new code replaces the old one, and a member has at most one live code (a partial
+  unique index holds that even against a bug here).
+- Wrong codes are counted per member number (記号・番号, all conversations and channels,
+  ``verification_events``), not per code: 3 wrong entries within 30 minutes kill every
+  live code under the number and count as one failed verification. Neither a resend
+  nor new factors give more tries; only that failure or a success starts them afresh.
 - 3 failed verifications (mismatch or dead code) within 30 minutes, counted per member
-  number and per sender, lock both for 30 minutes, open an escalation for staff and
-  write one audit row per lock.
+  number and per sender, lock both for 30 minutes and write one audit row per lock;
+  staff get one escalation per locked member, reused while it is open.
+- SMS are counted per member number too: at most ``per_member_day`` in any 24 hours and
+  ``per_minute`` across all members (:class:`SmsLimits`, from the settings); past either,
+  no SMS goes out and no live code is touched.
 
 Concurrency: before anything that may count a failure or issue a code, the rows of
 ``verification_lockouts`` for the member number and the sender are locked (created if
 missing) in a fixed order, then the member row. On PostgreSQL those are row locks
 (``SELECT ... FOR UPDATE``); on SQLite every transaction holds the database's write lock
 from its start (see :mod:`bot.db.session`). So two failures can never both count as
-"the second", and two conversations cannot both hold a live code of the same member.
+"the second", two conversations cannot both hold a live code of the same member, and
+the per-number counts are exact. The global SMS rate is counted under a transaction
+advisory lock on PostgreSQL, taken last, after every row lock.
 
 Privacy: codes are stored as HMAC-SHA256 (app secret, per-row salt), member numbers in
 failure records as HMACs; audit details and log lines carry ids and statuses only.
@@ -39,7 +49,7 @@ from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -47,17 +57,20 @@ from bot.db.audit import audit
 from bot.db.models import (
     AuditLog,
     Escalation,
+    EscalationStatus,
     LockoutKind,
     Member,
     OutboundMessage,
     Relationship,
     Verification,
+    VerificationEvent,
+    VerificationEventKind,
     VerificationFailure,
     VerificationLockout,
     VerificationStatus,
 )
 from bot.parsing import MemberNumber, mask_phone
-from bot.settings import ensure_secret, load_settings
+from bot.settings import Settings, ensure_secret, load_settings
 from bot.sms import SmsSender
 
 logger = logging.getLogger(__name__)
@@ -72,6 +85,13 @@ IDLE_TIMEOUT = timedelta(minutes=15)
 # Codes one verification may send (the first and two resends): a member's phone is not
 # to be flooded by someone who happens to know their number and birth date.
 MAX_CODES_PER_VERIFICATION = 3
+SMS_DAY = timedelta(hours=24)  # the window of SmsLimits.per_member_day
+SMS_RATE_WINDOW = timedelta(minutes=1)  # the window of SmsLimits.per_minute
+# The PostgreSQL advisory lock that serializes the global SMS count (any fixed bigint
+# nothing else in the database uses).
+SMS_RATE_LOCK_KEY = 7_040_117_118_101_001
+LOCK_ESCALATION_REASON = "verification_locked"
+_OPEN_ESCALATIONS = (EscalationStatus.WAITING.value, EscalationStatus.IN_PROGRESS.value)
 
 CODE_MASK = "*" * CODE_DIGITS
 SMS_TEXT = "【本人確認】認証コード：{code}（5分間有効）。このコードを他人に教えないでください。"
@@ -105,6 +125,24 @@ class Status(str, Enum):
     CODE_EXPIRED = "code_expired"
     CODE_DEAD = "code_dead"
     NO_PENDING = "no_pending"
+    SMS_LIMIT = "sms_limit"  # the member number's SMS of the last 24 hours are used up
+    SMS_BUSY = "sms_busy"  # the SMS of the last minute, all members, are used up
+
+
+@dataclass(frozen=True)
+class SmsLimits:
+    """How many verification SMS may go out: per member number in 24 hours, per minute."""
+
+    per_member_day: int = 5
+    per_minute: int = 30
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmsLimits:
+        """The limits the settings give (VERIFICATION_SMS_PER_MEMBER_DAY, ..._PER_MINUTE)."""
+        return cls(
+            per_member_day=settings.verification_sms_per_member_day,
+            per_minute=settings.verification_sms_per_minute,
+        )
 
 
 @dataclass(frozen=True)
@@ -113,7 +151,8 @@ class Outcome:
 
     status: Status
     masked_phone: str | None = None  # CODE_SENT, e.g. "090-****-5678"
-    # WRONG_CODE: code entries left; MISMATCH: failed verifications left before a lock.
+    # WRONG_CODE: code entries left for the member number; MISMATCH: failed
+    # verifications left before a lock (never shown to the member).
     attempts_left: int | None = None
     locked_until: datetime | None = None  # LOCKED (aware UTC)
 
@@ -196,20 +235,19 @@ def _latest(
     return row
 
 
-def _end_open(
-    session: Session, conversation: Conversation, status: VerificationStatus
-) -> list[int]:
-    """End this conversation's pending and verified rows; returns their ids."""
+def _end_rows(session: Session, status: VerificationStatus, *where: Any) -> list[int]:
+    """Give the rows that match ``where`` the final ``status`` and forget their codes.
+
+    The rows are locked (oldest first, so concurrent callers lock in one order) and
+    re-read, so a row another transaction just ended is seen as it is now.
+
+    Returns:
+        The ids of the rows ended.
+    """
     rows = (
         session.execute(
             select(Verification)
-            .where(
-                Verification.sender_id == conversation.sender_id,
-                Verification.session_key == conversation.session_key,
-                Verification.status.in_(
-                    [VerificationStatus.PENDING_CODE.value, VerificationStatus.VERIFIED.value]
-                ),
-            )
+            .where(*where)
             .order_by(Verification.id)
             .with_for_update()
             .execution_options(populate_existing=True)
@@ -222,6 +260,21 @@ def _end_open(
         row.code_hash = None
     session.flush()
     return [row.id for row in rows]
+
+
+def _end_open(
+    session: Session, conversation: Conversation, status: VerificationStatus
+) -> list[int]:
+    """End this conversation's pending and verified rows; returns their ids."""
+    return _end_rows(
+        session,
+        status,
+        Verification.sender_id == conversation.sender_id,
+        Verification.session_key == conversation.session_key,
+        Verification.status.in_(
+            [VerificationStatus.PENDING_CODE.value, VerificationStatus.VERIFIED.value]
+        ),
+    )
 
 
 # --- locks ------------------------------------------------------------------------
@@ -266,6 +319,10 @@ def _guards(
 def _locked_until(guards: Sequence[VerificationLockout], now: datetime) -> datetime | None:
     ends = [g.locked_until for g in guards if g.locked_until is not None and g.locked_until > now]
     return max(ends) if ends else None
+
+
+def _guard(guards: Sequence[VerificationLockout], kind: LockoutKind) -> VerificationLockout:
+    return next(guard for guard in guards if guard.kind == kind.value)
 
 
 def _refuse_locked(
@@ -327,13 +384,92 @@ def _record_failure(
 
 
 def _holders(session: Session, symbol: str, number: str) -> list[int]:
-    """The members under one 記号・番号: the insured person and their dependants."""
+    """The members under one 記号・番号: the insured person first, then their dependants."""
     ids: list[int] = list(
         session.execute(
-            select(Member.id).where(Member.symbol == symbol, Member.number == number)
+            select(Member.id)
+            .where(Member.symbol == symbol, Member.number == number)
+            .order_by(Member.insured_id.is_not(None), Member.id)
         ).scalars()
     )
     return ids
+
+
+def _end_live_codes(
+    session: Session, member_ids: Sequence[int], status: VerificationStatus
+) -> list[int]:
+    """End the live codes of these members, in any conversation; returns the row ids."""
+    if not member_ids:
+        return []
+    return _end_rows(
+        session,
+        status,
+        Verification.member_id.in_(list(member_ids)),
+        Verification.status == VerificationStatus.PENDING_CODE.value,
+    )
+
+
+def _lock_escalation(
+    session: Session,
+    conversation: Conversation,
+    member_id: int | None,
+    holders: Sequence[int],
+    note: str,
+    now: datetime,
+) -> tuple[int, bool]:
+    """One open escalation per locked member: reuse it, else the sender's, else open one.
+
+    A number locked again (after its lock ended, or by a sender's lock during it) adds a
+    line to the open escalation instead of another row in the staff queue; the sender's
+    open escalation is reused too, as :func:`bot.escalations.escalate` does (one open
+    escalation per sender). The caller holds the lockout rows of the number and the
+    sender, so two locks of one member cannot both open one.
+
+    Returns:
+        The escalation's id and whether it was opened now.
+    """
+    open_rows = select(Escalation).where(Escalation.status.in_(_OPEN_ESCALATIONS))
+    existing: Escalation | None = None
+    if holders:
+        existing = (
+            session.execute(
+                open_rows.where(
+                    Escalation.reason == LOCK_ESCALATION_REASON,
+                    Escalation.member_id.in_(list(holders)),
+                )
+                .order_by(Escalation.id)
+                .limit(1)
+                .with_for_update()
+            )
+            .scalars()
+            .first()
+        )
+    if existing is None:
+        existing = (
+            session.execute(
+                open_rows.where(Escalation.sender_id == conversation.sender_id)
+                .order_by(Escalation.id)
+                .limit(1)
+                .with_for_update()
+            )
+            .scalars()
+            .first()
+        )
+    if existing is not None:
+        existing.note = f"{existing.note}\n{note}" if existing.note else note
+        return existing.id, False
+    row = Escalation(
+        created_at=now,
+        reason=LOCK_ESCALATION_REASON,
+        sender_id=conversation.sender_id,
+        channel=conversation.channel,
+        member_id=member_id,
+        status=EscalationStatus.WAITING.value,
+        note=note,
+    )
+    session.add(row)
+    session.flush()
+    return row.id, True
 
 
 def _lock_taken(
@@ -346,40 +482,26 @@ def _lock_taken(
     cause: str,
     locked_member_ids: Sequence[int] = (),
 ) -> Outcome:
-    """What happens once per lock: the rows end, staff get an escalation, one audit row.
+    """What happens once per lock: the rows end, staff are told, one audit row.
 
     ``member_id`` is the member the failing attempt was about, if known;
-    ``locked_member_ids`` every member under the locked number, whose live codes (in
-    any conversation) die with the lock.
+    ``locked_member_ids`` every member under the locked number (the insured person
+    first), whose live codes (in any conversation) die with the lock. Staff get one
+    escalation per locked member (see :func:`_lock_escalation`).
     """
     row.status = VerificationStatus.LOCKED.value
     row.code_hash = None
-    if locked_member_ids:
-        for other in session.execute(
-            select(Verification)
-            .where(
-                Verification.member_id.in_(list(locked_member_ids)),
-                Verification.status == VerificationStatus.PENDING_CODE.value,
-            )
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalars():
-            other.status = VerificationStatus.LOCKED.value
-            other.code_hash = None
-    session.add(
-        Escalation(
-            created_at=now,
-            reason="verification_locked",
-            sender_id=conversation.sender_id,
-            channel=conversation.channel,
-            member_id=member_id,
-            status="waiting",
-            note=(
-                f"{MAX_FAILURES} failed verifications within "
-                f"{int(FAILURE_WINDOW.total_seconds() // 60)} minutes ({cause}); "
-                f"verification #{row.id}; locked until {until.isoformat()}"
-            ),
-        )
+    _end_live_codes(session, locked_member_ids, VerificationStatus.LOCKED)
+    about = member_id if member_id is not None else next(iter(locked_member_ids), None)
+    window = int(FAILURE_WINDOW.total_seconds() // 60)
+    ends = until.isoformat(timespec="seconds")
+    # One line per lock, dated: a reused escalation collects them.
+    note = (
+        f"{now.isoformat(timespec='seconds')}: {MAX_FAILURES} failed verifications within "
+        f"{window} minutes ({cause}); verification #{row.id}; locked until {ends}"
+    )
+    escalation_id, opened = _lock_escalation(
+        session, conversation, about, locked_member_ids, note, now
     )
     _audit(
         session,
@@ -390,9 +512,99 @@ def _lock_taken(
         verification_id=row.id,
         cause=cause,
         locked_until=until.isoformat(),
+        escalation_id=escalation_id,
+        escalation_opened=opened,
     )
     logger.warning("verification %s: member number and sender locked (%s)", row.id, cause)
     return Outcome(Status.LOCKED, locked_until=until)
+
+
+# --- counts per member number ---------------------------------------------------
+
+
+def sms_limits() -> SmsLimits:
+    """The SMS limits of the settings (read on every use, like the secret)."""
+    return SmsLimits.from_settings(load_settings())
+
+
+def _record_event(
+    session: Session, member_key: str, kind: VerificationEventKind, now: datetime
+) -> None:
+    session.add(VerificationEvent(member_key_hash=member_key, kind=kind.value, at=now))
+    session.flush()
+
+
+def _count_events(session: Session, *conditions: Any) -> int:
+    count: int = session.execute(
+        select(func.count()).select_from(VerificationEvent).where(*conditions)
+    ).scalar_one()
+    return count
+
+
+def _lock_sms_rate(session: Session) -> None:
+    """Serialize the global SMS count across processes until this transaction ends.
+
+    Every step that issues a code takes it after all its row locks and waits for no
+    lock after it (it only inserts rows and updates rows it has locked), so it cannot
+    take part in a deadlock. SQLite needs nothing: every transaction already holds the
+    database's write lock from its start.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SMS_RATE_LOCK_KEY})
+
+
+def _sms_refused(
+    session: Session, member_key: str, now: datetime, limits: SmsLimits
+) -> tuple[Status, str] | None:
+    """Why no SMS may go out now (status and audit reason), or None if one may.
+
+    The number's count is exact because the caller holds the number's lockout row.
+    """
+    sent_today = _count_events(
+        session,
+        VerificationEvent.member_key_hash == member_key,
+        VerificationEvent.kind == VerificationEventKind.CODE_SENT.value,
+        VerificationEvent.at > now - SMS_DAY,
+    )
+    if sent_today >= limits.per_member_day:
+        return Status.SMS_LIMIT, "member_daily_limit"
+    _lock_sms_rate(session)
+    sent_lately = _count_events(
+        session,
+        VerificationEvent.kind == VerificationEventKind.CODE_SENT.value,
+        VerificationEvent.at > now - SMS_RATE_WINDOW,
+    )
+    if sent_lately >= limits.per_minute:
+        return Status.SMS_BUSY, "global_rate"
+    return None
+
+
+def _wrong_codes(session: Session, guard: VerificationLockout, now: datetime) -> int:
+    """The number's wrong code entries that still count: all conversations, all codes.
+
+    Those within the failure window, after the end of the number's last lock, and after
+    its last dead code or success (which start the tries afresh); a new code does not.
+    """
+    member_key = guard.key
+    conditions = [
+        VerificationEvent.member_key_hash == member_key,
+        VerificationEvent.kind == VerificationEventKind.WRONG_CODE.value,
+        VerificationEvent.at > now - FAILURE_WINDOW,
+    ]
+    if guard.locked_until is not None:
+        conditions.append(VerificationEvent.at >= guard.locked_until)
+    # Ids, not times: a reset and the wrong entry that caused it share one timestamp.
+    reset: int | None = session.execute(
+        select(func.max(VerificationEvent.id)).where(
+            VerificationEvent.member_key_hash == member_key,
+            VerificationEvent.kind.in_(
+                [VerificationEventKind.CODE_DEAD.value, VerificationEventKind.VERIFIED.value]
+            ),
+        )
+    ).scalar_one()
+    if reset is not None:
+        conditions.append(VerificationEvent.id > reset)
+    return _count_events(session, *conditions)
 
 
 # --- codes ------------------------------------------------------------------------
@@ -403,11 +615,21 @@ def _issue_code(
     conversation: Conversation,
     row: Verification,
     member: Member,
-    phone: str,
+    member_key: str,
     sender: SmsSender,
     now: datetime,
+    limits: SmsLimits | None,
 ) -> Outcome:
-    """Kill the member's other live code, give ``row`` a new one and send it."""
+    """Kill the member's other live code, give ``row`` a new one and send it.
+
+    Unless an SMS limit is reached: then nothing changes (no SMS, every live code,
+    this row's too, stays as it was) and SMS_LIMIT or SMS_BUSY says which limit.
+    """
+    phone = member.phone
+    if not phone:
+        raise ValueError("a code needs a phone on record")
+    # Locked before the limits are counted: the global count's lock must be the last
+    # lock this transaction waits for (see _lock_sms_rate).
     others = (
         session.execute(
             select(Verification)
@@ -422,6 +644,20 @@ def _issue_code(
         .scalars()
         .all()
     )
+    refused = _sms_refused(session, member_key, now, limits or sms_limits())
+    if refused is not None:
+        status, reason = refused
+        _audit(
+            session,
+            now,
+            "verification.sms_refused",
+            conversation,
+            member_id=member.id,
+            verification_id=row.id,
+            reason=reason,
+        )
+        logger.info("verification %s: no SMS sent (%s)", row.id, reason)
+        return Outcome(status)
     for other in others:
         other.status = VerificationStatus.CANCELLED.value
         other.code_hash = None
@@ -442,11 +678,12 @@ def _issue_code(
     row.code_salt = secrets.token_hex(16)
     row.code_hash = _code_hash(row.code_salt, code)
     row.code_expires_at = now + CODE_TTL
-    row.code_wrong_attempts = 0
+    # code_wrong_attempts is not reset: the tries are the member number's (_wrong_codes).
     row.codes_sent = (row.codes_sent or 0) + 1
     row.status = VerificationStatus.PENDING_CODE.value
     row.last_seen_at = now
-    session.flush()
+    # Counted before sending: an SMS that fails at the carrier was still tried.
+    _record_event(session, member_key, VerificationEventKind.CODE_SENT, now)
     message = OutboundMessage(
         channel="sms", to=phone, text=SMS_TEXT.format(code=CODE_MASK), created_at=now
     )
@@ -500,10 +737,14 @@ def submit_factors(
     birth_date: date,
     sender: SmsSender,
     now: datetime,
+    limits: SmsLimits | None = None,
 ) -> Outcome:
     """Check 記号・番号 and 生年月日; on a match, send a code to the phone on record.
 
-    Any earlier verification of this conversation ends first, verified or not.
+    Any earlier verification of this conversation ends first, verified or not. A
+    locked member number answers exactly as an unknown one or a wrong birth date does
+    (MISMATCH, counted as a failure of the sender, no SMS): the person asking must not
+    learn that the number exists, and its member cannot go on until the lock ends.
 
     Args:
         session: The app database session (the caller commits).
@@ -513,10 +754,13 @@ def submit_factors(
         birth_date: 生年月日.
         sender: Where the SMS goes out.
         now: The current time (aware).
+        limits: The SMS limits; None reads them from the settings.
 
     Returns:
         CODE_SENT with the masked phone, MISMATCH with the verifications left before a
-        lock, LOCKED with its end, or NO_PENDING if the SMS could not be sent.
+        lock, LOCKED (this conversation's sender is locked) with its end, SMS_LIMIT or
+        SMS_BUSY when an SMS limit is reached, or NO_PENDING if the SMS could not be
+        sent.
     """
     if isinstance(birth_date, datetime) or not isinstance(birth_date, date):
         raise TypeError("birth_date must be a date")
@@ -524,9 +768,11 @@ def submit_factors(
     symbol, number = symbol.strip(), number.strip()
     member_key = member_key_hash(symbol, number)
     guards = _guards(session, conversation, member_key)
-    until = _locked_until(guards, now)
+    # Only the sender's own lock is told: it says nothing about the number typed.
+    until = _locked_until([_guard(guards, LockoutKind.SENDER)], now)
     if until is not None:
         return _refuse_locked(session, conversation, now, until, "factors")
+    number_locked = _locked_until([_guard(guards, LockoutKind.MEMBER)], now) is not None
     ended = _end_open(session, conversation, VerificationStatus.CANCELLED)
 
     member: Member | None = None
@@ -554,10 +800,16 @@ def submit_factors(
     )
     session.add(row)
     session.flush()
-    if member is None or not member.phone:
-        # A member without a phone cannot receive a code: to the person asking, that
-        # must look like any other mismatch. The audit row tells staff the difference.
-        reason = "no_phone_on_record" if member is not None else "factors_mismatch"
+    if member is None or not member.phone or number_locked:
+        # A member without a phone cannot receive a code, and a locked number takes
+        # none: to the person asking, both must look like any other mismatch (the same
+        # lookup above, a failure counted alike). The audit row tells staff which.
+        if number_locked:
+            reason = "number_locked"
+        elif member is not None:
+            reason = "no_phone_on_record"
+        else:
+            reason = "factors_mismatch"
         left, lock_end = _record_failure(session, conversation, guards, member_key, now)
         if lock_end is not None:
             # Only now, with the outcome LOCKED whatever exists, look up who holds the
@@ -597,7 +849,7 @@ def submit_factors(
         verification_id=row.id,
         ended=ended,
     )
-    return _issue_code(session, conversation, row, member, member.phone, sender, now)
+    return _issue_code(session, conversation, row, member, member_key, sender, now, limits)
 
 
 def _member_of(session: Session, row: Verification | None) -> Member | None:
@@ -610,10 +862,14 @@ def _member_of(session: Session, row: Verification | None) -> Member | None:
 def submit_code(session: Session, conversation: Conversation, code: str, now: datetime) -> Outcome:
     """Check the code the member typed against this conversation's live code.
 
+    Wrong entries count for the member number, in every conversation and across
+    resends: the third within 30 minutes (since the number's last dead code, success or
+    lock) kills every live code under the number and is one failed verification.
+
     Returns:
-        VERIFIED; WRONG_CODE with entries left; CODE_DEAD after the third wrong entry
-        (one failed verification); CODE_EXPIRED; LOCKED; or NO_PENDING when this
-        conversation has no live code (never asked, replaced, used, cancelled).
+        VERIFIED; WRONG_CODE with the number's entries left; CODE_DEAD after the third
+        wrong entry (one failed verification); CODE_EXPIRED; LOCKED; or NO_PENDING when
+        this conversation has no live code (never asked, replaced, used, cancelled).
     """
     now = _utc(now)
     member = _member_of(session, _latest(session, conversation))
@@ -659,10 +915,13 @@ def submit_code(session: Session, conversation: Conversation, code: str, now: da
         and _is_digits(typed)
         and hmac.compare_digest(_code_hash(row.code_salt, typed), row.code_hash)
     )
+    assert member_key is not None  # a member was found above
     if matches:
         row.status = VerificationStatus.VERIFIED.value
         row.verified_at = now
         row.code_hash = None  # used: it can never match again
+        # The member proved it: earlier wrong entries need not count against them.
+        _record_event(session, member_key, VerificationEventKind.VERIFIED, now)
         _audit(
             session,
             now,
@@ -676,7 +935,8 @@ def submit_code(session: Session, conversation: Conversation, code: str, now: da
         return Outcome(Status.VERIFIED)
 
     row.code_wrong_attempts += 1
-    left = MAX_WRONG_CODES - row.code_wrong_attempts
+    _record_event(session, member_key, VerificationEventKind.WRONG_CODE, now)
+    left = MAX_WRONG_CODES - _wrong_codes(session, _guard(guards, LockoutKind.MEMBER), now)
     if left > 0:
         _audit(
             session,
@@ -690,12 +950,15 @@ def submit_code(session: Session, conversation: Conversation, code: str, now: da
         logger.info("verification %s: wrong code, %d left", row.id, left)
         return Outcome(Status.WRONG_CODE, attempts_left=left)
 
+    # The number's tries are used up: every live code under it dies (a dependant's
+    # too, their tries were the same), and this is one failed verification.
+    _record_event(session, member_key, VerificationEventKind.CODE_DEAD, now)
     row.status = VerificationStatus.FAILED.value
     row.code_hash = None
-    assert member_key is not None  # a member was found above
+    holders = _holders(session, member.symbol, member.number)
+    also_ended = _end_live_codes(session, holders, VerificationStatus.FAILED)
     verifications_left, lock_end = _record_failure(session, conversation, guards, member_key, now)
     if lock_end is not None:
-        holders = _holders(session, member.symbol, member.number)
         return _lock_taken(
             session, conversation, row, member.id, lock_end, now, "code_dead", holders
         )
@@ -708,21 +971,36 @@ def submit_code(session: Session, conversation: Conversation, code: str, now: da
         verification_id=row.id,
         reason="code_dead",
         verifications_left=verifications_left,
+        also_ended=also_ended,
     )
     logger.info("verification %s: code dead after %d wrong entries", row.id, MAX_WRONG_CODES)
     return Outcome(Status.CODE_DEAD)
 
 
 def resend_code(
-    session: Session, conversation: Conversation, sender: SmsSender, now: datetime
+    session: Session,
+    conversation: Conversation,
+    sender: SmsSender,
+    now: datetime,
+    limits: SmsLimits | None = None,
 ) -> Outcome:
     """Send a new code for this conversation's verification; the old code dies.
 
     Possible while the factors matched and the verification has not ended otherwise
-    (its code is live, expired, dead, or failed to send), up to three codes in all.
+    (its code is live, expired, dead, or failed to send), up to three codes in all,
+    within the SMS limits. The new code has the tries the member number has left: a
+    resend gives none back.
+
+    Args:
+        session: The app database session (the caller commits).
+        conversation: Who asks.
+        sender: Where the SMS goes out.
+        now: The current time (aware).
+        limits: The SMS limits; None reads them from the settings.
 
     Returns:
-        CODE_SENT, LOCKED, or NO_PENDING when there is nothing to resend.
+        CODE_SENT, LOCKED, SMS_LIMIT or SMS_BUSY (the old code stays as it was), or
+        NO_PENDING when there is nothing to resend.
     """
     now = _utc(now)
     member = _member_of(session, _latest(session, conversation))
@@ -756,9 +1034,9 @@ def resend_code(
     locked_member = session.execute(
         select(Member).where(Member.id == member.id).with_for_update()
     ).scalar_one()
-    if not locked_member.phone:
+    if not locked_member.phone or member_key is None:
         return Outcome(Status.NO_PENDING)
-    return _issue_code(session, conversation, row, locked_member, locked_member.phone, sender, now)
+    return _issue_code(session, conversation, row, locked_member, member_key, sender, now, limits)
 
 
 def verified_member(session: Session, conversation: Conversation, now: datetime) -> Member | None:

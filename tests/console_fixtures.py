@@ -197,22 +197,35 @@ class RunningConsole:
         return hidden_field(page.text, "csrf")
 
     def attempt(
-        self, name: str, password: str, http: requests.Session | None = None
+        self,
+        name: str,
+        password: str,
+        http: requests.Session | None = None,
+        *,
+        forwarded_for: str | None = None,
     ) -> requests.Response:
+        """One sign-in; ``forwarded_for`` sends X-Forwarded-For (as a proxy would)."""
         http = http or self.browser()
         token = self.login_form(http)
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
         return http.post(
             self.base + "/login",
             data={"name": name, "password": password, "csrf": token},
+            headers=headers,
             timeout=30,
             allow_redirects=False,
         )
 
     def sign_in(
-        self, name: str, password: str = PASSWORD, http: requests.Session | None = None
+        self,
+        name: str,
+        password: str = PASSWORD,
+        http: requests.Session | None = None,
+        *,
+        forwarded_for: str | None = None,
     ) -> Staff:
         http = http or self.browser()
-        answer = self.attempt(name, password, http)
+        answer = self.attempt(name, password, http, forwarded_for=forwarded_for)
         assert answer.status_code == 303, (answer.status_code, text_of(answer.text)[:300])
         staff = Staff(self.base, http, name)
         landing = staff.get(answer.headers["Location"])

@@ -21,6 +21,7 @@ from bench.channels import (
     Results,
     WebSession,
     _pool,
+    confirmed_session,
     count_line,
     count_web,
     line_user_count,
@@ -104,6 +105,14 @@ def test_the_channel_accepts_the_signed_body_and_refuses_another_secret():
     assert events[0]["replyToken"] == delivery.reply_token
     assert json.loads(body)["events"][0]["webhookEventId"] == delivery.event_id
     assert channel.accept(body, signed_headers("another", body)["X-Line-Signature"])[0] == 401
+
+
+def test_the_session_id_is_read_from_either_form_of_session_confirm():
+    session_id = "0123456789abcdef0123456789abcdef"
+    assert confirmed_session({"session_id": session_id, "resume_secret": "s" * 43}) == session_id
+    assert confirmed_session(session_id) == session_id  # Rasa's socketio channel
+    for nothing in (None, "", {}, {"session_id": None}, {"session_id": 5}, ["x"]):
+        assert confirmed_session(nothing) is None
 
 
 def test_web_scripts_start_each_session_at_another_question():

@@ -16,6 +16,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 import sqlalchemy as sa
 from rasa.shared.core.events import Event
 
@@ -29,7 +30,9 @@ from bench.console import (
     Conversation,
     EventFactory,
     Scale,
+    console_server,
     conversation_rows,
+    default_tracker_url,
     hidden_fields,
     main,
     plan_conversations,
@@ -37,6 +40,8 @@ from bench.console import (
     run_console_benchmark,
     seed_database,
 )
+from bot.core.conversation import channel_of
+from bot.db.migrate import upgrade
 from bot.db.models import AuditLog, Escalation, StaffAccount, StaffMessage
 from bot.db.session import dispose, engine_for
 from bot.staff.relay import STAFF_PREFIX
@@ -77,6 +82,9 @@ def test_the_plan_has_the_sizes_asked_for_and_the_measured_conversations_in_prog
     assert plans[long].status == plans[typical].status == "in_progress"
     assert plans[long].staff == plans[typical].staff == AGENT
     assert len({plan.sender_id for plan in plans}) == 500
+    # Conversation ids as the channels name them: web:…, line:U…, rest:….
+    assert all(channel_of(plan.sender_id) == plan.channel for plan in plans)
+    assert {plan.sender_id.split(":")[0] for plan in plans} == {"web", "line", "rest"}
     # In time order over six months; the open ones in the last week, none in the future.
     times = [plan.handoff_at for plan in plans]
     assert times == sorted(times)
@@ -211,6 +219,21 @@ def test_the_seed_fills_rasa_s_table_and_the_transcript_reader_finds_every_kind_
     assert all(line.event_id < seeded.long_middle_event for line in earlier.lines)
     assert len(earlier.lines) == 50
     assert newer.lines == []
+
+
+def test_the_console_gets_no_secret_from_the_environment_and_keeps_its_own(tmp_path, monkeypatch):
+    for name in ("RASA_TOKEN", "PRIVACY_BOT_SECRET"):
+        monkeypatch.setenv(name, "from-the-environment")
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    upgrade(url)
+    var_dir = tmp_path / "console-var"
+    with console_server(url, default_tracker_url(url), var_dir, "secrets-test") as base:
+        assert requests.get(f"{base}/health", timeout=10).status_code == 200
+    # As under the launcher: the token and the secret are files of its var dir.
+    for name in ("rasa_token", "secret"):
+        kept = var_dir / name
+        assert kept.stat().st_mode & 0o077 == 0
+        assert kept.read_text().strip() not in ("", "from-the-environment")
 
 
 def test_hidden_fields_reads_the_login_form():

@@ -3,20 +3,30 @@ real HTTP against the real databases."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 from urllib.parse import unquote
 
 import sqlalchemy as sa
 
+from bot.console.auth import signin_policy
+from bot.console.context import CONSOLE
 from bot.db.audit import audit
 from bot.db.models import AuditLog, StaffAccount
+from bot.staff.accounts import SignInPolicy, authenticate
+from bot.staff.cli import main as cli_main
 from tests.console_fixtures import PASSWORD, RunningConsole
 
 pytest_plugins = ["tests.db_fixtures", "tests.console_fixtures"]
 
 FAILED = "サインインできませんでした。"
 NEW = "a brand new passphrase"
+
+
+def signin_policy_of(console: RunningConsole) -> SignInPolicy:
+    """The running console's sign-in throttle (its key derives from the app secret)."""
+    return signin_policy(console.server.app[CONSOLE])
 
 
 def account(console: RunningConsole, name: str) -> StaffAccount:
@@ -80,12 +90,9 @@ def test_deactivation_ends_sessions_and_stops_sign_in_until_activated(console):
     assert console.attempt("tanaka", PASSWORD).status_code == 303
 
 
-def test_a_password_reset_lifts_a_lock_and_ends_sessions(console):
+def test_a_password_reset_ends_sessions_and_the_new_password_works(console):
     elsewhere = console.sign_in("tanaka")
-    for _ in range(5):
-        console.attempt("tanaka", "wrong password!!")
     admin = console.sign_in("kanri")
-    assert "ロック中" in admin.get("/accounts").text
     tanaka = console.accounts["tanaka"]
     mismatch = admin.post(f"/accounts/{tanaka}/password", {"password": NEW, "again": "other"})
     assert mismatch.status_code == 400 and "一致しません" in mismatch.text
@@ -95,9 +102,57 @@ def test_a_password_reset_lifts_a_lock_and_ends_sessions(console):
     assert elsewhere.get("/queue").status_code == 302
     assert console.attempt("tanaka", PASSWORD).status_code == 200
     assert console.attempt("tanaka", NEW).status_code == 303
-    assert account(console, "tanaka").locked_until is None
     [row] = console.audit("staff.password_reset")
     assert row.actor == "staff:kanri" and NEW not in str(row.detail)
+
+
+def test_the_accounts_page_shows_who_created_each_account(console, monkeypatch):
+    admin = console.sign_in("kanri")
+    done = admin.post(
+        "/accounts", {"name": "takahashi", "role": "agent", "password": NEW, "again": NEW}
+    )
+    assert done.status_code == 303
+    assert account(console, "takahashi").created_by == "kanri"
+    created = console.audit("staff.account_created")[-1]
+    assert created.actor == "staff:kanri" and created.detail["created_by"] == "kanri"
+    monkeypatch.setattr("getpass.getuser", lambda: "opsuser")
+    monkeypatch.setattr("sys.stdin", io.StringIO(NEW + "\n"))
+    argv = ["--url", console.url, "create-account", "kobayashi", "--role", "agent"]
+    assert cli_main([*argv, "--password-stdin"]) == 0
+    page = admin.get("/accounts").text
+    assert "<th>作成者</th>" in page
+
+    def creator(name: str) -> str:
+        row = re.search(
+            rf'<tr id="account-{account(console, name).id}"[^>]*>(.*?)</tr>', page, re.S
+        )
+        assert row is not None
+        return re.findall(r"<td>([^<]*)</td>", row.group(1))[-1]
+
+    assert creator("takahashi") == "kanri"
+    assert creator("kobayashi") == "コマンドライン（opsuser）"
+    assert creator("tanaka") == "記録なし"  # made without a creator (before revision 0007)
+
+
+def test_the_accounts_page_shows_a_name_held_back_and_no_lock(console):
+    admin = console.sign_in("kanri")
+    # Failures of one name from many addresses hold it back (known addresses pass); the
+    # console sees one address here, so they are counted through the service.
+    policy = signin_policy_of(console)
+    with console.sessions.begin() as session:
+        for host in range(policy.name_free + 1):
+            authenticate(
+                session,
+                "tanaka",
+                "wrong password!",
+                console.clock(),
+                address=f"192.0.2.{host}",
+                policy=policy,
+            )
+    page = admin.get("/accounts").text
+    assert "サインイン制限中（09:01まで" in page and "ロック" not in page
+    console.clock.advance(minutes=1)
+    assert "サインイン制限中" not in admin.get("/accounts").text
 
 
 # --- the audit log -----------------------------------------------------------------------

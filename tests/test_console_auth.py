@@ -19,7 +19,8 @@ from bot import escalations
 from bot.console.app import CONTENT_SECURITY_POLICY
 from bot.db.models import Escalation, StaffAccount, StaffSession
 from bot.settings import load_settings
-from bot.staff.accounts import create_account
+from bot.staff import accounts
+from bot.staff.accounts import create_account, set_active
 from bot.verification import Conversation
 from tests.console_fixtures import (
     HEADERS,
@@ -112,10 +113,6 @@ def test_wrong_password_and_unknown_name_get_the_same_answer(console):
         assert FAILED in answer.text
         assert "console_session" not in answer.cookies
 
-    def same_page(answer: requests.Response, name: str) -> str:
-        # Each browser has its own form token; apart from it and the name, one page.
-        return re.sub(r'value="[0-9a-f]{64}"', "", answer.text).replace(name, "")
-
     assert same_page(wrong, "tanaka") == same_page(unknown, "nobody")
     assert [entry.action for entry in console.audit()][-2:] == [
         "staff.login_failed",
@@ -124,17 +121,114 @@ def test_wrong_password_and_unknown_name_get_the_same_answer(console):
     assert live_sessions(console, "tanaka") == []
 
 
-def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(console):
-    for _ in range(5):
+def same_page(answer: requests.Response, name: str) -> str:
+    """The page without the form token (each browser has its own) and the echoed name."""
+    return re.sub(r'value="[0-9a-f]{64}"', "", answer.text).replace(f'value="{name}"', "")
+
+
+def deactivate(console: RunningConsole, name: str) -> None:
+    with console.sessions.begin() as session:
+        set_active(session, console.accounts[name], False, "kanri", console.clock())
+
+
+def test_every_failed_sign_in_gets_the_same_page_after_one_bounded_scrypt(console, monkeypatch):
+    deactivate(console, "sato")
+    for _ in range(4):  # suzuki now waits at this address (three failures are free)
+        assert FAILED in console.attempt("suzuki", "not the password!").text
+    calls: list[int] = []
+    real = accounts.hash_password
+
+    def counted(password: str, salt: str) -> str:
+        calls.append(len(password))
+        return real(password, salt)
+
+    monkeypatch.setattr(accounts, "hash_password", counted)
+    paths = {
+        "unknown name": ("nobody", PASSWORD),
+        "wrong password": ("tanaka", PASSWORD + "x"),
+        # The right password followed by more: it used to skip scrypt, which told that
+        # the name existed.
+        "over-long password": ("tanaka", PASSWORD + "x" * 300),
+        "inactive account": ("sato", PASSWORD),
+        "throttled account, right password": ("suzuki", PASSWORD),
+    }
+    pages = {}
+    for path, (name, password) in paths.items():
+        calls.clear()
+        answer = console.attempt(name, password)
+        assert answer.status_code == 200 and FAILED in answer.text, path
+        assert "console_session" not in answer.cookies, path
+        assert len(calls) == 1 and calls[0] <= accounts.MAX_PASSWORD_CHARS, (path, calls)
+        pages[path] = same_page(answer, name)
+    assert len(set(pages.values())) == 1, list(pages)
+    assert "最長15分" in next(iter(pages.values()))
+    why = [entry.detail.get("why") for entry in console.audit("staff.login_failed")][-5:]
+    assert why == ["unknown", "wrong_password", "too_long", "inactive", "throttled"]
+    assert live_sessions(console, "suzuki") == []
+
+
+def test_the_wait_grows_with_each_failure_and_nothing_stays_locked(console):
+    for _ in range(4):
         assert FAILED in console.attempt("tanaka", "not the password!").text
-    locked = console.attempt("tanaka", PASSWORD)
-    assert locked.status_code == 200 and FAILED in locked.text  # same words: nothing revealed
-    assert "console_session" not in locked.cookies
-    assert len(console.audit("staff.locked")) == 1
-    console.clock.advance(minutes=14)
+    # Fourth failure: one minute, during which even the right password is refused.
+    console.clock.advance(seconds=59)
     assert FAILED in console.attempt("tanaka", PASSWORD).text
-    console.clock.advance(minutes=1, seconds=1)
+    console.clock.advance(seconds=1)
+    assert FAILED in console.attempt("tanaka", "not the password!").text  # fifth: two
+    console.clock.advance(seconds=119)
+    assert FAILED in console.attempt("tanaka", PASSWORD).text
+    console.clock.advance(seconds=1)
     assert console.attempt("tanaka", PASSWORD).status_code == 303
+    waits = [entry.detail["seconds"] for entry in console.audit("staff.throttled")]
+    assert waits == [60, 120]
+    assert console.audit("staff.locked") == []
+
+
+def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(console):
+    # Without CONSOLE_TRUSTED_PROXIES the header is anybody's: every failure counts under
+    # the TCP peer, so changing the header buys no new attempts.
+    for number in range(11):
+        assert (
+            FAILED
+            in console.attempt(
+                f"name{number}", "not the password!", forwarded_for=f"192.0.2.{number}"
+            ).text
+        )
+    assert FAILED in console.attempt("tanaka", PASSWORD, forwarded_for="192.0.2.200").text
+    addresses = {entry.detail["address"] for entry in console.audit("staff.login_failed")}
+    assert addresses == {"127.0.0.1"}
+    console.clock.advance(minutes=1)
+    assert console.attempt("tanaka", PASSWORD).status_code == 303
+
+
+def test_behind_a_trusted_proxy_an_attacker_elsewhere_does_not_keep_staff_out(demo, migrated_url):
+    with demo.begin() as session:
+        create_account(session, "tanaka", "agent", PASSWORD, NOW)
+    settings = replace(
+        load_settings(), database_url=migrated_url, console_trusted_proxies=("127.0.0.1/32",)
+    )
+    running = start_console(demo, migrated_url, settings=settings)
+    office = "198.51.100.7"
+    try:
+        running.sign_in("tanaka", forwarded_for=office)  # the office becomes a known address
+        # An attacker from many addresses; a spoofed left-most hop changes nothing: the
+        # address is the nearest one the trusted proxy saw.
+        for host in range(12):
+            answer = running.attempt(
+                "tanaka", "not the password!", forwarded_for=f"{office}, 192.0.2.{host}"
+            )
+            assert FAILED in answer.text
+        counted = {entry.detail["address"] for entry in running.audit("staff.login_failed")}
+        assert counted == {f"192.0.2.{host}" for host in range(12)}
+        # The staff member still signs in from the office at once...
+        assert running.attempt("tanaka", PASSWORD, forwarded_for=office).status_code == 303
+        # ...and from a new address once the name-wide wait (one minute here) has passed.
+        new = "233.252.0.5"
+        assert FAILED in running.attempt("tanaka", PASSWORD, forwarded_for=new).text
+        running.clock.advance(minutes=1)
+        assert running.attempt("tanaka", PASSWORD, forwarded_for=new).status_code == 303
+    finally:
+        running.server.stop()
 
 
 def test_the_login_form_needs_its_csrf_token(console):

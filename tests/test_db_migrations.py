@@ -24,6 +24,7 @@ APP_TABLES = {
     "verifications",
     "verification_failures",
     "verification_lockouts",
+    "verification_events",
     "audit_log",
     "outbound_messages",
     "escalations",
@@ -34,6 +35,8 @@ APP_TABLES = {
     "staff_accounts",
     "staff_sessions",
     "staff_messages",
+    "web_sessions",
+    "signin_throttles",
 }
 
 
@@ -50,7 +53,7 @@ def test_an_empty_database_is_upgraded_to_head(db_url):
     assert current_revision(db_url) is None
     assert tables(db_url) == set()
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0004"
+    assert current_revision(db_url) == head_revision() == "0007"
     assert tables(db_url) == APP_TABLES | {"alembic_version"}
 
 

@@ -159,3 +159,74 @@ def test_the_migration_moves_open_escalations_to_waiting(migrated_url):
     with engine_for(migrated_url).begin() as connection:
         status = connection.execute(sa.text("SELECT status FROM escalations")).scalar_one()
     assert status == "waiting"
+
+
+# --- hand-off limits -------------------------------------------------------------------------
+
+
+def hand_off(
+    sessions, sender: str, now: datetime, limits: escalations.HandoffLimits, reason="complaint"
+) -> escalations.Handoff:
+    with sessions.begin() as session:
+        return escalations.hand_off(session, conv(sender), reason, now, limits)
+
+
+def close_all(sessions, now: datetime) -> None:
+    with sessions.begin() as session:
+        for view in escalations.queue(session, now, 1000):
+            escalations.close(session, view.id, "tanaka", None, now, resume=lambda sender: None)
+
+
+def count(sessions) -> int:
+    with sessions.begin() as session:
+        return int(session.execute(sa.select(sa.func.count()).select_from(Escalation)).scalar())
+
+
+def test_a_conversation_gets_a_few_new_hand_offs_a_day(sessions):
+    limits = escalations.HandoffLimits(per_conversation=2, per_hour=100)
+    first = hand_off(sessions, "web:a", NOW, limits)
+    assert first.escalation is not None and first.escalation.paused and first.refused is None
+    # While it is open, asking again returns it and costs nothing.
+    again = hand_off(sessions, "web:a", NOW + timedelta(minutes=1), limits)
+    assert again.escalation is not None and again.escalation.id == first.escalation.id
+    close_all(sessions, NOW + timedelta(minutes=2))
+    assert hand_off(sessions, "web:a", NOW + timedelta(hours=1), limits).escalation is not None
+    close_all(sessions, NOW + timedelta(hours=1))
+    refused = hand_off(sessions, "web:a", NOW + timedelta(hours=2), limits)
+    assert refused == escalations.Handoff(None, "conversation")
+    assert count(sessions) == 2  # nothing was queued
+    # Another conversation is not affected; 24 hours after the first, room again.
+    assert hand_off(sessions, "web:b", NOW + timedelta(hours=2), limits).escalation is not None
+    later = hand_off(sessions, "web:a", NOW + timedelta(hours=24, seconds=1), limits)
+    assert later.escalation is not None and later.escalation.created
+
+
+def test_all_conversations_together_get_a_few_new_hand_offs_an_hour(sessions):
+    limits = escalations.HandoffLimits(per_conversation=100, per_hour=3)
+    # What the system opens (a lockout, a case) neither counts nor is ever refused.
+    with sessions.begin() as session:
+        for number in range(5):
+            escalations.escalate(session, conv(f"line:L{number}"), "verification_locked", NOW)
+    reasons = ["member_request", "complaint", "repeated_fallback"]
+    for number, reason in enumerate(reasons):
+        made = hand_off(sessions, f"web:flood{number}", NOW, limits, reason)
+        assert made.escalation is not None and made.escalation.created
+    refused = hand_off(sessions, "web:flood3", NOW + timedelta(minutes=59), limits)
+    assert refused == escalations.Handoff(None, "overall")
+    assert count(sessions) == 5 + 3
+    with sessions.begin() as session:
+        assert escalations.open_escalation_for(session, "web:flood3") is None
+        locked = escalations.escalate(session, conv("line:L9"), "verification_locked", NOW)
+    assert locked.created
+    # A conversation whose hand-off is already open keeps it, limit or not.
+    kept = hand_off(sessions, "web:flood0", NOW + timedelta(minutes=59), limits)
+    assert kept.escalation is not None and not kept.escalation.created
+    # An hour after they came in, there is room again (closed or not).
+    assert hand_off(sessions, "web:flood3", NOW + timedelta(hours=1), limits).escalation
+
+
+def test_hand_off_takes_only_a_members_reasons(sessions):
+    limits = escalations.HandoffLimits()
+    for reason in ("verification_locked", "case_needs_person", "anything"):
+        with sessions.begin() as session, pytest.raises(ValueError):
+            escalations.hand_off(session, conv("web:a"), reason, NOW, limits)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -11,11 +11,14 @@ import sqlalchemy as sa
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.common import active_profile
 from actions.handoff import ActionOfferHuman, ActionRelayStaffMessage, ActionRequestHuman
 from actions.policy_answers import ActionAnswerPolicy
 from actions.session import ActionSessionStart
 from bot import escalations as service
+from bot.answers import contact_line
 from bot.db.models import Escalation, StaffMessage
+from bot.handoff_dialog import Decision, decide, offered_reasons, payload_reason_of
 from bot.verification import Conversation
 
 pytest_plugins = ["tests.db_fixtures"]
@@ -109,27 +112,119 @@ def test_the_first_request_offers_and_the_second_escalates_and_pauses(database):
     assert paused_flags(database) == [True]  # closing it must resume the conversation
 
 
-def test_the_button_escalates_at_once(database):
-    events, _ = run(
-        ActionRequestHuman(), tracker("/request_human", entities=reason("member_request"))
+def bot_events(dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
+    """The ``bot`` events Rasa records for what an action uttered (buttons in ``data``)."""
+    return [
+        {"event": "bot", "text": m.get("text"), "data": {"buttons": m.get("buttons")}}
+        for m in dispatcher.messages
+    ]
+
+
+def pressed(
+    offered_by: CollectingDispatcher | None,
+    value: str,
+    sender: str = "member-1",
+    slots: dict[str, Any] | None = None,
+) -> Tracker:
+    """The member sends ``/request_human{"handoff_reason": value}`` after an answer."""
+    text = f'/request_human{{"handoff_reason": "{value}"}}'
+    parse = {"intent": {"name": "request_human"}, "entities": reason(value)}
+    earlier = bot_events(offered_by) if offered_by is not None else []
+    return tracker(
+        text,
+        entities=reason(value),
+        sender=sender,
+        slots=slots,
+        events=[SESSION_START, *earlier, {"event": "user", "text": text, "parse_data": parse}],
     )
+
+
+@pytest.mark.parametrize(
+    ("already_offered", "payload", "offered", "expected"),
+    [
+        (False, None, set(), Decision(False)),
+        (True, None, set(), Decision(True, "member_request")),
+        (False, "complaint", set(), Decision(False)),  # not offered: the offer first
+        (False, "complaint", {"complaint"}, Decision(True, "complaint")),
+        (False, "complaint", {"repeated_fallback"}, Decision(True, "member_request")),
+        (True, "verification_locked", {"verification_locked"}, Decision(True, "member_request")),
+        (False, "repeated_fallback", {"repeated_fallback"}, Decision(True, "repeated_fallback")),
+    ],
+)
+def test_decide_honours_a_payload_reason_only_when_it_was_offered(
+    already_offered, payload, offered, expected
+):
+    assert decide(already_offered, payload, offered) == expected
+
+
+def test_offered_reasons_come_from_the_assistants_buttons_of_this_session():
+    button = {
+        "title": "担当者に苦情を申し出る",
+        "payload": '/request_human{"handoff_reason": "complaint"}',
+    }
+    fallback = {
+        "title": "担当者と話したい",
+        "payload": '/request_human{"handoff_reason": "repeated_fallback"}',
+    }
+    forged = {"event": "user", "text": button["payload"], "parse_data": {}}
+    events: list[dict[str, Any]] = [
+        {"event": "bot", "text": "x", "data": {"buttons": [fallback]}},
+        SESSION_START,
+        forged,  # a member's message offers nothing
+        {"event": "bot", "text": "y", "data": {"buttons": [button, {"payload": "/greet"}]}},
+        {"event": "bot", "text": "z", "data": {"buttons": [{"payload": "/request_human{bad"}]}},
+        {"event": "bot", "text": "w"},
+    ]
+    assert offered_reasons(events) == {"complaint"}
+    assert offered_reasons([*events, {"event": "restart"}]) == frozenset()
+    assert payload_reason_of('/request_human{"handoff_reason": "other"}') is None
+    assert payload_reason_of("/request_human") is None
+
+
+def test_the_button_the_assistant_offered_escalates_at_once(database):
+    _, offer = run(ActionRequestHuman(), tracker("担当者と話したい"))
+    events, _ = run(ActionRequestHuman(), pressed(offer, "member_request"))
     assert "pause" in [e["event"] for e in events]
     assert escalations(database) == [("member_request", "waiting", "member-1")]
 
 
 def test_the_complaint_answer_offers_a_person_and_the_button_escalates(database):
-    _, dispatcher = run(ActionAnswerPolicy(), tracker("苦情を言いたい", "ask_complaint"))
-    assert '/request_human{"handoff_reason": "complaint"}' in payloads(dispatcher)
-    events, dispatcher = run(
-        ActionRequestHuman(), tracker("/request_human", entities=reason("complaint"))
-    )
+    _, answer = run(ActionAnswerPolicy(), tracker("苦情を言いたい", "ask_complaint"))
+    assert '/request_human{"handoff_reason": "complaint"}' in payloads(answer)
+    events, _ = run(ActionRequestHuman(), pressed(answer, "complaint"))
     assert "pause" in [e["event"] for e in events]
     assert escalations(database) == [("complaint", "waiting", "member-1")]
 
 
+def test_a_payload_the_assistant_did_not_offer_only_gets_the_offer(database):
+    # The flood: many conversations each sending the complaint payload straight away.
+    for number in range(20):
+        events, dispatcher = run(ActionRequestHuman(), pressed(None, "complaint", f"web:{number}"))
+        assert [e["event"] for e in events] == ["slot"]  # handoff_offered, no pause
+        assert "このチャットでも" in said(dispatcher)
+    assert escalations(database) == []
+
+
+def test_a_reason_offered_in_an_earlier_session_does_not_count(database):
+    _, answer = run(ActionAnswerPolicy(), tracker("苦情を言いたい", "ask_complaint"))
+    stale = pressed(answer, "complaint")
+    stale.events.insert(-1, {"event": "session_started", "timestamp": 2000.0})
+    events, _ = run(ActionRequestHuman(), stale)
+    assert "pause" not in [e["event"] for e in events]
+    assert escalations(database) == []
+
+
+def test_after_the_offer_a_reason_never_offered_is_a_plain_request(database):
+    _, offer = run(ActionRequestHuman(), tracker("担当者と話したい"))
+    run(ActionRequestHuman(), pressed(offer, "complaint", slots={"handoff_offered": True}))
+    # Handed over, but as what the member was offered, not the reason they typed.
+    assert escalations(database) == [("member_request", "waiting", "member-1")]
+
+
 def test_a_second_escalation_reuses_the_first(database):
-    run(ActionRequestHuman(), tracker("x", entities=reason("member_request")))
-    events, dispatcher = run(ActionRequestHuman(), tracker("x", entities=reason("complaint")))
+    _, offer = run(ActionRequestHuman(), tracker("担当者と話したい"))
+    run(ActionRequestHuman(), pressed(offer, "member_request"))
+    events, dispatcher = run(ActionRequestHuman(), pressed(offer, "member_request"))
     assert "すでに担当者へおつなぎしています" in said(dispatcher)
     assert "pause" in [e["event"] for e in events]
     assert escalations(database) == [("member_request", "waiting", "member-1")]
@@ -138,8 +233,40 @@ def test_a_second_escalation_reuses_the_first(database):
 def test_repeated_fallbacks_offer_a_person(database):
     _, dispatcher = run(ActionOfferHuman(), tracker("ぱぴぷぺぽ", "nlu_fallback"))
     assert '/request_human{"handoff_reason": "repeated_fallback"}' in payloads(dispatcher)
-    run(ActionRequestHuman(), tracker("x", entities=reason("repeated_fallback")))
+    run(ActionRequestHuman(), pressed(dispatcher, "repeated_fallback"))
     assert escalations(database) == [("repeated_fallback", "waiting", "member-1")]
+
+
+def test_past_the_limit_across_conversations_the_member_gets_the_window(database, monkeypatch):
+    monkeypatch.setenv("HANDOFF_MAX_PER_HOUR", "2")
+    for number in range(2):
+        run(
+            ActionRequestHuman(),
+            tracker("人と話したい", slots={"handoff_offered": True}, sender=f"web:{number}"),
+        )
+    events, dispatcher = run(
+        ActionRequestHuman(),
+        tracker("人と話したい", slots={"handoff_offered": True}, sender="web:late"),
+    )
+    assert [e["event"] for e in events] == ["slot"]  # not paused: the assistant answers on
+    text = said(dispatcher)
+    assert "ご依頼が集中している" in text and "おつなぎできませんでした" in text
+    assert contact_line(active_profile()) in text
+    assert [row[2] for row in escalations(database)] == ["web:0", "web:1"]
+
+
+def test_past_the_limit_of_a_conversation_the_member_gets_the_window(database, monkeypatch):
+    monkeypatch.setenv("HANDOFF_MAX_PER_CONVERSATION", "1")
+    insisting = tracker("人と話したい", slots={"handoff_offered": True}, sender="line:U1")
+    run(ActionRequestHuman(), insisting)
+    with database.begin() as session:
+        [view] = service.queue(session, NOW + timedelta(days=365))
+        service.close(session, view.id, "tanaka", None, NOW, resume=lambda sender: None)
+    events, dispatcher = run(ActionRequestHuman(), insisting)
+    assert [e["event"] for e in events] == ["slot"]
+    assert "本日はこれ以上おつなぎできません" in said(dispatcher)
+    assert contact_line(active_profile()) in said(dispatcher)
+    assert len(escalations(database)) == 1
 
 
 # --- staff replies and new sessions ------------------------------------------------------

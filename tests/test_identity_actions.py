@@ -15,8 +15,10 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.common import active_profile
 from actions.identity import ActionMyData, ActionVerificationDone, ValidateVerificationForm
 from actions.policy_answers import ActionAnswerPolicy
+from bot.answers import contact_line
 
 pytest_plugins = ["tests.db_fixtures"]
 
@@ -60,6 +62,35 @@ def run(action, tracker: Tracker) -> tuple[list[dict[str, Any]], str]:
     dispatcher = CollectingDispatcher()
     events = asyncio.run(action.run(dispatcher, tracker, {}))
     return events, "\n".join(m.get("text") or "" for m in dispatcher.messages)
+
+
+def run_messages(action, tracker: Tracker) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The events and the whole messages (text and buttons) an action returns."""
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, tracker, {}))
+    return events, dispatcher.messages
+
+
+def give_factors(number_text: str, birth_date_text: str, sender: str):
+    """The birth-date step after ``number_text`` was accepted as 記号・番号."""
+    history = [
+        {"event": "user", "text": number_text},
+        {"event": "slot", "name": "id_member_number", "value": "記号****・番号**00"},
+    ]
+    return run_messages(
+        ValidateVerificationForm(),
+        tracker(
+            birth_date_text,
+            slots={"requested_slot": "id_birth_date"},
+            history=history,
+            sender=sender,
+        ),
+    )
+
+
+def outbox_lines(tmp_path) -> list[str]:
+    path = tmp_path / "var" / "outbox.jsonl"
+    return path.read_text("utf-8").splitlines() if path.exists() else []
 
 
 def slot_events(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -205,3 +236,75 @@ def test_repeated_bad_input_offers_to_stop(database):
 def test_another_persons_data_is_refused(database):
     _, said = run(ActionAnswerPolicy(), tracker("妻の登録内容を見たい", "ask_other_person_data"))
     assert "ほかの方の個人情報" in said
+
+
+def test_unknown_number_wrong_birth_date_and_locked_number_get_the_same_reply(database, tmp_path):
+    # 佐藤 次郎's number is locked by three wrong birth dates from three conversations.
+    for index in range(3):
+        events, _ = give_factors("1001-57", "1979年11月2日", f"rest:locker-{index}")
+    assert slot_events(events)["verification_outcome"] == "locked"
+    unknown = give_factors("記号1001 番号99", "昭和60年4月1日", "rest:a")
+    wrong_birth_date = give_factors("記号1001 番号23", "昭和60年4月2日", "rest:b")
+    locked = give_factors("1001-57", "1979年11月30日", "rest:c")  # the right factors
+    assert unknown == wrong_birth_date == locked
+    events, messages = locked
+    [message] = messages
+    assert "確認できませんでした" in message["text"]
+    # The contact window, for a member who is really locked out.
+    assert contact_line(active_profile()) in message["text"]
+    assert not message["buttons"]
+    assert slot_events(events)["requested_slot"] == "id_member_number"
+    assert outbox_lines(tmp_path) == []
+
+
+def test_the_daily_sms_limit_is_answered_with_the_contact_window(database, tmp_path, monkeypatch):
+    monkeypatch.setenv("VERIFICATION_SMS_PER_MEMBER_DAY", "1")
+    _, messages = give_factors("記号1001 番号23", "S60.4.1", "rest:first")
+    assert "090-****-5678" in messages[0]["text"]
+    events, messages = give_factors("記号1001 番号23", "S60.4.1", "rest:second")
+    [message] = messages
+    assert "上限" in message["text"] and contact_line(active_profile()) in message["text"]
+    assert "090-" not in message["text"]
+    slots = slot_events(events)
+    assert (slots["verification_outcome"], slots["requested_slot"]) == ("limited", None)
+    assert len(outbox_lines(tmp_path)) == 1
+    _, said = run(ActionVerificationDone(), tracker("", slots={"verification_outcome": "limited"}))
+    assert said == ""  # the limit was already explained
+
+
+def test_a_resend_past_the_limit_keeps_the_code_already_sent(database, tmp_path, monkeypatch):
+    monkeypatch.setenv("VERIFICATION_SMS_PER_MEMBER_DAY", "1")
+    give_factors("記号1001 番号23", "S60.4.1", "rest:m")
+    code = outbox_code(tmp_path)
+    form = ValidateVerificationForm()
+    events, messages = run_messages(
+        form,
+        tracker("再送してください", "resend_code", {"requested_slot": "id_code"}, sender="rest:m"),
+    )
+    [message] = messages
+    assert "上限" in message["text"] and "そのまま入力" in message["text"]
+    assert [b["payload"] for b in message["buttons"]] == ["/stop"]
+    assert slot_events(events) == {"id_code": None}
+    assert len(outbox_lines(tmp_path)) == 1
+    events, _ = run_messages(
+        form, tracker(code, slots={"requested_slot": "id_code"}, sender="rest:m")
+    )
+    assert slot_events(events)["verification_outcome"] == "verified"
+
+
+def test_a_resend_in_the_form_gives_no_more_code_tries(database, tmp_path):
+    give_factors("記号1001 番号23", "S60.4.1", "rest:m")
+    form = ValidateVerificationForm()
+
+    def say(text: str, intent: str = "inform") -> str:
+        _, messages = run_messages(
+            form, tracker(text, intent, {"requested_slot": "id_code"}, sender="rest:m")
+        )
+        return "\n".join(m["text"] for m in messages)
+
+    wrong = "000000" if outbox_code(tmp_path) != "000000" else "111111"
+    assert "あと2回" in say(wrong)
+    assert "あと1回" in say(wrong)
+    assert "090-****-5678" in say("再送してください", "resend_code")
+    wrong = "000000" if outbox_code(tmp_path) != "000000" else "111111"
+    assert "使えなくなりました" in say(wrong)

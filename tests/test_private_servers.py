@@ -6,19 +6,24 @@ import asyncio
 import os
 import stat
 import threading
-from dataclasses import replace
+from dataclasses import fields, replace
 from types import SimpleNamespace
 
 import pytest
 import yaml
+from sanic.response import HTTPResponse
 
 from bot.action_server import bearer, require_secret
 from bot.launcher import write_endpoints
 from bot.rasa_server import rasa_argv
 from bot.settings import (
+    ENVIRONMENT,
+    SECRETS,
+    Settings,
     SettingsError,
     ensure_action_secret,
     ensure_rasa_token,
+    environment_of,
     load_settings,
     secret_file,
     write_private,
@@ -31,7 +36,9 @@ def checked(path: str, authorization: str | None) -> int | None:
     """The status the action server's middleware answers, None when it lets through."""
     headers = {} if authorization is None else {"Authorization": authorization}
     request = SimpleNamespace(path=path, headers=headers)
-    answer = asyncio.run(require_secret(SECRET)(request))  # type: ignore[arg-type]
+    answer: HTTPResponse | None = asyncio.run(
+        require_secret(SECRET)(request)  # type: ignore[arg-type]
+    )
     return None if answer is None else answer.status
 
 
@@ -114,3 +121,28 @@ def test_a_token_from_the_environment_wins_over_the_file(tmp_path):
     (tmp_path / "action_secret").write_text("", "utf-8")
     with pytest.raises(SettingsError, match="empty"):
         ensure_action_secret(replace(settings, action_secret=None))
+
+
+def test_the_servers_get_exactly_the_launchers_settings_and_no_secret(tmp_path):
+    # Every setting has a variable, or is a secret: a new setting the launcher could
+    # not hand on would silently fall back to its default in the servers.
+    assert {f.name for f in fields(Settings)} == set(ENVIRONMENT) | set(SECRETS)
+    settings = replace(
+        load_settings({"DATABASE_URL": "postgresql://bot@db/app"}),
+        rasa_token="t",
+        var_dir=tmp_path,
+        rest_enabled=True,
+        bind_host="10.0.0.5",
+        verification_sms_per_member_day=1000,
+        console_trusted_proxies=("127.0.0.1/32", "10.0.0.0/24"),
+        secret="hashing-secret",
+        action_secret="action-secret",
+    )
+    environment = environment_of(settings)
+    assert all(environment[name] is None for name in SECRETS.values())
+    handed_on = {name: value for name, value in environment.items() if value is not None}
+    assert "t" not in handed_on.values() and "hashing-secret" not in handed_on.values()
+    # The tracker store is handed on resolved, so every server uses the same one.
+    expected = replace(settings, tracker_store_url=settings.tracker_url)
+    assert replace(load_settings(handed_on), rasa_token="t", secret="hashing-secret",
+                   action_secret="action-secret") == expected  # fmt: skip

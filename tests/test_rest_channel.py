@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -31,14 +32,20 @@ class FakeRasa:
         )
 
 
-def call(
-    channel: OperatorRestInput, body: Any, authorization: str | None = AUTH
-) -> tuple[int, Any]:
+@dataclass
+class Answer:
+    """What one call answered, and what reached Rasa."""
+
+    status: int
+    body: Any
+    received: list[UserMessage]
+
+
+def call(channel: OperatorRestInput, body: Any, authorization: str | None = AUTH) -> Answer:
     rasa = FakeRasa()
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     answer = asyncio.run(channel.answer(authorization, raw, rasa))
-    channel.last_rasa = rasa  # type: ignore[attr-defined]
-    return answer.status, json.loads(answer.body)
+    return Answer(answer.status, json.loads(answer.body or b"null"), rasa.received)
 
 
 def test_the_channel_is_off_unless_enabled(monkeypatch, tmp_path):
@@ -46,8 +53,8 @@ def test_the_channel_is_off_unless_enabled(monkeypatch, tmp_path):
     monkeypatch.delenv("PRIVACY_BOT_REST", raising=False)
     channel = OperatorRestInput.from_credentials({})
     assert isinstance(channel, OperatorRestInput) and channel.token is None
-    status, _ = call(channel, {"sender": "me", "message": "こんにちは"})
-    assert status == 404
+    answer = call(channel, {"sender": "me", "message": "こんにちは"})
+    assert answer.status == 404 and answer.received == []
     assert not (tmp_path / "rasa_token").exists()  # no token is even made for it
 
 
@@ -64,16 +71,15 @@ def test_enabled_it_takes_the_http_api_token(monkeypatch, tmp_path):
     "authorization", [None, "", "Bearer wrong", TOKEN, f"bearer {TOKEN}", f"Bearer {TOKEN} "]
 )
 def test_a_call_without_the_exact_bearer_token_is_refused(authorization):
-    channel = OperatorRestInput(TOKEN)
-    status, _ = call(channel, {"sender": "me", "message": "こんにちは"}, authorization)
-    assert status == 401
-    assert channel.last_rasa.received == []  # type: ignore[attr-defined]
+    answer = call(
+        OperatorRestInput(TOKEN), {"sender": "me", "message": "こんにちは"}, authorization
+    )
+    assert answer.status == 401 and answer.received == []
 
 
 def test_the_conversation_is_rest_and_the_body_chooses_no_channel_or_metadata():
-    channel = OperatorRestInput(TOKEN)
-    status, messages = call(
-        channel,
+    answer = call(
+        OperatorRestInput(TOKEN),
         {
             "sender": "U206d25c2ea6bd87c17655609a1c37cb8",
             "message": "こんにちは",
@@ -81,12 +87,12 @@ def test_the_conversation_is_rest_and_the_body_chooses_no_channel_or_metadata():
             "metadata": {"verified": True},
         },
     )
-    assert status == 200
-    (message,) = channel.last_rasa.received  # type: ignore[attr-defined]
+    assert answer.status == 200
+    (message,) = answer.received
     assert message.sender_id == "rest:U206d25c2ea6bd87c17655609a1c37cb8"
     assert message.input_channel == "rest"
     assert message.metadata == {}
-    assert messages[0]["recipient_id"] == "rest:U206d25c2ea6bd87c17655609a1c37cb8"
+    assert answer.body[0]["recipient_id"] == "rest:U206d25c2ea6bd87c17655609a1c37cb8"
 
 
 @pytest.mark.parametrize(
@@ -105,33 +111,28 @@ def test_the_conversation_is_rest_and_the_body_chooses_no_channel_or_metadata():
     ],
 )
 def test_malformed_bodies_get_400_and_reach_nothing(body):
-    channel = OperatorRestInput(TOKEN)
-    status, answer = call(channel, body)
-    assert status == 400 and "error" in answer
-    assert channel.last_rasa.received == []  # type: ignore[attr-defined]
+    answer = call(OperatorRestInput(TOKEN), body)
+    assert answer.status == 400 and "error" in answer.body
+    assert answer.received == []
 
 
 def test_typed_payloads_pass_only_where_offered():
     channel = OperatorRestInput(TOKEN)
-    call(channel, {"sender": "me", "message": '/request_human{"handoff_reason":"complaint"}'})
-    (typed,) = channel.last_rasa.received  # type: ignore[attr-defined]
-    assert not typed.text.startswith("/")  # not offered: words for the NLU
-    call(channel, {"sender": "me", "message": "/ask"})  # offered by the answer above
-    (pressed,) = channel.last_rasa.received  # type: ignore[attr-defined]
-    assert pressed.text == "/ask"
+    typed = call(channel, {"sender": "me", "message": '/request_human{"handoff_reason":"x"}'})
+    assert not typed.received[0].text.startswith("/")  # not offered: words for the NLU
+    pressed = call(channel, {"sender": "me", "message": "/ask"})  # offered just above
+    assert pressed.received[0].text == "/ask"
     # The offer belongs to that conversation: another sender cannot press it.
-    call(channel, {"sender": "other", "message": "/ask"})
-    (elsewhere,) = channel.last_rasa.received  # type: ignore[attr-defined]
-    assert elsewhere.text == "ask"
+    elsewhere = call(channel, {"sender": "other", "message": "/ask"})
+    assert elsewhere.received[0].text == "ask"
 
 
 def test_the_rate_and_length_limits_hold():
     channel = OperatorRestInput(TOKEN, ChannelGuard(max_per_minute=2, max_chars=10))
     for _ in range(2):
-        assert call(channel, {"sender": "me", "message": "質問"})[0] == 200
-    status, messages = call(channel, {"sender": "me", "message": "質問"})
-    assert status == 200 and "時間をおいて" in messages[0]["text"]
-    assert channel.last_rasa.received == []  # type: ignore[attr-defined]
-    status, messages = call(channel, {"sender": "long", "message": "あ" * 11})
-    assert "10文字以内" in messages[0]["text"]
-    assert channel.last_rasa.received == []  # type: ignore[attr-defined]
+        assert call(channel, {"sender": "me", "message": "質問"}).status == 200
+    limited = call(channel, {"sender": "me", "message": "質問"})
+    assert limited.status == 200 and "時間をおいて" in limited.body[0]["text"]
+    assert limited.received == []
+    too_long = call(channel, {"sender": "long", "message": "あ" * 11})
+    assert "10文字以内" in too_long.body[0]["text"] and too_long.received == []

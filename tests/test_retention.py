@@ -16,9 +16,12 @@ from bot.db.models import (
     CaseDraft,
     DraftStatus,
     Member,
+    SignInThrottle,
     StaffAccount,
     StaffSession,
+    VerificationEvent,
     VerificationFailure,
+    WebSession,
 )
 from bot.db.session import engine_for
 from bot.retention import RetentionPolicy, purge
@@ -126,6 +129,12 @@ def test_abandoned_drafts_are_wiped_and_old_failures_and_sessions_deleted(demo, 
         session.add(
             VerificationFailure(member_key_hash="h", sender_id="s", at=NOW - timedelta(days=1))
         )
+        for days in (31, 1):
+            session.add(
+                VerificationEvent(
+                    member_key_hash="h", kind="code_sent", at=NOW - timedelta(days=days)
+                )
+            )
         account = StaffAccount(
             name="tanaka",
             role="agent",
@@ -136,6 +145,33 @@ def test_abandoned_drafts_are_wiped_and_old_failures_and_sessions_deleted(demo, 
         )
         session.add(account)
         session.flush()
+        for last_seen in (NOW - timedelta(days=91), NOW - timedelta(days=89)):
+            session.add(
+                WebSession(
+                    id=uuid.uuid4().hex,
+                    secret_hash="0" * 64,
+                    created_at=last_seen,
+                    last_seen_at=last_seen,
+                )
+            )
+        # Forgotten: failed 31 days ago, no wait, no sign-in. Kept: a recent failure, a
+        # running wait, a sign-in 60 days ago (the address is the member of staff's).
+        for key, failed, blocked, success in (
+            ("old", 31, None, None),
+            ("failed", 1, None, None),
+            ("waiting", 31, -1, None),
+            ("known", 31, None, 60),
+        ):
+            session.add(
+                SignInThrottle(
+                    name_key=key,
+                    address_key="a",
+                    failures=3,
+                    last_failed_at=NOW - timedelta(days=failed),
+                    blocked_until=None if blocked is None else NOW - timedelta(days=blocked),
+                    last_success_at=None if success is None else NOW - timedelta(days=success),
+                )
+            )
         for last_seen in (NOW - timedelta(days=40), NOW - timedelta(minutes=5)):
             session.add(
                 StaffSession(
@@ -150,6 +186,9 @@ def test_abandoned_drafts_are_wiped_and_old_failures_and_sessions_deleted(demo, 
     result = purge(demo, tracker, NOW)
 
     assert (result.drafts, result.failures, result.staff_sessions) == (1, 1, 1)
+    assert result.web_sessions == 1  # unseen for the 90 days of the transcripts
+    assert result.verification_events == 1
+    assert result.signin_throttles == 1
     with demo.begin() as session:
         drafts = {row.id: row for row in session.execute(sa.select(CaseDraft)).scalars()}
         assert drafts["a" * 32].status == "discarded"
@@ -157,3 +196,6 @@ def test_abandoned_drafts_are_wiped_and_old_failures_and_sessions_deleted(demo, 
         assert drafts["b" * 32].status == "open" and drafts["b" * 32].wrong_text
         assert session.execute(sa.select(sa.func.count(VerificationFailure.id))).scalar() == 1
         assert session.execute(sa.select(sa.func.count()).select_from(StaffSession)).scalar() == 1
+        assert session.execute(sa.select(sa.func.count()).select_from(WebSession)).scalar() == 1
+        kept = set(session.execute(sa.select(SignInThrottle.name_key)).scalars())
+        assert kept == {"failed", "waiting", "known"}

@@ -13,6 +13,7 @@ from twilio.rest import Client
 
 from bot.settings import SettingsError, ensure_secret, load_settings
 from bot.sms import OutboxSender, SmsSender, TwilioSender, sender_from_settings
+from bot.verification import SmsLimits
 
 TEXT = "【本人確認】認証コード：123456（5分間有効）。このコードを他人に教えないでください。"
 
@@ -133,3 +134,20 @@ def test_the_secret_comes_from_the_environment_or_is_generated_once(tmp_path):
     path.write_text("")
     with pytest.raises(SettingsError, match="empty"):
         ensure_secret(settings)
+
+
+def test_the_verification_sms_limits_default_and_are_read_from_the_environment():
+    defaults = load_settings({})
+    assert (defaults.verification_sms_per_member_day, defaults.verification_sms_per_minute) == (
+        5,
+        30,
+    )
+    assert SmsLimits.from_settings(defaults) == SmsLimits(per_member_day=5, per_minute=30)
+    chosen = load_settings(
+        {"VERIFICATION_SMS_PER_MEMBER_DAY": " 3 ", "VERIFICATION_SMS_PER_MINUTE": "120"}
+    )
+    assert SmsLimits.from_settings(chosen) == SmsLimits(per_member_day=3, per_minute=120)
+    for name in ("VERIFICATION_SMS_PER_MEMBER_DAY", "VERIFICATION_SMS_PER_MINUTE"):
+        for bad in ("0", "-1", "five", "2.5", "100001"):
+            with pytest.raises(SettingsError, match=name):
+                load_settings({name: bad})

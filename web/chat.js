@@ -7,11 +7,19 @@
  * - Rendering: every message is built from DOM nodes with textContent. Nothing a
  *   member types or the bot sends is ever parsed as HTML; http(s) URLs in bot
  *   messages become links, any other scheme stays text.
- * - Session: Rasa's socketio protocol (`session_request` {session_id} ->
- *   `session_confirm` id). The id and the rendered history live in sessionStorage,
- *   so a reload or a dropped connection continues the conversation, while closing the
- *   tab ends it: on a shared computer, the next person must not find the previous
- *   member's (possibly verified) conversation.
+ * - Session: the server issues it (`session_request` {session_id, resume_secret} ->
+ *   `session_confirm` {session_id, resume_secret}). The id names the conversation and
+ *   is no secret (staff see it); only the resume secret continues it, and the server
+ *   replaces the secret on every resume, so the widget stores each new one. Without a
+ *   valid secret the server starts a new session, which the widget says. The session
+ *   and the rendered history live in sessionStorage only (never localStorage or a
+ *   cookie), so a reload or a dropped connection continues the conversation, while
+ *   closing the tab ends it: on a shared computer, the next person must not find the
+ *   previous member's (possibly verified) conversation.
+ * - One screen per conversation: when another tab resumes this session (a duplicated
+ *   tab carries sessionStorage along), the server tells this one
+ *   (`session_taken_over`) and disconnects it; the widget says so, forgets the session
+ *   and stays quiet until the member starts a new conversation.
  * - Idle: after the session expiration time of domain.yml (15 minutes) without a
  *   message either way, the widget forgets the session and starts a fresh one, as the
  *   rasa server does.
@@ -27,6 +35,7 @@
   const input = document.getElementById("message");
   const errorLine = document.getElementById("message-error");
   const restartButton = document.getElementById("restart");
+  const sendButton = document.getElementById("send");
 
   const config = {
     socketUrl: root.dataset.socketUrl,
@@ -37,6 +46,7 @@
   // Event names of credentials.yml (Rasa's defaults).
   const USER_EVENT = "user_uttered";
   const BOT_EVENT = "bot_uttered";
+  const TAKEN_OVER_EVENT = "session_taken_over";
   const SESSION_KEY = "privacy-chat.session";
   const HISTORY_PREFIX = "privacy-chat.history.";
   const MAX_HISTORY = 200;
@@ -45,10 +55,11 @@
   // Punctuation that ends a sentence rather than a URL.
   const TRAILING_PUNCTUATION = /[.,;:!?]+$/;
 
-  let session = null; // {id, lastActive}
+  let session = null; // {id, secret, lastActive}
   let history = [];
   let ready = false; // the server confirmed our session on the current connection
-  const pending = []; // messages typed while not ready, sent on session_confirm
+  let takenOver = false; // another screen resumed this conversation: stay disconnected
+  const pending = []; // {text, shownAs} typed while not ready, sent on session_confirm
   let typingTimer = null;
 
   // --- storage: sessionStorage may be unavailable or full; the chat still works.
@@ -87,6 +98,7 @@
     if (
       !stored ||
       typeof stored.id !== "string" ||
+      typeof stored.secret !== "string" ||
       typeof stored.lastActive !== "number"
     ) {
       return null;
@@ -247,13 +259,21 @@
 
   function requestSession() {
     ready = false;
-    socket.emit("session_request", { session_id: session ? session.id : null });
+    socket.emit("session_request", {
+      session_id: session ? session.id : null,
+      resume_secret: session ? session.secret : null,
+    });
   }
 
   function flush() {
     while (ready && session && pending.length) {
-      socket.emit(USER_EVENT, { message: pending.shift(), session_id: session.id });
+      socket.emit(USER_EVENT, { message: pending.shift().text, session_id: session.id });
     }
+  }
+
+  function setComposerEnabled(enabled) {
+    input.disabled = !enabled;
+    sendButton.disabled = !enabled;
   }
 
   /** Send `text` (typed, or a quick reply's payload shown as `shownAs`). */
@@ -271,7 +291,7 @@
     retireQuickReplies();
     addEntry({ role: "user", text: shownAs || trimmed });
     touch();
-    pending.push(trimmed);
+    pending.push({ text: trimmed, shownAs: shownAs || trimmed });
     flush();
     showTyping(true);
     return true;
@@ -307,6 +327,8 @@
     forget(session);
     session = null;
     ready = false;
+    takenOver = false;
+    setComposerEnabled(true);
     pending.length = 0;
     clearLog();
     showTyping(false);
@@ -323,26 +345,69 @@
   }
 
   socket.on("connect", () => {
+    if (takenOver) {
+      socket.disconnect(); // a retry of the transport, not the member's wish
+      return;
+    }
     setStatus("connecting", "接続しています…");
     requestSession();
   });
 
-  socket.on("session_confirm", (id) => {
-    if (typeof id !== "string" || !id) return;
-    if (!session || session.id !== id) {
-      session = { id, lastActive: Date.now() };
-      saveSession();
-      saveHistory();
+  /** The server's answer to session_request: the session and its next resume secret. */
+  function onSessionConfirm(confirmation) {
+    const id = confirmation && confirmation.session_id;
+    const secret = confirmation && confirmation.resume_secret;
+    if (typeof id !== "string" || !id || typeof secret !== "string" || !secret) return;
+    // The server could not continue our conversation (its secret was refused, or the
+    // session expired there): what is on screen does not belong to the new one.
+    const refused = session !== null && session.id !== id;
+    if (refused) forget(session);
+    const lastActive = session && !refused ? session.lastActive : Date.now();
+    // The secret changes with every confirmation: the one we sent no longer works.
+    session = { id, secret, lastActive };
+    saveSession();
+    if (refused) {
+      clearLog();
+      addEntry({
+        role: "notice",
+        text: "前回の会話を続けられなかったため、新しい会話を始めました。",
+      });
+      // What the member typed meanwhile still goes out, now in the new conversation.
+      for (const message of pending) addEntry({ role: "user", text: message.shownAs });
     }
+    saveHistory();
     ready = true;
     setStatus("connected", "接続しました。ご質問をどうぞ。");
     flush();
-  });
+  }
+
+  /** Another screen resumed this conversation; the server disconnects this one. */
+  function onTakenOver() {
+    takenOver = true;
+    forget(session); // its secret is void now; a reload starts afresh
+    session = null;
+    ready = false;
+    pending.length = 0;
+    showTyping(false);
+    retireQuickReplies();
+    addEntry({
+      role: "notice",
+      text:
+        "このチャットは別の画面で開かれたため、ここでの会話を終了しました。" +
+        "続けるには、その画面をお使いください。ここで新しく始めるには「新しい会話」を押してください。",
+    });
+    setStatus("ended", "別の画面で開かれたため、ここでの会話を終了しました。");
+    setComposerEnabled(false);
+  }
+
+  socket.on("session_confirm", onSessionConfirm);
+  socket.on(TAKEN_OVER_EVENT, onTakenOver);
 
   socket.on(BOT_EVENT, onBotMessage);
 
   socket.on("disconnect", (reason) => {
     ready = false;
+    if (takenOver) return; // ended on purpose: no reconnecting, the notice stays
     setStatus("disconnected", "接続が切れました。再接続しています…");
     // The server closed the connection on purpose: socket.io does not retry by itself.
     if (reason === "io server disconnect") setTimeout(() => socket.connect(), 1000);

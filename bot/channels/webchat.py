@@ -15,41 +15,75 @@ the stock channel. What it adds, on every message a member sends:
 - metadata sent by the browser is dropped: nothing the product runs reads it, and
   whatever a browser claims about itself must not reach the tracker as if it were true.
 
-It also replaces two handlers of Rasa's blueprint. ``session_request`` awaits
-``enter_room``, which Rasa 3.6 forgets to do with python-socketio 5 (the stock channel
-with ``session_persistence`` answers nobody), and issues its own ids. A message counts
-only for the session its socket confirmed, so knowing a session id is not enough to
-speak into that conversation.
+It also replaces Rasa's ``session_request``, message and ``disconnect`` handlers, for
+sessions a browser cannot take from someone else (:mod:`bot.channels.web_sessions`):
 
-Sender ids are the socketio session ids (``session_persistence: true``), so the rate
-limit and the offered buttons follow a conversation across page reloads and reconnects.
+- the server issues every session id, with a resume secret that only the tab holding
+  the session knows; ``session_confirm`` carries both (``{"session_id": ...,
+  "resume_secret": ...}``). A ``session_request`` resumes a session only with its
+  current secret, which is then replaced; with the id alone, a wrong or an old secret
+  it gets a **new** session, never the one asked for;
+- one live socket per session: when a socket resumes a session that another socket
+  holds, that one is told (``session_taken_over``) and disconnected;
+- a message is taken only from a socket that confirmed a session, and only if it names
+  that session: knowing an id is not enough to speak into its conversation;
+- the conversation (Rasa's sender id) is ``web:<session id>``
+  (:func:`bot.core.conversation.conversation_id`), and the socket.io room of a session
+  is that conversation id, so the output channel emits to the recipient id as Rasa
+  gives it, for answers and for messages sent through the HTTP API alike. The id staff
+  and logs see is no credential.
+
+It also awaits ``enter_room``, which Rasa 3.6 forgets to do with python-socketio 5 (the
+stock channel with ``session_persistence`` answers nobody). ``session_persistence: true``
+is required: the rate limit, the offered buttons and the tracker follow a conversation
+across page reloads and reconnects.
 """
 
 from __future__ import annotations
 
-import inspect
+import asyncio
 import logging
-import re
-import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
 from socketio import AsyncServer
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.channels.guard import ChannelGuard, hashed_sender
+from bot.channels.web_sessions import OpenedSession, WebSessionStore
+from bot.core.conversation import channel_of, conversation_id
+from bot.db.session import session_factory
+from bot.settings import load_settings
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PER_MINUTE = 20
-# The session ids this channel issues (uuid4().hex); anything else asked for is replaced.
-SESSION_ID = re.compile(r"[0-9a-f]{32}")
+CHANNEL = "socketio"  # Rasa's name of this channel; its conversations are web:<id>
+SESSION_CONFIRM_EVT = "session_confirm"
+# Sent to a socket whose session another socket resumed, just before it is disconnected.
+SESSION_TAKEN_OVER_EVT = "session_taken_over"
+
+
+def room_of(session_id: str) -> str:
+    """The socket.io room of a session: its conversation id, ``web:<session_id>``.
+
+    The output channel gets the conversation id as the recipient and emits to it as is:
+    answers and messages sent through the HTTP API reach the room without a lookup.
+    """
+    return conversation_id(CHANNEL, session_id)
 
 
 class GuardedSocketIOOutput(SocketIOOutput):
-    """Rasa's socketio output that tells the guard which buttons it sent."""
+    """Rasa's socketio output that tells the guard which buttons it sent.
+
+    It sends only to website-chat conversations (``web:...``): any other recipient id
+    (a LINE or REST conversation sent through the HTTP API with
+    ``output_channel=socketio``) could otherwise name a socket's own room.
+    """
 
     def __init__(self, sio: AsyncServer, bot_message_evt: str, guard: ChannelGuard) -> None:
         """Create the output channel.
@@ -61,6 +95,27 @@ class GuardedSocketIOOutput(SocketIOOutput):
         """
         super().__init__(sio, bot_message_evt)
         self.guard = guard
+
+    async def _send_message(self, socket_id: str, response: Any) -> None:
+        """Emit one bot message to the room of the conversation ``socket_id`` names.
+
+        Args:
+            socket_id: the recipient, a conversation id (Rasa's parameter name).
+            response: the message.
+        """
+        if channel_of(socket_id) != CHANNEL:
+            logger.warning("Not a website-chat conversation: message not sent")
+            return
+        await self.sio.emit(self.bot_message_evt, response, room=socket_id)
+
+    async def send_custom_json(
+        self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any
+    ) -> None:
+        """Send a custom payload to the recipient's room, and only there.
+
+        Rasa's version lets the payload name its own ``room``; here the recipient decides.
+        """
+        await self._send_message(recipient_id, json_message)
 
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
@@ -74,20 +129,37 @@ class GuardedSocketIOOutput(SocketIOOutput):
 
 
 class WebchatInput(SocketIOInput):
-    """Rasa's socketio input channel with the channel guard applied to every message."""
+    """Rasa's socketio input channel with server-issued sessions and the channel guard."""
 
-    def __init__(self, *args: Any, guard: ChannelGuard | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        guard: ChannelGuard | None = None,
+        store: WebSessionStore | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Create the channel; arguments as for :class:`SocketIOInput`.
 
         Args:
             *args: passed to :class:`SocketIOInput`.
             guard: the guard to apply (a default one when None).
+            store: where sessions are kept (the app database of the settings when None,
+                opened on first use).
             **kwargs: passed to :class:`SocketIOInput`.
+
+        Raises:
+            ValueError: Without ``session_persistence``: a conversation would then be a
+                socket, gone with every reload.
         """
         super().__init__(*args, **kwargs)
+        if not self.session_persistence:
+            raise ValueError("the website chat's channel needs session_persistence: true")
         self.guard = guard or ChannelGuard(max_per_minute=DEFAULT_MAX_PER_MINUTE)
-        # socket id -> the session it confirmed; forgotten when the socket goes.
+        self.store = store
+        self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+        # socket id -> the session it confirmed, and back; both forgotten when it goes.
         self.sessions: dict[str, str] = {}
+        self.holders: dict[str, str] = {}
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
@@ -102,6 +174,16 @@ class WebchatInput(SocketIOInput):
         assert isinstance(channel, WebchatInput)  # SocketIOInput builds cls(...)
         channel.guard = ChannelGuard(max_per_minute=per_minute)
         return channel
+
+    def session_store(self) -> WebSessionStore:
+        """The session store; the app database of the settings unless one was given.
+
+        The rasa server runs this channel: its app database is ``DATABASE_URL``, as for
+        every other process of the product.
+        """
+        if self.store is None:
+            self.store = WebSessionStore(session_factory(load_settings().database_url))
+        return self.store
 
     def get_output_channel(self) -> OutputChannel | None:
         """The output channel for messages sent through Rasa's HTTP API."""
@@ -121,40 +203,95 @@ class WebchatInput(SocketIOInput):
         assert sio is not None  # set by SocketIOInput.blueprint
 
         @sio.on("session_request", namespace=self.namespace)
-        async def session_request(sid: str, data: Any) -> None:
+        async def session_request(sid: str, data: Any = None) -> None:
             await self.start_session(sio, sid, data)
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
-        async def handle_message(sid: str, data: Any) -> None:
+        async def handle_message(sid: str, data: Any = None) -> None:
             await self.receive(sio, sid, data, on_new_message)
 
         @sio.on("disconnect", namespace=self.namespace)
         async def disconnect(sid: str, *_: Any) -> None:
-            self.sessions.pop(sid, None)
+            self.forget(sid)
 
         return blueprint
 
+    def forget(self, sid: str) -> str | None:
+        """Forget the session of socket ``sid`` (gone, or moving to another session).
+
+        Returns:
+            The session it held, if any.
+        """
+        session_id = self.sessions.pop(sid, None)
+        if session_id is not None and self.holders.get(session_id) == sid:
+            del self.holders[session_id]
+        return session_id
+
     async def start_session(self, sio: AsyncServer, sid: str, data: Any) -> None:
-        """Answer ``session_request``: continue the session asked for, or start one.
+        """Answer ``session_request``: resume the session asked for, or start a new one.
 
         Args:
             sio: the socket.io server.
             sid: the socket asking.
-            data: ``{"session_id": ...}``; an id not in the form this channel issues
-                (32 hex digits) is replaced by a new one.
+            data: ``{"session_id": ..., "resume_secret": ...}``; without the session's
+                current secret a new session is started (see the module doc).
         """
-        asked = data.get("session_id") if isinstance(data, dict) else None
-        session_id = asked if isinstance(asked, str) and SESSION_ID.fullmatch(asked) else None
-        session_id = session_id or uuid.uuid4().hex
-        if self.session_persistence:
+        asked = data if isinstance(data, dict) else {}
+        try:
+            opened = await asyncio.to_thread(
+                self.session_store().open,
+                sid,
+                asked.get("session_id"),
+                asked.get("resume_secret"),
+                self.clock(),
+            )
+        except SQLAlchemyError:
+            # The socket cannot be given a session; disconnected, the widget retries.
+            logger.exception("Website-chat session not opened: app database error")
+            await sio.disconnect(sid, namespace=self.namespace)
+            return
+        if not opened.resumed and asked.get("session_id") is not None:
+            logger.info("Website-chat session not resumed (no valid secret): a new one issued")
+
+        previous = self.forget(sid)
+        if previous is not None:
+            await sio.leave_room(sid, room_of(previous), namespace=self.namespace)
+        for holder in {opened.previous_socket, self.holders.get(opened.session_id)}:
+            if holder is not None and holder != sid:
+                await self.end_taken_over(sio, holder, opened.session_id)
+
+        try:
             # Rasa 3.6 calls enter_room without awaiting it, and python-socketio 5 made
             # it a coroutine: the stock channel never joins the session's room, so the
             # bot's answers (emitted to that room) reach nobody. Awaited here.
-            joined = sio.enter_room(sid, session_id, namespace=self.namespace)
-            if inspect.isawaitable(joined):
-                await joined
-            self.sessions[sid] = session_id
-        await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
+            await sio.enter_room(sid, room_of(opened.session_id), namespace=self.namespace)
+        except (KeyError, ValueError):
+            # python-socketio's refusal for a socket that disconnected meanwhile.
+            logger.info("Socket gone before its session was confirmed")
+            return
+        self.sessions[sid] = opened.session_id
+        self.holders[opened.session_id] = sid
+        await sio.emit(
+            SESSION_CONFIRM_EVT, confirmation(opened), room=sid, namespace=self.namespace
+        )
+
+    async def end_taken_over(self, sio: AsyncServer, holder: str, session_id: str) -> None:
+        """Tell socket ``holder`` that another socket resumed its session; disconnect it.
+
+        It is forgotten and leaves the room first: from now on nothing it sends counts,
+        and nothing of the conversation reaches it.
+
+        Args:
+            sio: the socket.io server.
+            holder: the socket that held the session until now (maybe gone, or held by
+                another rasa server process: then this reaches it only through a shared
+                socket.io message queue, and its secret is void all the same).
+            session_id: the session.
+        """
+        self.forget(holder)
+        await sio.leave_room(holder, room_of(session_id), namespace=self.namespace)
+        await sio.emit(SESSION_TAKEN_OVER_EVT, {}, room=holder, namespace=self.namespace)
+        await sio.disconnect(holder, namespace=self.namespace)
 
     async def receive(
         self,
@@ -165,8 +302,9 @@ class WebchatInput(SocketIOInput):
     ) -> None:
         """Turn a member's socket event into a message for the guard and then Rasa.
 
-        With session persistence, a message counts only for the session this socket
-        confirmed: a socket cannot speak into a conversation whose id it merely claims.
+        A message counts only for the session this socket confirmed, and only if it
+        names that session: a socket cannot speak into a conversation whose id it merely
+        claims.
 
         Args:
             sio: the socket.io server.
@@ -176,18 +314,15 @@ class WebchatInput(SocketIOInput):
         """
         if not isinstance(data, dict):
             return
-        if self.session_persistence:
-            sender_id = self.sessions.get(sid)
-            if sender_id is None or data.get("session_id") != sender_id:
-                logger.warning("Message on a socket without that confirmed session: ignored")
-                return
-        else:
-            sender_id = sid
+        session_id = self.sessions.get(sid)
+        if session_id is None or data.get("session_id") != session_id:
+            logger.warning("Message on a socket without that confirmed session: ignored")
+            return
         text = data.get("message")
         message = UserMessage(
             text if isinstance(text, str) else "",
             GuardedSocketIOOutput(sio, self.bot_message_evt, self.guard),
-            sender_id,
+            room_of(session_id),
             input_channel=self.name(),
             # Whatever the browser sends as metadata is dropped (see the module doc).
             metadata={},
@@ -211,3 +346,8 @@ class WebchatInput(SocketIOInput):
             return
         message.text = verdict.text
         await on_new_message(message)
+
+
+def confirmation(opened: OpenedSession) -> dict[str, str]:
+    """The ``session_confirm`` payload: the session id and the secret that resumes it."""
+    return {"session_id": opened.session_id, "resume_secret": opened.resume_secret}

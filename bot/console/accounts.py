@@ -2,7 +2,8 @@
 
 Administrators see accounts and nothing of members (separation of duties). Every change
 is audited by :mod:`bot.staff.accounts`; a deactivation or a password reset ends the
-account's sessions at once.
+account's sessions at once. Each account shows who created it, and whether failures from
+many addresses hold its name back for now (its owner's known addresses still pass).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Mapping
 from aiohttp import web
 from sqlalchemy.orm import Session
 
+from bot.console.auth import signin_policy
 from bot.console.context import ADMIN, allow, console_of, staff_of
 from bot.console.views import render, see_other
 from bot.db.models import StaffRole
@@ -35,7 +37,8 @@ async def accounts_page(
 ) -> web.Response:
     """Render the accounts page (also after a refused change, with the message)."""
     console = console_of(request)
-    accounts = await console.unit(list_accounts)
+    now, policy = console.now(), signin_policy(console)
+    accounts = await console.unit(lambda session: list_accounts(session, now, policy))
     return render(
         request,
         "accounts.html",
@@ -44,7 +47,7 @@ async def accounts_page(
         roles=list(StaffRole),
         errors=errors or {},
         values=values or {},
-        now=console.now(),
+        now=now,
     )
 
 
@@ -77,8 +80,12 @@ def _account_id(request: web.Request) -> int:
 
 @allow(ADMIN)
 async def create(request: web.Request) -> web.StreamResponse:
-    """``POST /accounts`` (``name``, ``role``, ``password``, ``again``)."""
+    """``POST /accounts`` (``name``, ``role``, ``password``, ``again``).
+
+    The account records the signed-in administrator as its creator.
+    """
     console = console_of(request)
+    admin = staff_of(request).name
     form = await request.post()
     name = str(form.get("name") or "").strip()
     role = str(form.get("role") or "")
@@ -93,7 +100,9 @@ async def create(request: web.Request) -> web.StreamResponse:
         request,
         "create",
         values,
-        lambda session: create_account(session, name, role, password, now),
+        lambda session: create_account(
+            session, name, role, password, now, created_by=admin, actor=f"staff:{admin}"
+        ),
         "created",
     )
 

@@ -4,7 +4,10 @@
   random value in a short-lived cookie (``console_login``): there is no session yet,
   and a forged sign-in (into the attacker's account) is refused. A new session token
   is issued at every sign-in and any session the browser held is ended, so a token
-  planted before sign-in is worth nothing (no fixation).
+  planted before sign-in is worth nothing (no fixation). Every refusal gets the same
+  page after the same scrypt work, and failures are throttled per name, per client
+  address (:func:`client_address`) and per name at an address
+  (:func:`bot.staff.accounts.authenticate`).
 - The session cookie ``console_session`` is HttpOnly, SameSite=Strict, path ``/``,
   Secure when ``CONSOLE_SECURE_COOKIE`` is set; the database keeps only its SHA-256
   (``bot.staff.sessions``).
@@ -19,10 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import lru_cache
 from urllib.parse import quote
 
 from aiohttp import web
@@ -44,9 +49,8 @@ from bot.console.views import redirect, render, see_other
 from bot.db.audit import audit
 from bot.db.models import StaffRole
 from bot.staff.accounts import (
-    LOCK_MINUTES,
-    MAX_FAILED_LOGINS,
     AccountError,
+    SignInPolicy,
     authenticate,
     change_password,
     japanese,
@@ -69,16 +73,93 @@ FETCH_HEADER = "X-Requested-With"
 _LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~/?=&%]*")
 MAX_NEXT_CHARS = 512
 
-SIGN_IN_FAILED = (
-    "サインインできませんでした。名前とパスワードをご確認ください。"
-    f"続けて{MAX_FAILED_LOGINS}回間違えると、{LOCK_MINUTES}分間サインインできなくなります。"
-)
+# X-Forwarded-For hops read at most (a proxy chain is short; the header is not).
+MAX_FORWARDED_HOPS = 16
 SIGNED_OUT_JSON = "サインインの有効期限が切れました。お手数ですが、もう一度サインインしてください。"
 FORBIDDEN_TEXT = "この画面・操作は、あなたの役割では利用できません。"
 CSRF_TEXT = (
     "この操作は受け付けられませんでした（確認用のトークンが一致しません）。"
     "お手数ですが、画面を読み込み直してから、もう一度お試しください。"
 )
+
+
+def sign_in_failed(max_delay_minutes: int) -> str:
+    """The one answer to every failed sign-in, whatever the cause.
+
+    A wrong name, a wrong or over-long password, a deactivated account and an attempt
+    held back by the throttle all get these words, so the page tells nobody which names
+    exist or which are being held back.
+    """
+    return (
+        "サインインできませんでした。名前とパスワードをご確認ください。"
+        "失敗が続くと、しばらくの間（最長"
+        f"{max_delay_minutes}分）サインインを受け付けなくなります。"
+        "その場合は、時間をおいてからもう一度お試しください。"
+    )
+
+
+@lru_cache(maxsize=8)
+def _networks(
+    trusted: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(network, strict=False) for network in trusted)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        found = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(found, ipaddress.IPv6Address) and found.ipv4_mapped is not None:
+        return found.ipv4_mapped
+    return found
+
+
+def _trusted(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+) -> bool:
+    return address is not None and any(address in network for network in networks)
+
+
+def client_address(request: web.Request, trusted_proxies: tuple[str, ...] = ()) -> str:
+    """The client address sign-in failures are counted under.
+
+    The TCP peer (``request.remote``), unless it is one of ``trusted_proxies``
+    (``CONSOLE_TRUSTED_PROXIES``, e.g. the nginx in front of the console): then the
+    nearest address in ``X-Forwarded-For`` that is not a trusted proxy, read from the
+    right, since everything left of it is whatever the client chose to send. Without
+    trusted proxies the header is ignored: anybody can write it. An IPv6 address
+    counts as its /64 (one host usually holds the whole network).
+    """
+    networks = _networks(tuple(trusted_proxies))
+    chosen = _ip(request.remote or "")
+    if _trusted(chosen, networks):
+        hops = [
+            hop.strip()
+            for value in request.headers.getall("X-Forwarded-For", [])
+            for hop in value.split(",")
+            if hop.strip()
+        ][-MAX_FORWARDED_HOPS:]
+        for hop in reversed(hops):
+            chosen = _ip(hop)
+            if not _trusted(chosen, networks):
+                break
+    if chosen is None:
+        # A garbled hop after a trusted proxy, or no peer address at all: one key for
+        # all of them, which only throttles more.
+        return "unknown"
+    if isinstance(chosen, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{chosen}/64", strict=False))
+    return str(chosen)
+
+
+def signin_policy(console: Console) -> SignInPolicy:
+    """The sign-in throttle of this console: its key derives from the app secret."""
+    key = hmac.new(console.login_key, b"console-signin-throttle", hashlib.sha256).digest()
+    return SignInPolicy(
+        key=key, max_delay=timedelta(minutes=console.settings.console_signin_max_delay_minutes)
+    )
 
 
 def home_of(role: StaffRole) -> str:
@@ -290,9 +371,11 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     previous = request.cookies.get(SESSION_COOKIE, "")
     now = console.now()
+    address = client_address(request, console.settings.console_trusted_proxies)
+    policy = signin_policy(console)
 
     def work(session: Session) -> tuple[str, StaffSessionView] | None:
-        account = authenticate(session, name, password, now)
+        account = authenticate(session, name, password, now, address=address, policy=policy)
         if account is None:
             return None
         if previous:
@@ -301,7 +384,8 @@ async def login(request: web.Request) -> web.StreamResponse:
 
     started = await console.unit(work)
     if started is None:
-        return _login_page(request, nonce, error=SIGN_IN_FAILED, name=name, next_path=next_path)
+        failed = sign_in_failed(console.settings.console_signin_max_delay_minutes)
+        return _login_page(request, nonce, error=failed, name=name, next_path=next_path)
     token, staff = started
     target = next_path if next_path and staff.role is not ADMIN else home_of(staff.role)
     response = redirect(target)

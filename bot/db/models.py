@@ -185,6 +185,42 @@ class VerificationLockout(Base):
     locked_until: Mapped[datetime | None] = sa.Column(UtcDateTime)
 
 
+# --- verification limits per member number (revision 0006) -------------------------
+
+
+class VerificationEventKind(str, Enum):
+    """What a verification event counts towards (see :class:`VerificationEvent`)."""
+
+    CODE_SENT = "code_sent"  # one SMS issued: the daily cap per number, the global rate
+    WRONG_CODE = "wrong_code"  # one wrong code entry: the tries of the number's codes
+    CODE_DEAD = "code_dead"  # the tries ran out: wrong codes before it count no more
+    VERIFIED = "verified"  # a code matched: wrong codes before it count no more
+
+
+class VerificationEvent(Base):
+    """One SMS issued or one code entry, counted per member number in every conversation.
+
+    The limits of :mod:`bot.verification` are counted from these rows, so they hold
+    across conversations, channels and action server replicas. The member number is kept
+    only as the same keyed hash as in ``verification_failures``; nothing else about the
+    member or the conversation is stored (the audit log has that).
+    """
+
+    __tablename__ = "verification_events"
+    __table_args__ = (
+        sa.CheckConstraint(_in("kind", VerificationEventKind), name="kind"),
+        # Per number: SMS in the last 24 hours, wrong codes since the last reset.
+        sa.Index(None, "member_key_hash", "kind", "at"),
+        # All numbers: SMS in the last minute (the global rate).
+        sa.Index(None, "kind", "at"),
+    )
+
+    id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
+    member_key_hash: Mapped[str] = sa.Column(sa.String(64), nullable=False)
+    kind: Mapped[str] = sa.Column(sa.String(16), nullable=False)
+    at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+
+
 class AuditLog(Base):
     """Append-only record of every verification step and every read of personal data.
 
@@ -252,6 +288,8 @@ class Escalation(Base):
         sa.CheckConstraint(_in("status", EscalationStatus), name="status"),
         sa.Index(None, "status", "created_at"),
         sa.Index(None, "sender_id"),
+        # The hand-offs of the last hour, whatever their status (bot.escalations limits).
+        sa.Index(None, "created_at"),
     )
 
     id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
@@ -291,11 +329,10 @@ class StaffAccount(Base):
     active: Mapped[bool] = sa.Column(sa.Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
     last_login_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
-    # Sign-in throttling: wrong passwords in a row, and until when sign-in is refused.
-    failed_logins: Mapped[int] = sa.Column(
-        sa.Integer, nullable=False, default=0, server_default="0"
-    )
-    locked_until: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    # Who created the account: the administrator's name (console) or ``cli:<os user>``;
+    # NULL for accounts made before revision 0007. Sign-in throttling is kept apart, in
+    # ``signin_throttles`` (no per-account lock that anyone could trigger).
+    created_by: Mapped[str | None] = sa.Column(sa.String(64))
 
 
 class StaffSession(Base):
@@ -312,6 +349,27 @@ class StaffSession(Base):
     created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
     last_seen_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
     ended_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+
+
+class SignInThrottle(Base):
+    """Failed console sign-ins of one key, and until when its next attempt is refused.
+
+    Three kinds of key (``bot.staff.accounts``): a name typed (``address_key`` empty), a
+    client address (``name_key`` empty), and a name at an address. Both are HMACs with
+    the console's key: the table tells neither which names exist (every name typed is
+    counted alike) nor a password someone typed into the name field. The row lock
+    serializes the counting of its key across console replicas.
+    """
+
+    __tablename__ = "signin_throttles"
+
+    name_key: Mapped[str] = sa.Column(sa.String(64), primary_key=True)
+    address_key: Mapped[str] = sa.Column(sa.String(64), primary_key=True)
+    failures: Mapped[int] = sa.Column(sa.Integer, nullable=False, default=0, server_default="0")
+    last_failed_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    blocked_until: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    # Name-at-address rows: the account last signed in from here (a known address).
+    last_success_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
 
 
 class StaffMessage(Base):
@@ -337,6 +395,25 @@ class StaffMessage(Base):
     text: Mapped[str] = sa.Column(sa.Text, nullable=False)
     created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
     delivered_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+
+
+class WebSession(Base):
+    """A website-chat session the channel issued (``bot/channels/web_sessions.py``).
+
+    The id is the conversation's native id (the sender id is ``web:<id>``) and is no
+    credential: staff see it. Continuing the session takes the resume secret, of which
+    only the SHA-256 is kept; it changes on every resume. ``socket_id`` is the socket
+    that holds the session now, so that a resume can end the one before.
+    """
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (sa.Index(None, "last_seen_at"),)  # the retention purge
+
+    id: Mapped[str] = sa.Column(sa.String(32), primary_key=True)  # uuid4 hex
+    secret_hash: Mapped[str] = sa.Column(sa.String(64), nullable=False)  # sha256 hex
+    socket_id: Mapped[str | None] = sa.Column(sa.String(64))
+    created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
+    last_seen_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
 
 
 # --- formal requests as cases (開示等の請求) -----------------------------------------

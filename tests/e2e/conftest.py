@@ -34,6 +34,11 @@ def assistant(tmp_path_factory) -> Iterator[RunningAssistant]:
         console_port=free_port(),
         rasa_token="e2e-token",
         rest_enabled=True,  # the REST channel is off unless enabled, as in `make run`
+        # One database for the whole run, in which the demo member verifies dozens of
+        # times a minute: the SMS and hand-off limits (tested on their own) would refuse.
+        verification_sms_per_member_day=1000,
+        verification_sms_per_minute=100_000,
+        handoff_max_per_hour=1000,
     )
     with running(
         settings, train_if_needed(), log_dir=var_dir / "logs", webchat=True, console=True

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 import requests
 import sqlalchemy as sa
 
-from bot.db.models import Verification
+from bot.db.models import Member, Verification
 from bot.db.session import session_factory
 from tests.e2e.rest import rest_post
 
@@ -214,3 +214,32 @@ def test_nothing_personal_reaches_the_logs(say, assistant):
         text = log.read_text("utf-8", errors="replace")
         found = [value for value in PERSONAL_VALUES if value in text]
         assert not found, f"{log.name} carries {found}"
+
+
+def test_resends_give_no_more_guesses_and_count_for_the_member(say, assistant):
+    # A member of this test's own, so that the lock it ends in touches no other test.
+    with session_factory(assistant.settings.database_url).begin() as session:
+        session.add(
+            Member(
+                symbol="2002", number="7", name="試験 一郎", name_kana="シケン イチロウ",
+                birth_date=date(1990, 1, 2), phone="+819055556666",
+                acquired_on=date(2015, 4, 1), relationship="insured",
+            )
+        )  # fmt: skip
+    phone = "+819055556666"
+    assert "090-****-6666" in start_and_give_factors(say, "2002-7", "1990年1月2日")
+    say("000000")
+    say("000001")
+    # Before the fix a resend started the count again: 3 SMS bought 6 more guesses.
+    assert "090-****-6666" in joined(say("再送してください"))
+    third = joined(say("000002"))
+    assert "確認できました" not in third
+    # The tries are used up: the code just sent is dead too, and an attacker in another
+    # conversation (another channel, even) gets no fresh tries for this number.
+    assert "確認できました" not in joined(say(latest_code(assistant, phone)))
+    sent = [
+        line
+        for line in (assistant.var_dir / "outbox.jsonl").read_text("utf-8").splitlines()
+        if json.loads(line)["to"] == phone
+    ]
+    assert len(sent) == 2  # the factors' code and one resend: nothing more went out

@@ -48,5 +48,10 @@ def test_after_the_idle_timeout_the_page_starts_a_fresh_session(assistant, brows
     assert "idle: all checks passed" in run_spec(assistant, browser_tools, "idle")
 
 
+def test_a_session_is_not_taken_by_its_id_and_one_screen_holds_it(assistant, browser_tools):
+    """Only the id: a new session, nothing of the first; id and secret: the first is told."""
+    assert "sessions: all checks passed" in run_spec(assistant, browser_tools, "sessions")
+
+
 def test_the_channel_guards_what_a_script_sends_past_the_widget(assistant, browser_tools):
     assert "socket: all checks passed" in run_spec(assistant, browser_tools, "socket")

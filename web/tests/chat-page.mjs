@@ -65,7 +65,17 @@ export async function connected(page) {
   await page.waitForSelector('#chat[data-state="connected"]', { timeout: ANSWER_TIMEOUT_MS });
 }
 
+/** The session as the widget keeps it in sessionStorage: {id, secret, lastActive}. */
+export async function storedSession(page) {
+  return page.evaluate(() => JSON.parse(sessionStorage.getItem("privacy-chat.session")));
+}
+
 /** The conversation's session id, as the widget keeps it. */
 export async function sessionId(page) {
-  return page.evaluate(() => JSON.parse(sessionStorage.getItem("privacy-chat.session")).id);
+  return (await storedSession(page)).id;
+}
+
+/** The conversation id Rasa, the tracker store and staff know it by: web:<session id>. */
+export async function conversationId(page) {
+  return `web:${await sessionId(page)}`;
 }

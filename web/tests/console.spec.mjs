@@ -23,11 +23,11 @@ import {
   answerAfter,
   botTexts,
   connected,
+  conversationId,
   env,
   launch,
   say,
   send,
-  sessionId,
   step,
 } from "./chat-page.mjs";
 
@@ -98,7 +98,7 @@ async function handoff() {
       handed = await say(chat, ASK_FOR_PERSON);
     }
     assert.ok(handed.includes(HANDED_OVER), handed);
-    console.log(`member session: ${await sessionId(chat)}`);
+    console.log(`member session: ${await conversationId(chat)}`);
 
     step("staff: the console asks for a sign-in, then shows the queue");
     await desk.goto(new URL("/queue", CONSOLE_URL).href);

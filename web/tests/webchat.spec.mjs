@@ -5,7 +5,9 @@
 //   node web/tests/webchat.spec.mjs <scenario> [WIDTHxHEIGHT]
 //
 // scenarios: conversation (the member's whole visit, at one viewport), idle (a fresh
-// session after the idle timeout), socket (the channel guard, without a browser).
+// session after the idle timeout), sessions (a session cannot be taken by its id; one
+// screen per session), socket (the channel guard and the session protocol, without a
+// browser).
 // Environment: WEBCHAT_URL, RASA_URL, RASA_TOKEN, ARTIFACT_DIR, CHROMIUM.
 // Exit status 0 when every check passed; each step is printed as it runs.
 
@@ -20,11 +22,13 @@ import {
   answerAfter,
   botTexts,
   connected,
+  conversationId,
   env,
   launch,
   say,
   sessionId,
   step,
+  storedSession,
 } from "./chat-page.mjs";
 
 const WEBCHAT_URL = env("WEBCHAT_URL");
@@ -33,6 +37,10 @@ const RASA_TOKEN = env("RASA_TOKEN");
 const ARTIFACT_DIR = env("ARTIFACT_DIR");
 const ORG_NAME = "国際興業健康保険組合";
 const GREETING = "アシスタントです";
+const SESSION_KEY = "privacy-chat.session";
+const TAKEN_OVER = "別の画面で開かれたため";
+const NOT_CONTINUED = "前回の会話を続けられなかったため";
+const SECRET = /^[A-Za-z0-9_-]{43,}$/;
 
 async function userTexts(page) {
   return page.$$eval("#log .msg--user", (nodes) =>
@@ -40,9 +48,12 @@ async function userTexts(page) {
   );
 }
 
-/** A bot message sent through Rasa's HTTP API to the page's conversation. */
-async function sendAsBot(id, text) {
-  const url = new URL(`/conversations/${id}/tracker/events`, RASA_URL);
+/** A bot message sent through Rasa's HTTP API to a conversation (web:<session id>). */
+async function sendAsBot(conversation, text) {
+  const url = new URL(
+    `/conversations/${encodeURIComponent(conversation)}/tracker/events`,
+    RASA_URL,
+  );
   url.searchParams.set("token", RASA_TOKEN);
   url.searchParams.set("output_channel", "socketio");
   url.searchParams.set("execute_side_effects", "true");
@@ -118,7 +129,7 @@ async function conversation(viewport) {
     const id = await sessionId(page);
     const beforeBot = (await botTexts(page)).length;
     await sendAsBot(
-      id,
+      await conversationId(page),
       "<b>x</b> <img src=x> 詳しくは https://example.com/policy?a=1 をご覧ください。" +
         "javascript:alert(1)",
     );
@@ -157,9 +168,17 @@ async function conversation(viewport) {
 
     step("a reload keeps the conversation: same session, same history, and it goes on");
     const historyBefore = await page.$$eval("#log .msg", (n) => n.map((m) => m.textContent));
+    const secretBefore = (await storedSession(page)).secret;
+    assert.match(secretBefore, SECRET);
     await page.reload();
     await connected(page);
     assert.equal(await sessionId(page), id);
+    // The server replaced the resume secret; it lives in sessionStorage only.
+    const secretAfter = (await storedSession(page)).secret;
+    assert.match(secretAfter, SECRET);
+    assert.notEqual(secretAfter, secretBefore);
+    assert.equal(await page.evaluate(() => localStorage.length), 0);
+    assert.deepEqual(await context.cookies(), []);
     const historyAfter = await page.$$eval("#log .msg", (n) => n.map((m) => m.textContent));
     assert.deepEqual(historyAfter, historyBefore);
     const afterReload = await say(page, "個人情報はどうやって守られていますか");
@@ -211,17 +230,138 @@ async function idle() {
   }
 }
 
+/** Open the chat in a fresh browser context (storage of its own), after `storage` is set. */
+async function openWith(browser, storage) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(WEBCHAT_URL);
+  await connected(page);
+  if (storage) {
+    await page.evaluate((items) => {
+      sessionStorage.clear();
+      for (const [key, value] of Object.entries(items)) sessionStorage.setItem(key, value);
+    }, storage);
+    await page.reload();
+    await connected(page);
+  }
+  return page;
+}
+
+/** Everything the member's side shows, as text. */
+async function logText(page) {
+  return (await page.textContent("#log")) || "";
+}
+
+async function sessions() {
+  const browser = await launch();
+  try {
+    step("a member's conversation in one browser");
+    const member = await openWith(browser, null);
+    await say(member, "こんにちは");
+    const question = "個人情報の利用目的を教えてください";
+    const answer = await say(member, question);
+    assert.ok(answer.includes("出典"), answer);
+    const id = await sessionId(member);
+    const stored = await storedSession(member);
+    const history = await member.evaluate(
+      (key) => sessionStorage.getItem(key),
+      `privacy-chat.history.${id}`,
+    );
+
+    step("another browser given only the session id gets a new session, and sees nothing");
+    const guessed = { id, secret: "A".repeat(43), lastActive: Date.now() };
+    const stranger = await openWith(browser, { [SESSION_KEY]: JSON.stringify(guessed) });
+    const strangerId = await sessionId(stranger);
+    assert.notEqual(strangerId, id);
+    assert.ok((await logText(stranger)).includes(NOT_CONTINUED), await logText(stranger));
+    assert.ok(!(await logText(stranger)).includes(question));
+    assert.equal(await stranger.locator("#log .msg--bot").count(), 0);
+
+    step("what the member says and is told reaches the member only");
+    const strangerBots = (await botTexts(stranger)).length;
+    const again = await say(member, "個人情報はどうやって守られていますか");
+    assert.ok(again.includes("出典"), again);
+    const memberBots = (await botTexts(member)).length;
+    await sendAsBot(`web:${id}`, "テストのお知らせです");
+    await answerAfter(member, memberBots);
+    await stranger.waitForTimeout(2000);
+    assert.equal((await botTexts(stranger)).length, strangerBots);
+    assert.ok(!(await logText(stranger)).includes("テストのお知らせ"));
+    assert.equal(await sessionId(member), id);
+    assert.ok(!(await logText(member)).includes(TAKEN_OVER));
+
+    step("the stranger's words go to the stranger's own conversation");
+    const own = await say(stranger, "こんにちは");
+    assert.ok(own.includes(ORG_NAME), own);
+    assert.equal((await botTexts(member)).length, memberBots + 1); // the notice only
+
+    step("a copy of the tab (id and secret) takes the conversation over; the first is told");
+    const copy = await openWith(browser, {
+      [SESSION_KEY]: JSON.stringify(await storedSession(member)),
+      [`privacy-chat.history.${id}`]: history,
+    });
+    assert.equal(await sessionId(copy), id);
+    assert.notEqual((await storedSession(copy)).secret, stored.secret);
+    assert.ok((await logText(copy)).includes(question));
+    await member.waitForSelector('#chat[data-state="ended"]', { timeout: ANSWER_TIMEOUT_MS });
+    assert.ok((await logText(member)).includes(TAKEN_OVER), await logText(member));
+    assert.equal(await member.getByLabel("メッセージ").isDisabled(), true);
+    assert.equal(await member.evaluate((key) => sessionStorage.getItem(key), SESSION_KEY), null);
+
+    step("the conversation goes on in the copy only");
+    const endedBots = (await botTexts(member)).length;
+    const continued = await say(copy, "第三者に提供されることはありますか");
+    assert.ok(continued.trim().length > 0);
+    await member.waitForTimeout(2000);
+    assert.equal((await botTexts(member)).length, endedBots);
+    assert.equal(await member.getAttribute("#chat", "data-state"), "ended");
+
+    step("「新しい会話」 on the ended screen starts a conversation of its own");
+    await member.getByRole("button", { name: "新しい会話" }).click();
+    await connected(member);
+    assert.notEqual(await sessionId(member), id);
+    assert.equal(await member.getByLabel("メッセージ").isDisabled(), false);
+  } finally {
+    await browser.close();
+  }
+}
+
+/** A socket.io client of the channel, as a script would be; records what it gets. */
+function scriptClient() {
+  const client = io(RASA_URL, { transports: ["websocket"], reconnection: false });
+  const got = { messages: [], takenOver: 0, disconnected: false };
+  client.on("bot_uttered", (message) => got.messages.push(message));
+  client.on("session_taken_over", () => {
+    got.takenOver += 1;
+  });
+  client.on("disconnect", () => {
+    got.disconnected = true;
+  });
+  const open = (request) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no session_confirm")), ANSWER_TIMEOUT_MS);
+      client.once("session_confirm", (confirmation) => {
+        clearTimeout(timer);
+        resolve(confirmation);
+      });
+      const ask = () => client.emit("session_request", request);
+      if (client.connected) ask();
+      else client.once("connect", ask);
+    });
+  return { client, got, open };
+}
+
 /** The channel itself, spoken to as a script would, not through the widget. */
 async function socket() {
-  const client = io(RASA_URL, { transports: ["websocket"], reconnection: false });
-  const messages = [];
-  client.on("bot_uttered", (message) => messages.push(message));
-  const confirmed = new Promise((resolve) => client.on("session_confirm", resolve));
-  client.on("connect", () => client.emit("session_request", { session_id: "not-ours" }));
+  const { client, got, open } = scriptClient();
+  const messages = got.messages;
+  const others = [];
   try {
-    const id = await confirmed;
-    step("an id not issued by the channel is replaced by a fresh one");
+    const confirmed = await open({ session_id: "not-ours" });
+    const id = confirmed.session_id;
+    step("an id not issued by the channel is replaced by a fresh one, with a resume secret");
     assert.match(id, /^[0-9a-f]{32}$/);
+    assert.match(confirmed.resume_secret, SECRET);
 
     const reply = async (payload) => {
       const before = messages.length;
@@ -253,14 +393,45 @@ async function socket() {
     client.emit("user_uttered", { session_id: "0".repeat(32), message: "こんにちは" });
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal(messages.length, before);
+
+    step("another script with the session id alone, or a wrong secret, gets a new session");
+    for (const secret of [undefined, "A".repeat(43), confirmed.resume_secret.slice(1)]) {
+      const other = scriptClient();
+      others.push(other);
+      const theirs = await other.open({ session_id: id, resume_secret: secret });
+      assert.notEqual(theirs.session_id, id);
+      other.client.emit("user_uttered", { session_id: id, message: "こんにちは" });
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(messages.length, before, "another socket's words reached this session");
+    assert.equal(got.takenOver, 0);
+
+    step("the secret resumes the session once: rotated, and the first socket is told");
+    const taker = scriptClient();
+    others.push(taker);
+    const resumed = await taker.open({ session_id: id, resume_secret: confirmed.resume_secret });
+    assert.equal(resumed.session_id, id);
+    assert.notEqual(resumed.resume_secret, confirmed.resume_secret);
+    const deadline = Date.now() + 10_000;
+    while (!got.disconnected && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(got.takenOver, 1);
+    assert.ok(got.disconnected, "the first socket was not disconnected");
+    const replay = scriptClient();
+    others.push(replay);
+    const replayed = await replay.open({ session_id: id, resume_secret: confirmed.resume_secret });
+    assert.notEqual(replayed.session_id, id, "an old secret resumed the session");
+    assert.equal(taker.got.takenOver, 0);
   } finally {
     client.close();
+    for (const other of others) other.client.close();
   }
 }
 
 const [scenario, viewport = "1280x800"] = process.argv.slice(2);
 mkdirSync(ARTIFACT_DIR, { recursive: true });
-const scenarios = { conversation: () => conversation(viewport), idle, socket };
+const scenarios = { conversation: () => conversation(viewport), idle, sessions, socket };
 if (!scenarios[scenario]) {
   console.error(`unknown scenario ${scenario}: ${Object.keys(scenarios).join(", ")}`);
   process.exit(2);
