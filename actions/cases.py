@@ -1,4 +1,4 @@
-"""Formal requests as cases: adapters over ``bot.case_dialog`` and ``bot.cases``."""
+"""Formal requests as cases: adapters over ``bot.cases.dialog`` and ``bot.cases``."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from actions.common import (
     send,
     utc_now,
 )
-from bot import case_dialog as dialog
-from bot import cases, identity_dialog, verification
-from bot.identity_dialog import Said
+from bot import cases
+from bot.cases import dialog
+from bot.identity import dialog as identity_dialog
+from bot.identity import verification
+from bot.identity.dialog import Said
 
 PENDING_REQUEST_SLOT = "pending_request"
 

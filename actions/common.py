@@ -14,14 +14,14 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot.answers import Reply, contact_line
 from bot.core.conversation import channel_of
 from bot.db.session import session_factory
-from bot.profiles.loader import cached_profile
-from bot.profiles.schema import Profile
+from bot.identity.verification import Conversation
+from bot.outbound.sms import SmsSender, sender_from_settings
+from bot.policy.answers import Reply, contact_line
+from bot.policy.profiles.loader import cached_profile
+from bot.policy.profiles.schema import Profile
 from bot.settings import load_settings
-from bot.sms import SmsSender, sender_from_settings
-from bot.verification import Conversation
 
 logger = logging.getLogger(__name__)
 Run = TypeVar("Run", bound=Callable[..., Awaitable[list[dict[str, Any]]]])

@@ -1,4 +1,4 @@
-"""Hand-off to a person: adapters over bot.handoff_dialog, bot.escalations, bot.staff.relay."""
+"""Hand-off to a person: adapters over the dialog, escalations and relay of bot.handoff."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from actions.common import (
     send,
     utc_now,
 )
-from bot import escalations, handoff_dialog, verification
+from bot.handoff import dialog as handoff_dialog
+from bot.handoff import escalations, relay
+from bot.identity import verification
 from bot.settings import load_settings
-from bot.staff import relay
 
 logger = logging.getLogger(__name__)
 

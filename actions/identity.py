@@ -17,8 +17,7 @@ from actions.common import (
     sms_sender,
     utc_now,
 )
-from bot import identity_dialog as dialog
-from bot import verification
+from bot.identity import dialog, verification
 
 PENDING_REQUEST_SLOT = "pending_request"
 

@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import active_profile, send
-from bot.answers import answer, clarify
+from bot.policy.answers import answer, clarify
 
 FALLBACK_INTENTS = {"nlu_fallback", None}
 

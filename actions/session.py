@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.common import db_session
-from bot import escalations
+from bot.handoff import escalations
 
 logger = logging.getLogger(__name__)
 

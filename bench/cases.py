@@ -50,8 +50,8 @@ from bot.cases.types import OPEN_STATUSES
 from bot.db.__main__ import main as db_cli
 from bot.db.models import Case, Member
 from bot.db.session import dispose, engine_for, session_factory
-from bot.profiles.loader import cached_profile
-from bot.verification import Conversation
+from bot.identity.verification import Conversation
+from bot.policy.profiles.loader import cached_profile
 
 NOW = datetime(2025, 6, 2, 1, 0, tzinfo=timezone.utc)  # Monday 10:00 in Japan
 SPAN = timedelta(days=5 * 365)

@@ -72,9 +72,9 @@ from bot.db.demo import load_demo
 from bot.db.migrate import upgrade
 from bot.db.models import AuditLog, Escalation, Member, StaffMessage
 from bot.db.session import dispose, engine_for, session_factory
+from bot.handoff.relay import STAFF_PREFIX
 from bot.settings import SECRETS, load_settings
 from bot.staff.accounts import create_account
-from bot.staff.relay import STAFF_PREFIX
 
 # The agent the benchmark signs in as; the others only appear as assignees.
 AGENT = "bench-agent"
@@ -886,7 +886,7 @@ def query_plans(seeded: Seeded, now: datetime) -> dict[str, list[str]]:
         Per page key, the plan lines (``Index Scan ...``, ``SEARCH ... USING INDEX ...``).
     """
     from bot.console.escalations import LINES_PER_PAGE, PAGE_SIZE, queue_page
-    from bot.transcripts import read_transcript
+    from bot.handoff.transcripts import read_transcript
 
     app = sa.create_engine(seeded.url, future=True)
     tracker = sa.create_engine(seeded.tracker_url, future=True)

@@ -32,7 +32,7 @@ from bench.stats import percentile
 from bot.db.__main__ import main as db_cli
 from bot.db.demo import generated_member
 from bot.db.session import dispose, session_factory
-from bot.verification import Conversation, SmsLimits, Status, submit_factors
+from bot.identity.verification import Conversation, SmsLimits, Status, submit_factors
 
 POSTGRES_URLS = (
     "postgresql://postgres@127.0.0.1:5432/test",

@@ -2,7 +2,7 @@
 
 ``python -m bot.launcher train`` trains only when the training data, domain, config or
 NLU components changed; ``python -m bot.launcher run`` also starts the action server,
-the rasa server, the website chat's page (``bot.webserver``) and the staff console
+the rasa server, the website chat's page (``bot.channels.webpage``) and the staff console
 (``bot.console``), waits until all answer and prints where to talk to the assistant.
 Ctrl-C stops everything it started.
 
@@ -37,11 +37,12 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from bot.action_server import bearer
+from bot.channels.webpage import WebchatError, check_files
 from bot.db.demo import load_demo
 from bot.db.migrate import upgrade
 from bot.db.models import StaffAccount
 from bot.db.session import session_factory
-from bot.profiles.loader import ProfileError, load_profile
+from bot.policy.profiles.loader import ProfileError, load_profile
 from bot.retention import purge_configured
 from bot.settings import (
     PROJECT_ROOT,
@@ -53,7 +54,6 @@ from bot.settings import (
     load_settings,
     write_private,
 )
-from bot.webserver import WebchatError, check_files
 
 MODEL_PREFIX = "privacy-assistant"
 # Everything a trained model depends on: a change here means a new model.
@@ -308,7 +308,7 @@ def running(
         model: the trained model the rasa server loads.
         log_dir: where each server's output goes (discarded when None).
         startup_s: how long each server may take to answer.
-        webchat: also start the website chat's page (``bot.webserver``) on
+        webchat: also start the website chat's page (``bot.channels.webpage``) on
             ``settings.webchat_port``. Off unless asked for (``make run``, the
             browser tests), so that benchmarks and other tests need no fixed port.
         console: also start the staff console (``bot.console``) on
@@ -379,7 +379,7 @@ def running(
         if webchat:
             # The website chat's page: files only, up long before the rasa server.
             page = _spawn(
-                [sys.executable, "-m", "bot.webserver"],
+                [sys.executable, "-m", "bot.channels.webpage"],
                 env,
                 log_dir / "webchat.log" if log_dir else None,
             )

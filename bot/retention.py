@@ -45,10 +45,10 @@ from bot.db.models import (
     VerificationLockout,
 )
 from bot.db.session import engine_for, session_factory
-from bot.escalations import OPEN_STATUSES
+from bot.handoff.escalations import OPEN_STATUSES
+from bot.handoff.transcripts import EVENTS
 from bot.settings import Settings
 from bot.staff.accounts import KNOWN_ADDRESS_DAYS
-from bot.transcripts import EVENTS
 
 _SENDER_BATCH = 500
 

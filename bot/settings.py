@@ -53,7 +53,7 @@ class Settings:
     twilio_from: str | None = None
     # Key of the HMACs over verification codes and member numbers; see ensure_secret().
     secret: str | None = field(default=None, repr=False)
-    # The website chat: the port of its page (bot/webserver.py) and, when the browser
+    # The website chat: the port of its page (bot/channels/webpage.py) and, when the browser
     # must reach the rasa server somewhere else than on the page's host at rasa_port
     # (a TLS proxy in production), that public origin.
     webchat_port: int = 8080
@@ -85,12 +85,12 @@ class Settings:
     # believes; none by default: the client is the TCP peer.
     console_signin_max_delay_minutes: int = 15
     console_trusted_proxies: tuple[str, ...] = ()
-    # Hand-offs to a person (bot/escalations.py): new ones per conversation in any 24
+    # Hand-offs to a person (bot/handoff/escalations.py): new ones per conversation in any 24
     # hours, and across all conversations in any hour. Past either, the member is given
     # the contact window and nothing is queued.
     handoff_max_per_conversation: int = 3
     handoff_max_per_hour: int = 30
-    # Verification SMS limits (bot/verification.py), counted in the app database so that
+    # Verification SMS limits (bot/identity/verification.py), counted in the app database so that
     # they hold across action server replicas: codes sent per member number (記号・番号)
     # in any 24 hours, and per minute across all members.
     verification_sms_per_member_day: int = 5

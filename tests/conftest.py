@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# The organizations' published policies, shipped with the product.
+POLICY_TEXTS = ROOT / "bot" / "policy" / "texts"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

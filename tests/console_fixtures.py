@@ -27,10 +27,10 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.console.app import create_app
 from bot.db.models import AuditLog
+from bot.handoff.rasa_api import RasaApi
+from bot.handoff.transcripts import dispose_tracker_engines, tracker_engine
 from bot.settings import Settings, load_settings
 from bot.staff.accounts import create_account
-from bot.staff.rasa_api import RasaApi
-from bot.transcripts import dispose_tracker_engines, tracker_engine
 
 NOW = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)  # Monday 09:00 JST
 PASSWORD = "correct horse battery staple"

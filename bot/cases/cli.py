@@ -50,9 +50,9 @@ from bot.cases.staff import (
 )
 from bot.cases.types import CaseError, CaseStatus, CaseView, Outcome, StaffCaseDetail
 from bot.db.session import session_factory
-from bot.profiles.loader import ProfileError, cached_profile
+from bot.outbound.sms import sender_from_settings
+from bot.policy.profiles.loader import ProfileError, cached_profile
 from bot.settings import SettingsError, load_settings
-from bot.sms import sender_from_settings
 
 REFUSED = 2
 

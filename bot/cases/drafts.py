@@ -36,7 +36,7 @@ from bot.cases.types import (
 )
 from bot.db.audit import audit
 from bot.db.models import Case, CaseDraft, Member
-from bot.verification import Conversation
+from bot.identity.verification import Conversation
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def start_draft(
 ) -> Draft:
     """Start a draft of ``case_type`` for the (verified) member, about themself.
 
-    The dialog calls this only for a verified member (:func:`bot.verification.
+    The dialog calls this only for a verified member (:func:`bot.identity.verification.
     verified_member`); the draft is tied to the conversation's sender.
 
     Raises:

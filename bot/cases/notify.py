@@ -2,7 +2,7 @@
 
 Staff actions that the member must be told about (an extension with its new period, a
 decision) go through a :class:`Notifier`. :class:`SmsNotifier` sends an SMS to the
-phone on record through :mod:`bot.sms` (the demo outbox by default) and records every
+phone on record through :mod:`bot.outbound.sms` (the demo outbox by default) and records every
 message as an ``OutboundMessage``. :class:`ChannelNotifier` pushes the message on
 LINE to a member whose case came through LINE (the LINE user id the case was opened
 from), and falls back to the SMS when LINE is not configured or the push fails.
@@ -32,8 +32,8 @@ from bot.channels.guard import hashed_sender
 from bot.core.conversation import native_id
 from bot.db.audit import audit
 from bot.db.models import Escalation, Member, OutboundMessage
+from bot.outbound.sms import SmsSender, sender_from_settings
 from bot.settings import load_settings
-from bot.sms import SmsSender, sender_from_settings
 
 logger = logging.getLogger(__name__)
 

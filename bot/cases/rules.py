@@ -19,7 +19,7 @@ from bot.cases.types import (
     Outcome,
     RequesterRole,
 )
-from bot.profiles.schema import Profile
+from bot.policy.profiles.schema import Profile
 
 # Japan has had no daylight saving time since 1951: a fixed offset is exact.
 JST = timezone(timedelta(hours=9), "JST")

@@ -55,8 +55,8 @@ from bot.cases.types import (
 )
 from bot.db.audit import audit
 from bot.db.models import Case, CaseDraft, Member
-from bot.profiles.schema import Profile
-from bot.verification import Conversation
+from bot.identity.verification import Conversation
+from bot.policy.profiles.schema import Profile
 
 logger = logging.getLogger(__name__)
 

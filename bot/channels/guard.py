@@ -65,7 +65,7 @@ def too_long_reply(max_chars: int) -> str:
 def hashed_sender(sender_id: str) -> str:
     """A short, stable pseudonym of a sender id, for logs.
 
-    The servers' log redaction (``bot.redact``) leaves such a 12-digit hex identifier
+    The servers' log redaction (``bot.identity.redact``) leaves such a 12-digit hex identifier
     readable when it has a letter in it; the rare all-digit one (about 1 in 280) is
     masked like any run of digits, which loses the correlation but never a value.
 

@@ -18,9 +18,9 @@ from aiohttp import web
 
 from bot.console.app import create_app
 from bot.db.session import session_factory
+from bot.handoff.rasa_api import RasaApi
+from bot.handoff.transcripts import tracker_engine
 from bot.settings import SettingsError, ensure_rasa_token, load_settings
-from bot.staff.rasa_api import RasaApi
-from bot.transcripts import tracker_engine
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,10 +26,10 @@ from bot.cases.notify import ChannelNotifier, Notifier, SmsNotifier
 from bot.console import accounts, audit_log, auth, cases, escalations
 from bot.console.context import CONSOLE, Console, Handler, public
 from bot.console.views import environment, render
-from bot.profiles.loader import ProfileError, load_profile
+from bot.handoff.rasa_api import RasaApi
+from bot.outbound.sms import sender_from_settings
+from bot.policy.profiles.loader import ProfileError, load_profile
 from bot.settings import Settings, ensure_secret
-from bot.sms import sender_from_settings
-from bot.staff.rasa_api import RasaApi
 from bot.staff.sessions import ABSOLUTE_LIMIT
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.cases.notify import Notifier
 from bot.db.models import StaffRole
+from bot.handoff.rasa_api import RasaApi
 from bot.settings import Settings
-from bot.staff.rasa_api import RasaApi
 from bot.staff.sessions import StaffSessionView
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

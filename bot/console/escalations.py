@@ -6,7 +6,7 @@ page. Each page costs two counts and two short index range scans of
 the number of escalations.
 
 The escalation page shows the conversation from Rasa's tracker store
-(:mod:`bot.transcripts`) with personal values masked; a masked value is revealed one at
+(:mod:`bot.handoff.transcripts`) with personal values masked; a masked value is revealed one at
 a time (``POST /escalations/{id}/reveal``), and every reveal is audited without the
 value. New lines are fetched by the page's script (``/lines?after=``).
 """
@@ -25,15 +25,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from bot import escalations
 from bot.console.context import CASEWORKERS, Console, allow, console_of, staff_of
 from bot.console.views import render, render_text, see_other
 from bot.db.audit import audit
 from bot.db.models import Escalation, EscalationStatus, Member, StaffMessage
-from bot.escalations import EscalationError
-from bot.staff.rasa_api import RasaApiError
-from bot.staff.relay import MAX_TEXT_LENGTH, RelayError, send_staff_message
-from bot.transcripts import Transcript, TranscriptError, read_transcript, reveal_field
+from bot.handoff import escalations
+from bot.handoff.escalations import EscalationError
+from bot.handoff.rasa_api import RasaApiError
+from bot.handoff.relay import MAX_TEXT_LENGTH, RelayError, send_staff_message
+from bot.handoff.transcripts import Transcript, TranscriptError, read_transcript, reveal_field
 
 logger = logging.getLogger(__name__)
 

@@ -200,7 +200,7 @@ class VerificationEventKind(str, Enum):
 class VerificationEvent(Base):
     """One SMS issued or one code entry, counted per member number in every conversation.
 
-    The limits of :mod:`bot.verification` are counted from these rows, so they hold
+    The limits of :mod:`bot.identity.verification` are counted from these rows, so they hold
     across conversations, channels and action server replicas. The member number is kept
     only as the same keyed hash as in ``verification_failures``; nothing else about the
     member or the conversation is stored (the audit log has that).
@@ -280,7 +280,7 @@ class StaffRole(str, Enum):
 class Escalation(Base):
     """A conversation or a matter handed to staff (a request for a person, a lock...).
 
-    At most one escalation per sender is waiting or in progress (``bot.escalations``).
+    At most one escalation per sender is waiting or in progress (``bot.handoff.escalations``).
     """
 
     __tablename__ = "escalations"
@@ -288,7 +288,7 @@ class Escalation(Base):
         sa.CheckConstraint(_in("status", EscalationStatus), name="status"),
         sa.Index(None, "status", "created_at"),
         sa.Index(None, "sender_id"),
-        # The hand-offs of the last hour, whatever their status (bot.escalations limits).
+        # The hand-offs of the last hour, whatever their status (bot.handoff.escalations limits).
         sa.Index(None, "created_at"),
     )
 

@@ -1,6 +1,6 @@
 """Rasa graph components for Japanese."""
 
-from bot.redact import install_redaction
+from bot.identity.redact import install_redaction
 
 # The rasa server imports this package when it loads the model, after it has set up its
 # log handlers: the one place our code runs in that process. From here on nothing it

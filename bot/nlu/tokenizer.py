@@ -21,7 +21,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.text import normalize_with_spans
+from bot.core.text import normalize_with_spans
 
 POS_TAG_KEY = "pos"  # the key Rasa's LexicalSyntacticFeaturizer reads
 # unidic writes the source word of loanwords into the lemma ("ナンバー-number").

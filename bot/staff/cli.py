@@ -29,11 +29,11 @@ from datetime import datetime, timezone
 
 from bot.db.models import StaffRole
 from bot.db.session import session_factory
-from bot.escalations import EscalationError, EscalationView, claim, close, hand_back, queue
+from bot.handoff.escalations import EscalationError, EscalationView, claim, close, hand_back, queue
+from bot.handoff.rasa_api import RasaApi, RasaApiError
+from bot.handoff.relay import RelayError, send_staff_message
 from bot.settings import Settings, ensure_rasa_token, load_settings
 from bot.staff.accounts import AccountError, create_account
-from bot.staff.rasa_api import RasaApi, RasaApiError
-from bot.staff.relay import RelayError, send_staff_message
 
 REFUSED = 2
 

@@ -15,8 +15,8 @@ import pytest
 import requests
 import yaml
 
-from bot.answers import contact_line
-from bot.profiles.loader import load_profile
+from bot.policy.answers import contact_line
+from bot.policy.profiles.loader import load_profile
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ import requests
 import sqlalchemy as sa
 
 from bot.db.session import engine_for
-from bot.staff.rasa_api import resume
+from bot.handoff.rasa_api import resume
 
 pytestmark = pytest.mark.e2e
 

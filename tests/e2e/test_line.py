@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import fields, replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,13 +23,13 @@ import requests
 from bot.channels.line import TEXT_ONLY_REPLY, WELCOME_TEXT, sign
 from bot.launcher import RunningAssistant, running, train_if_needed
 from bot.settings import Settings, load_settings
+from tests.conftest import ROOT
 from tests.e2e.conftest import free_port
 from tests.line_stand_in import ACCESS_TOKEN, CHANNEL_SECRET, Call, StandIn, line_stand_in
 
 pytestmark = pytest.mark.e2e
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-ALL_EVENTS = SHARED / "fixtures" / "line-webhook-all-events.json"
+ALL_EVENTS = ROOT / "tests" / "fixtures" / "line-webhook-all-events.json"
 LINE_ENV = ("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN", "LINE_API_BASE_URL")
 QUESTION = "個人情報の利用目的を教えてください"
 

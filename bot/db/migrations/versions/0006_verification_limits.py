@@ -2,7 +2,7 @@
 
 Every SMS issued and every code entry that counts is one row, keyed by the member
 number's keyed hash: the daily SMS cap per number, the global SMS rate and the tries of
-a number's codes are counted from it (see ``bot/verification.py``).
+a number's codes are counted from it (see ``bot/identity/verification.py``).
 
 Revision ID: 0006
 Revises: 0005

@@ -1,0 +1,1 @@
+"""Hand-off to a person: escalations, the dialog, staff replies and their relay, transcripts."""

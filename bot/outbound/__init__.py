@@ -1,0 +1,1 @@
+"""Messages the product sends on its own: SMS (and their record)."""

@@ -1,0 +1,1 @@
+"""The organization's published policy: profiles and the answers built from them."""

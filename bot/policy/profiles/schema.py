@@ -1,0 +1,171 @@
+"""The shape of an organization profile, checked when a profile is loaded.
+
+A profile holds only what the organization's published policy says, each fact with
+the section it comes from. Optional fields are optional because some policies do not
+say them; an absent fact makes the assistant say it cannot confirm it, never guess.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, root_validator, validator
+
+from bot.policy.profiles.topics import TOPIC_IDS
+
+REQUEST_TYPES = (
+    "purpose_notice",
+    "disclosure",
+    "third_party_record_disclosure",
+    "receipt_disclosure",
+    "correction",
+    "suspension",
+    "third_party_stop",
+    "mailing_opt_out",
+)
+
+# The questions a profile can answer with a plain fact; each ``ask_*`` intent that
+# is not built from structured data below maps to one of these keys.
+FACT_KEYS = (
+    "security_measures",
+    "third_party_provision",
+    "outsourcing",
+    "sensitive_data",
+    "my_number",
+    "request_procedure",
+    "agents",
+    "identity_documents",
+    "complaints",
+    "email_fax",
+    "household_mailing",
+    "employer_sharing",
+    "anonymized_data",
+    "breach_response",
+)
+
+
+class _Strict(BaseModel):
+    class Config:
+        extra = "forbid"
+        allow_mutation = False
+
+
+class Fact(_Strict):
+    """One thing the policy says, in polite member-facing Japanese, with its source."""
+
+    summary: str = Field(..., min_length=1)
+    details: list[str] = []
+    source: str = Field(..., min_length=1)
+
+
+class Contact(_Strict):
+    """The window members contact; fields the policy does not publish stay empty."""
+
+    name: str
+    department: str | None = None
+    phone: str | None = None
+    phone_note: str | None = None
+    fax: str | None = None
+    email: str | None = None
+    url: str | None = None
+    address: str | None = None
+    hours: str | None = None
+    source: str
+
+
+class UsageCategory(_Strict):
+    """One row of the usage-purpose table: a kind of information and its purposes."""
+
+    label: str
+    topics: list[str] = []
+    purposes: list[str] = Field(..., min_items=1)
+
+    @validator("topics", each_item=True)
+    def _known_topic(cls, topic: str) -> str:  # noqa: N805 - pydantic validator
+        if topic not in TOPIC_IDS:
+            raise ValueError(f"unknown topic {topic!r}; known: {sorted(TOPIC_IDS)}")
+        return topic
+
+
+class UsagePurposes(Fact):
+    """The usage-purpose table with a row per kind of information."""
+
+    categories: list[UsageCategory] = []
+
+
+class JointUse(_Strict):
+    """One joint-use arrangement (共同利用) as the policy publishes it."""
+
+    partner: str
+    purpose: str
+    items: str
+    handlers: str | None = None
+    manager: str | None = None
+    source: str
+
+
+class Fees(Fact):
+    """Request fees. ``policy`` says how the amount is set; never a made-up figure."""
+
+    policy: Literal["free", "fixed", "detailed_rules"]
+    amount_yen: int | None = Field(None, ge=0)
+    applies_to: list[Literal[REQUEST_TYPES]] = []  # type: ignore[valid-type]
+
+    @root_validator(skip_on_failure=True)
+    def _amount_matches_policy(cls, values: dict) -> dict:  # noqa: N805
+        fixed = values.get("policy") == "fixed"
+        if fixed != (values.get("amount_yen") is not None):
+            raise ValueError("amount_yen is set exactly when policy is 'fixed'")
+        return values
+
+
+class ProcessingTime(Fact):
+    """How long a request takes and how far it may be extended, in days."""
+
+    days: int | None = Field(None, gt=0)
+    extension_days: int | None = Field(None, gt=0)
+
+
+class Requests(_Strict):
+    """Which formal requests the organization accepts."""
+
+    types: list[Literal[REQUEST_TYPES]] = Field(..., min_items=1)  # type: ignore[valid-type]
+    source: str
+
+
+class Facts(_Strict):
+    """Plain facts, one per kind of question; absent when the policy is silent."""
+
+    security_measures: Fact | None = None
+    third_party_provision: Fact | None = None
+    outsourcing: Fact | None = None
+    sensitive_data: Fact | None = None
+    my_number: Fact | None = None
+    request_procedure: Fact | None = None
+    agents: Fact | None = None
+    identity_documents: Fact | None = None
+    complaints: Fact | None = None
+    email_fax: Fact | None = None
+    household_mailing: Fact | None = None
+    employer_sharing: Fact | None = None
+    anonymized_data: Fact | None = None
+    breach_response: Fact | None = None
+
+
+class Profile(_Strict):
+    """Everything the assistant may say about one organization."""
+
+    id: str = Field(..., regex=r"^[a-z0-9-]+$")
+    name: str
+    kind: Literal["kenpo", "kyosai"]
+    policy_title: str
+    address: Fact | None = None
+    representative: Fact | None = None
+    contact: Contact
+    usage_purposes: UsagePurposes
+    facts: Facts = Facts()
+    joint_use: list[JointUse] = []
+    joint_use_note: Fact | None = None
+    fees: Fees | None = None
+    processing_time: ProcessingTime | None = None
+    requests: Requests | None = None
