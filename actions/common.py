@@ -14,9 +14,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot.core.conversation import channel_of
+from bot.core.conversation import Conversation, channel_of
 from bot.db.session import session_factory
-from bot.identity.verification import Conversation
 from bot.outbound.sms import SmsSender, sender_from_settings
 from bot.policy.answers import Reply, contact_line
 from bot.policy.profiles.loader import cached_profile

@@ -1,6 +1,8 @@
-"""The figures-printing benchmark of the privacy assistant: `python -m bench`.
+"""The benchmarks of the privacy assistant, each against a baseline measured in the same run.
 
-It measures NLU quality on the held-out split, REST latency and throughput, training
-time and peak server memory, each against Rasa's own `rasa init` assistant measured in
-the same run, and prints one Markdown report (also written to var/bench/report.md).
+``python -m bench`` (the assistant against `rasa init`'s), ``bench.lookup`` and
+``bench.verification_dialog``, ``bench.cases``, ``bench.channels``, ``bench.console``: see
+the Makefile's bench targets and docs/benchmarks.md. They share how servers start
+(bench.servers), how requests are timed (bench.stats, bench.rest), the databases they fill
+(bench.databases), how reports are written (bench.report) and the command line (bench.cli).
 """

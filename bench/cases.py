@@ -1,10 +1,10 @@
 """Formal-request cases at scale: ``python -m bench.cases``.
 
-Builds, per backend (a SQLite file, and PostgreSQL in a schema of its own when a server
-is reachable), two databases of the same ``members`` generated members (the code path of
-``python -m bot.db upgrade --generate N``): a baseline with ``baseline-cases`` cases and a
-large one with ``cases`` cases, bulk-loaded (``executemany`` in chunks on SQLite, ``COPY``
-on PostgreSQL). On each it times, one transaction per call as the action server and the
+Per backend (a SQLite file; PostgreSQL when reachable, see bench/databases.py) it builds
+two databases of the same ``--members`` generated members (the code path of ``python -m
+bot.db upgrade --generate N``): a baseline with ``--baseline-cases`` cases and a large one
+with ``--cases`` cases, bulk-loaded (``executemany`` in chunks on SQLite, ``COPY`` on
+PostgreSQL). On each it times, one transaction per call as the action server and the
 staff CLI make them:
 
 - ``confirm``: ``confirm_draft`` of a prepared disclosure draft (the whole draft -> case
@@ -13,44 +13,43 @@ staff CLI make them:
   cases (in the baseline about 1 case each, in the large one about ``cases/members``);
 - ``list_cases``: the staff work list's first page (open cases by due date, audited).
 
-Prints p50/p95 in ms, the large/baseline ratios, and the plan lines that show which
+It prints p50/p95 in ms, the ratios large/baseline, and the plan lines that show which
 index serves ``member_cases`` and ``list_cases``. The cases follow the osaka-city-kyosai
 profile (30-day period), received evenly over five years: most are closed, those of the
 last 60 days are open.
-
-PostgreSQL: ``PRIVACY_BOT_BENCH_POSTGRES_URL``, else ``PRIVACY_BOT_TEST_POSTGRES_URL``,
-else ``postgresql://postgres@127.0.0.1:5432/test`` (then user ``root``).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import random
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from bench.lookup import _postgres_base, _postgres_schema
-from bench.stats import percentile
+from bench import cli
+from bench.databases import Backend, backends
+from bench.report import ratio_line, timing_line
+from bench.stats import Timings
 from bot.cases import CaseType, DisclosureTarget, Method, confirm_draft, list_cases, member_cases
 from bot.cases.drafts import start_draft, update_draft
 from bot.cases.records import format_case_number
-from bot.cases.rules import JST, due_on
+from bot.cases.rules import due_on
 from bot.cases.service import member_cases_statement
 from bot.cases.staff import list_cases_statement
 from bot.cases.types import OPEN_STATUSES
+from bot.core.conversation import Conversation
+from bot.core.japan_time import JST
 from bot.db.__main__ import main as db_cli
 from bot.db.models import Case, Member
-from bot.db.session import dispose, engine_for, session_factory
-from bot.identity.verification import Conversation
+from bot.db.session import engine_for, session_factory
 from bot.policy.profiles.loader import cached_profile
 
 NOW = datetime(2025, 6, 2, 1, 0, tzinfo=timezone.utc)  # Monday 10:00 in Japan
@@ -59,7 +58,6 @@ OPEN_WINDOW = timedelta(days=60)
 PROFILE_ID = "osaka-city-kyosai"
 PERIOD_DAYS = 30
 CHUNK = 20_000
-OPERATIONS = ("confirm", "member_cases", "list_cases")
 
 COLUMNS = (
     "case_number", "draft_id", "case_type", "target", "requester_member_id",
@@ -226,16 +224,8 @@ def _cycle(items: list[int], count: int) -> list[int]:
     return (items * (count // len(items) + 1))[:count]
 
 
-def _timed(samples: int, step: Callable[[int], Any]) -> list[float]:
-    times = []
-    for index in range(samples):
-        started = time.perf_counter()
-        step(index)
-        times.append((time.perf_counter() - started) * 1000)
-    return times
-
-
-def _measure(url: str, member_ids: Sequence[int], samples: int) -> dict[str, list[float]]:
+def time_operations(url: str, member_ids: Sequence[int], samples: int) -> dict[str, Timings]:
+    """Times ``samples`` calls of each operation on a loaded database."""
     sessions = session_factory(url)
     profile = cached_profile(PROFILE_ID)
     rng = random.Random(7)
@@ -259,36 +249,28 @@ def _measure(url: str, member_ids: Sequence[int], samples: int) -> dict[str, lis
                 scope=[f"bench-{index}"],
             )
         drafts.append((conversation, draft.id))
-
-    def confirm(index: int) -> None:
-        conversation, draft_id = drafts[index]
-        with sessions.begin() as session:
+    timings = {"confirm": Timings(), "member_cases": Timings(), "list_cases": Timings()}
+    for conversation, draft_id in drafts:
+        with timings["confirm"].timing(), sessions.begin() as session:
             opened = confirm_draft(session, conversation, draft_id, profile, NOW)
         if not opened.created:
             raise RuntimeError(f"draft {draft_id} did not create a case")
-
-    def listing(index: int) -> None:
-        with sessions.begin() as session:
-            member_cases(session, readers[index], now=NOW)
-
-    def work_list(index: int) -> None:
-        with sessions.begin() as session:
+    for member in readers:
+        with timings["member_cases"].timing(), sessions.begin() as session:
+            member_cases(session, member, now=NOW)
+    for _ in range(samples):
+        with timings["list_cases"].timing(), sessions.begin() as session:
             if not list_cases(session, NOW, staff="bench"):
                 raise RuntimeError("the work list is empty")
-
-    return {
-        "confirm": _timed(samples, confirm),
-        "member_cases": _timed(samples, listing),
-        "list_cases": _timed(samples, work_list),
-    }
+    return timings
 
 
-def _plan_lines(url: str, statement: Any) -> list[str]:
+def plan_lines(url: str, statement: Any) -> list[str]:
+    """The lines of the planner's plan for ``statement`` that name an index of ``cases``."""
     engine = engine_for(url)
     sql = str(statement.compile(engine, compile_kwargs={"literal_binds": True}))
-    backend = engine.dialect.name
     with engine.connect() as connection:
-        if backend == "sqlite":
+        if engine.dialect.name == "sqlite":
             rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all()
             lines = [str(row[-1]) for row in rows]
         else:
@@ -303,133 +285,58 @@ def _plan_lines(url: str, statement: Any) -> list[str]:
     return found
 
 
-def _explain(url: str, member_id: int) -> dict[str, list[str]]:
-    return {
-        "member_cases": _plan_lines(url, member_cases_statement(member_id, 10)),
-        "list_cases": _plan_lines(url, list_cases_statement(OPEN_STATUSES, 50)),
-    }
-
-
-def _build(name: str, url: str, members: int, cases: int, samples: int) -> dict[str, Any]:
-    started = time.perf_counter()
-    db_cli(["--url", url, "upgrade", "--generate", str(members)])
-    members_s = time.perf_counter() - started
-    try:
+def measure(
+    backend: Backend, label: str, members: int, cases: int, samples: int
+) -> dict[str, Timings]:
+    """Builds one database on ``backend``, prints its timings and, if large, its plans."""
+    with backend.fresh_database(label) as url:
+        db_cli(["--url", url, "upgrade", "--generate", str(members)])
         with session_factory(url).begin() as session:
             member_ids = list(session.execute(sa.select(Member.id).order_by(Member.id)).scalars())
         started = time.perf_counter()
-        loader = _load_sqlite if name == "SQLite" else _load_postgres
+        loader = _load_sqlite if backend.name == "SQLite" else _load_postgres
         loader(url, generated_cases(cases, member_ids))
         load_s = time.perf_counter() - started
-        times = _measure(url, member_ids, samples)
-        plans = _explain(url, member_ids[len(member_ids) // 2])
-    finally:
-        dispose(url)
-    figures: dict[str, Any] = {
-        "members": members,
-        "cases": cases,
-        "members_s": members_s,
-        "load_s": load_s,
-        "plans": plans,
-    }
-    for operation, values in times.items():
-        figures[f"{operation}_p50_ms"] = percentile(values, 50)
-        figures[f"{operation}_p95_ms"] = percentile(values, 95)
-    print(
-        f"{name:<11} {cases:>9,} cases, {members:,} members (cases loaded in {load_s:6.1f} s): "
-        + "  ".join(
-            f"{op} p50 {figures[f'{op}_p50_ms']:6.2f} p95 {figures[f'{op}_p95_ms']:6.2f} ms"
-            for op in OPERATIONS
-        ),
-        flush=True,
-    )
-    return figures
+        timings = time_operations(url, member_ids, samples)
+        member = member_ids[len(member_ids) // 2]
+        plans = {
+            "member_cases": plan_lines(url, member_cases_statement(member, 10)),
+            "list_cases": plan_lines(url, list_cases_statement(OPEN_STATUSES, 50)),
+        }
+    name = f"{backend.name:<11}"
+    what = f"{cases:>9,} cases, {members:,} members (cases loaded in {load_s:6.1f} s)"
+    print(timing_line(f"{name} {what}", timings))
+    if label == "large":
+        for operation, lines in plans.items():
+            for line in lines or ["(no index in the plan!)"]:
+                print(f"{name} plan {operation}: {line}")
+    return timings
 
 
-def _compare(name: str, baseline: dict[str, Any], large: dict[str, Any]) -> dict[str, Any]:
-    ratios = {
-        f"ratio_{op}_{pct}": large[f"{op}_{pct}_ms"] / baseline[f"{op}_{pct}_ms"]
-        for op in OPERATIONS
-        for pct in ("p50", "p95")
-    }
-    print(
-        f"{name:<11} large/baseline ({large['cases']:,} vs {baseline['cases']:,} cases): "
-        + "  ".join(
-            f"{op} p50 {ratios[f'ratio_{op}_p50']:.2f}× p95 {ratios[f'ratio_{op}_p95']:.2f}×"
-            for op in OPERATIONS
-        ),
-        flush=True,
-    )
-    for operation, lines in large["plans"].items():
-        for line in lines or ["(no index in the plan!)"]:
-            print(f"{name:<11} plan {operation}: {line}", flush=True)
-    return {"baseline": baseline, "large": large, **ratios}
-
-
-def _run_backend(
-    name: str, urls: Callable[[str], Any], members: int, cases: int, baseline: int, samples: int
-) -> dict[str, Any]:
-    with urls("baseline") as url:
-        small = _build(name, url, members, baseline, samples)
-    with urls("large") as url:
-        large = _build(name, url, members, cases, samples)
-    return _compare(name, small, large)
-
-
-def run_cases_benchmark(
-    members: int = 100_000, cases: int = 1_000_000, baseline_cases: int = 1000, samples: int = 300
-) -> dict[str, Any]:
-    """Time case creation and listings on ``cases`` and on ``baseline_cases`` cases.
-
-    Returns:
-        ``{"sqlite": {...}, "postgresql": {...}}``, each with ``baseline`` and ``large``
-        figures (load time, p50/p95 per operation in ms, plan lines) and their ratios;
-        ``"postgresql"`` holds ``{"skipped": reason}`` when unreachable.
-    """
-    if members < 1 or cases < 1 or baseline_cases < 1 or samples < 1:
-        raise ValueError("members, cases, baseline cases and samples must be positive")
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-cases-") as tmp:
-
-        class _SqliteFile:
-            def __init__(self, label: str) -> None:
-                self.url = f"sqlite:///{Path(tmp) / f'{label}.db'}"
-
-            def __enter__(self) -> str:
-                return self.url
-
-            def __exit__(self, *exc: object) -> None:
-                dispose(self.url)
-
-        results["sqlite"] = _run_backend(
-            "SQLite", _SqliteFile, members, cases, baseline_cases, samples
-        )
-    base, problem = _postgres_base()
-    if base is None:
-        print(f"PostgreSQL  skipped: not reachable ({problem})", flush=True)
-        results["postgresql"] = {"skipped": problem}
-    else:
-        results["postgresql"] = _run_backend(
-            "PostgreSQL",
-            lambda label: _postgres_schema(base),
-            members,
-            cases,
-            baseline_cases,
-            samples,
-        )
-    return results
+def run(members: int, cases: int, baseline_cases: int, samples: int) -> int:
+    """Measures every backend's baseline and large database."""
+    with tempfile.TemporaryDirectory(prefix="bench-cases-") as folder:
+        for backend in backends(Path(folder)):
+            name = f"{backend.name:<11}"
+            if backend.skipped is not None:
+                print(f"{name} skipped: not reachable ({backend.skipped})")
+                continue
+            small = measure(backend, "baseline", members, baseline_cases, samples)
+            large = measure(backend, "large", members, cases, samples)
+            label = f"{name} large/baseline ({cases:,} vs {baseline_cases:,} cases)"
+            print(ratio_line(label, small, large))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m bench.cases", description=__doc__)
-    parser.add_argument("--members", type=int, default=100_000)
-    parser.add_argument("--cases", type=int, default=1_000_000)
-    parser.add_argument("--baseline-cases", type=int, default=1000)
-    parser.add_argument("--samples", type=int, default=300)
+    parser = cli.parser("python -m bench.cases", __doc__)
+    parser.add_argument("--members", type=cli.at_least(1), default=100_000)
+    parser.add_argument("--cases", type=cli.at_least(1), default=1_000_000)
+    parser.add_argument("--baseline-cases", type=cli.at_least(1), default=1000)
+    parser.add_argument("--samples", type=cli.at_least(1), default=300)
     args = parser.parse_args(argv)
-    run_cases_benchmark(args.members, args.cases, args.baseline_cases, args.samples)
-    return 0
+    return cli.run(lambda: run(args.members, args.cases, args.baseline_cases, args.samples))
 
 
 if __name__ == "__main__":

@@ -1,98 +1,63 @@
-"""The command line of `python -m bench`."""
+"""The command line every benchmark shares: its help, its sizes, how it logs and stops."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
+import io
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable
 from types import FrameType
 
-from bench import report, runner, targets
-from bench.results import BenchResults
-from bench.settings import REPORT_JSON_PATH, REPORT_PATH, Settings
+logger = logging.getLogger(__name__)
 
 
-def parse_settings(argv: Sequence[str] | None = None) -> Settings:
-    """Reads the command line into run settings."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench",
-        description="Benchmark the assistant against `rasa init` and print a Markdown report.",
+def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser whose help is the benchmark's module docstring."""
+    return argparse.ArgumentParser(
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="fewer messages (40 sequential, 20 conversations × 5); same trainings",
-    )
-    parser.add_argument("--skip-nlu", action="store_true", help="skip the NLU evaluation")
-    parser.add_argument(
-        "--skip-latency", action="store_true", help="skip the servers (latency, memory)"
-    )
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the run's models and test outputs"
-    )
-    args = parser.parse_args(argv)
-    settings = Settings(
-        run_nlu=not args.skip_nlu, run_latency=not args.skip_latency, keep_artifacts=args.keep
-    )
-    if args.quick:
-        settings = dataclasses.replace(
-            settings, quick=True, sequential_messages=40, messages_per_conversation=5
-        )
-    return settings
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (else exit status 2)."""
+
+    def count(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return count
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _write(results: BenchResults, markdown: str, found: list[targets.Target]) -> None:
-    REPORT_PATH.parent.mkdir(parents=True, exist_ok=True)
-    REPORT_PATH.write_text(markdown, encoding="utf-8")
-    figures = {
-        "results": dataclasses.asdict(results),
-        "targets": [dataclasses.asdict(t) for t in found],
-    }
-    REPORT_JSON_PATH.write_text(
-        json.dumps(figures, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
-    )
+def run(measure: Callable[[], int]) -> int:
+    """Runs a benchmark with its progress on stderr; SIGTERM stops it as Ctrl-C does.
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the benchmark, prints the report and writes it to var/bench/report.md.
-
-    Args:
-        argv: The arguments (default: the process's).
+    Either way every server it started is stopped on the way out.
 
     Returns:
-        0, or 1 if a phase failed, or 130 if interrupted.
+        ``measure()``'s exit status, or 130 if interrupted.
     """
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s bench %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    settings = parse_settings(argv)
-    # SIGTERM unwinds like Ctrl-C, so every child process group is stopped.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # The benchmarks' own progress lines only: the product's logs stay at WARNING.
+    progress = logging.StreamHandler(sys.stderr)
+    progress.setFormatter(logging.Formatter("%(asctime)s bench %(message)s", "%H:%M:%S"))
+    bench_logger = logging.getLogger("bench")
+    bench_logger.addHandler(progress)
+    bench_logger.setLevel(logging.INFO)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # each printed line shows at once
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        results = runner.run(settings)
+        return measure()
     except KeyboardInterrupt:
-        logging.getLogger(__name__).error("interrupted; all started processes were stopped")
+        logger.error("interrupted; every process it started was stopped")
         return 130
-    found = targets.evaluate(
-        results.nlu.get("product"),
-        results.nlu.get("default"),
-        results.systems.get("product"),
-        results.systems.get("rasa-init"),
-        settings.conversations,
-    )
-    markdown = report.render(results, found)
-    _write(results, markdown, found)
-    sys.stdout.write(markdown)
-    logging.getLogger(__name__).info("report written to %s", REPORT_PATH)
-    return 1 if results.errors else 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        bench_logger.removeHandler(progress)

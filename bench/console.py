@@ -1,59 +1,35 @@
 """The staff console at scale: ``python -m bench.console``.
 
-Builds, per backend (a SQLite file, and PostgreSQL in a schema of its own when a server
-is reachable), two app databases migrated by ``bot.db.migrate.upgrade``, each with
-Rasa's ``events`` table where the product puts it by default (``tracker.db`` beside a
-SQLite file, the same PostgreSQL schema; see ``Settings.tracker_url``), created from
-Rasa's own ``SQLTrackerStore`` metadata, so its columns and its index on ``sender_id``
-are Rasa's:
+Per backend (a SQLite file; PostgreSQL when reachable, see bench/databases.py) it seeds
+two databases (bench/console_seed.py): a large one of ``--escalations`` escalations and
+``--events`` Rasa events over one conversation each, among them one long conversation of
+``--long-events`` events, and a baseline of ``--baseline-escalations`` and
+``--baseline-events``, with the same long and typical conversation.
 
-- a large one: ``--escalations`` escalations (default 10,000) spread over six months,
-  ``--open-share`` of them (20 %) waiting or in progress in the last week, the rest
-  closed, with their audit rows and staff messages; and ``--events`` tracker events
-  (default 1,000,000) over one conversation per escalation, among them one long
-  conversation of ``--long-events`` events (5,000) over many sessions;
-- a baseline with ``--baseline-escalations`` (100) and ``--baseline-events`` (10,000),
-  the same long conversation and the same typical conversation included.
-
-The events are real Rasa events (``UserUttered`` with its parse data, ``BotUttered``,
-``ActionExecuted``, ``SlotSet``, ``ActiveLoop``, ``SessionStarted``,
-``ConversationPaused``/``Resumed``) serialized with ``as_dict()`` and ``json.dumps`` as
-the SQL tracker store stores them, interleaved in time order as many conversations
-write them, and bulk-inserted with SQLAlchemy Core in batches.
-
-It then serves both databases at once with the real console (``python -m bot.console``,
-a real HTTP server on a free port each), signs an agent in to each through the login
-form with a ``requests.Session`` and times the pages staff use: the queue (first page
-and last page), an escalation page with its transcript for a typical conversation and
-for the long one, the long one's earlier lines (``?before=``) and the poll for new lines
-(``/lines?after=``) of both. After a warm-up, the two consoles take turns request by
-request, one request at a time, so that other load on the machine slows both alike. It
-prints p50/p95 in ms per page and backend, the ratio large/baseline, and how the
-planner reads each query (the statements the console's code sends, explained). No
-timed assertions: the figures depend on the machine and what else runs on it.
-
-PostgreSQL: ``PRIVACY_BOT_BENCH_POSTGRES_URL``, else ``PRIVACY_BOT_TEST_POSTGRES_URL``,
-else ``postgresql://postgres@127.0.0.1:5432/test`` (then user ``root``).
+It then serves both at once with the real console (``python -m bot.console`` on a free
+port each), signs an agent in to each through the login form and times the pages staff
+use: the queue (first and last page), an escalation page with its transcript for the
+typical and the long conversation, the long one's earlier lines (``?before=``) and the
+poll for new lines (``/lines?after=``) of both. After a warm-up the two consoles take
+turns request by request, one request at a time, so that other load on the machine slows
+both alike. It prints p50/p95 in ms per page and backend, the ratios large/baseline, and
+how the planner reads each query (the statements the console's code sends, explained).
 """
 
 from __future__ import annotations
 
-import argparse
-import heapq
 import html.parser
 import json
+import logging
 import math
-import os
-import random
 import re
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -62,45 +38,16 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bench.lookup import _postgres_base, _postgres_schema
-from bench.machine import collect
-from bench.procs import CommandError, ManagedProcess, free_port, log_tail
-from bench.settings import LOG_DIR, LOOPBACK, ROOT
-from bench.stats import percentile, ratio
-from bot.core.conversation import conversation_id
-from bot.db.demo import load_demo
-from bot.db.migrate import upgrade
-from bot.db.models import AuditLog, Escalation, Member, StaffMessage
-from bot.db.session import dispose, engine_for, session_factory
-from bot.handoff.relay import STAFF_PREFIX
-from bot.settings import SECRETS, load_settings
-from bot.staff.accounts import create_account
+from bench import cli
+from bench.console_seed import AGENT, AGENT_PASSWORD, TYPICAL_EVENTS, Scale, Seeded, seed_database
+from bench.databases import Backend, backends
+from bench.report import DASH, Machine, header, num, table, times, timing_line
+from bench.servers import child_env, free_port, local_url, server
+from bench.stats import Timings, ratio
+from bot.db.session import dispose
 
-# The agent the benchmark signs in as; the others only appear as assignees.
-AGENT = "bench-agent"
-AGENT_PASSWORD = "bench-password-0123"
-OTHER_STAFF = ("tanaka", "sato", "suzuki", "takahashi", "ito")
+logger = logging.getLogger(__name__)
 
-SPAN = timedelta(days=180)  # escalations received over six months
-OPEN_WINDOW = timedelta(days=7)  # the open ones in the last week ...
-OPEN_END = timedelta(hours=3)  # ... up to 3 hours ago (their replies follow)
-TURN_GAP_S = 40.0  # seconds between two messages of a member in a session
-SHORT_GAP_S = 0.05  # between the assistant's events of one turn
-SESSION_GAP_S = 2 * 86400.0  # between two sessions of the same member
-TURNS_PER_SESSION = 12
-TYPICAL_EVENTS = 100
-MIN_EVENTS = 32  # the shortest conversation the plan can write (closed, unverified)
-VERIFIED_EVENTS = 60  # shorter ones have no verification in them
-BATCH = 10_000
-CHANNELS = ("socketio", "socketio", "rest", "line")
-REASONS = (
-    ["member_request"] * 70
-    + ["complaint"] * 10
-    + ["repeated_fallback"] * 12
-    + ["verification_locked"] * 6
-    + ["case_needs_person"] * 2
-)
-PAGES = ("queue", "queue_deep", "typical", "long", "long_before", "poll", "poll_typical")
 PAGE_TITLES = {
     "queue": "queue, first page",
     "queue_deep": "queue, deep page",
@@ -110,754 +57,10 @@ PAGE_TITLES = {
     "poll": "new lines poll, long conversation (`/lines?after=`, nothing new)",
     "poll_typical": "new lines poll, typical conversation (nothing new)",
 }
+PAGES = tuple(PAGE_TITLES)
 
 
-# --- the conversations: real Rasa events, serialized as the SQL tracker store does -----
-
-
-POLICY_TURNS = (
-    ("ask_usage_purpose", "個人情報の利用目的を教えてください"),
-    ("ask_security_measures", "個人情報はどうやって守られていますか"),
-    ("ask_fee", "開示請求の手数料はいくらですか"),
-    ("ask_third_party_provision", "第三者に提供されることはありますか"),
-    ("ask_processing_time", "開示請求をしたらどのくらいで回答がもらえますか"),
-    ("ask_contact", "問い合わせ先を教えてください"),
-    ("ask_employer_sharing", "健診の結果は会社にも伝わりますか"),
-    ("ask_household_mailing", "医療費通知を家族に見られたくないです"),
-)
-ANSWER = (
-    "当組合では、保険給付、保健事業、保険料の徴収など、健康保険事業の運営に必要な範囲で"
-    "個人情報を利用しています。法令に基づく場合を除き、ご本人の同意なく目的外に利用する"
-    "ことはありません。詳しくは個人情報保護方針の「利用目的」をご覧ください。"
-)
-SOURCE = "出典：個人情報保護方針 第2条（利用目的）https://www.example.or.jp/privacy/"
-INTENTS = (
-    "greet", "request_human", "ask_usage_purpose", "ask_security_measures", "ask_fee",
-    "ask_contact", "ask_my_data", "inform", "affirm", "out_of_scope", "ask_complaint",
-)  # fmt: skip
-MEMBER_WAITING = (
-    "よろしくお願いします",
-    "まだでしょうか",
-    "急ぎではありません",
-    "電話でも大丈夫です",
-)
-MEMBER_REPLIES = (
-    "はい、お願いします",
-    "昨年の医療費通知の件です",
-    "わかりました。ありがとうございます",
-    "書類は郵送でお願いできますか",
-)
-STAFF_REPLIES = (
-    "担当の田中です。ご用件を伺います。",
-    "確認いたしますので、少々お待ちください。",
-    "お待たせしました。ご依頼の書類は来週発送いたします。",
-    "ほかにご不明な点はございますか。",
-)
-
-# One row of Rasa's events table: timestamp, type_name, intent_name, action_name, data.
-EventRow = tuple[float, str, str | None, str | None, str]
-
-
-def _ranking(intent: str, confidence: float) -> list[dict[str, Any]]:
-    others = [name for name in INTENTS if name != intent][:9]
-    rest = (1 - confidence) / len(others)
-    return [{"name": intent, "confidence": confidence}] + [
-        {"name": name, "confidence": rest * (0.9**k)} for k, name in enumerate(others)
-    ]
-
-
-class EventFactory:
-    """Rasa events as the SQL tracker store stores them: one row per event.
-
-    Each event is built as a Rasa event object once per distinct content, turned into
-    ``as_dict()``; each row then gets its own timestamp and message ids and is dumped
-    with ``json.dumps`` as ``SQLTrackerStore.save`` does.
-    """
-
-    def __init__(self, rng: random.Random) -> None:
-        """Builds the templates (imports Rasa's event classes once)."""
-        from rasa.shared.core import events as rasa_events
-
-        self.rng = rng
-        self._events = rasa_events
-        self._cache: dict[tuple[Any, ...], tuple[str, str | None, str | None, dict[str, Any]]] = {}
-
-    def _template(
-        self, key: tuple[Any, ...], build: Callable[[], Any]
-    ) -> tuple[str, str | None, str | None, dict[str, Any]]:
-        found = self._cache.get(key)
-        if found is None:
-            event = build()
-            data = event.as_dict()
-            intent = data.get("parse_data", {}).get("intent", {}).get("name")
-            found = (event.type_name, intent, data.get("name"), data)
-            self._cache[key] = found
-        return found
-
-    def _row(self, key: tuple[Any, ...], build: Callable[[], Any], timestamp: float) -> EventRow:
-        type_name, intent, action, template = self._template(key, build)
-        data = dict(template)
-        data["timestamp"] = timestamp
-        if type_name == "user":
-            message_id = f"{self.rng.getrandbits(128):032x}"
-            data["message_id"] = message_id
-            data["parse_data"] = {**template["parse_data"], "message_id": message_id}
-        return (timestamp, type_name, intent, action, json.dumps(data))
-
-    def user(
-        self,
-        text: str,
-        intent: str,
-        timestamp: float,
-        channel: str,
-        entities: Sequence[Mapping[str, Any]] = (),
-    ) -> EventRow:
-        """A member's message with NLU parse data (intent ranking, entities, tokens)."""
-        confidence = 0.97 if intent != "nlu_fallback" else 0.3
-        ev = self._events
-
-        def build() -> Any:
-            parse = {
-                "intent": {"name": intent, "confidence": confidence},
-                "entities": [dict(entity) for entity in entities],
-                "text": text,
-                "message_id": "",
-                "metadata": {},
-                "text_tokens": [[k, k + 1] for k in range(0, len(text), 2)],
-                "intent_ranking": _ranking(intent, confidence),
-            }
-            return ev.UserUttered(
-                text,
-                intent=parse["intent"],
-                entities=parse["entities"],
-                parse_data=parse,
-                input_channel=channel,
-                message_id="",
-                metadata={},
-            )
-
-        key = ("user", text, intent, channel, json.dumps(list(entities)))
-        return self._row(key, build, timestamp)
-
-    def bot(
-        self,
-        text: str,
-        timestamp: float,
-        buttons: Sequence[tuple[str, str]] = (),
-        metadata: Mapping[str, Any] | None = None,
-    ) -> EventRow:
-        """A bot message as a custom action sends it (all of Rasa's data keys)."""
-        ev = self._events
-
-        def build() -> Any:
-            # What rasa_sdk's dispatcher.utter_message sends and Rasa's
-            # create_bot_utterance turns into an event: the extra keys are metadata.
-            data: dict[str, Any] = {
-                "elements": [],
-                "quick_replies": None,
-                "buttons": [{"title": t, "payload": p} for t, p in buttons],
-                "attachment": None,
-                "image": None,
-                "custom": {},
-            }
-            extra = {"template": None, "response": None, **(metadata or {})}
-            return ev.BotUttered(text, data=data, metadata=extra)
-
-        key = ("bot", text, tuple(buttons), json.dumps(dict(metadata or {}), sort_keys=True))
-        return self._row(key, build, timestamp)
-
-    def action(self, name: str, timestamp: float, policy: str | None = "RulePolicy") -> EventRow:
-        """An executed action with the policy that predicted it."""
-        ev = self._events
-        confidence = 1.0 if policy else None
-        return self._row(
-            ("action", name, policy),
-            lambda: ev.ActionExecuted(name, policy=policy, confidence=confidence),
-            timestamp,
-        )
-
-    def slot(self, name: str, value: Any, timestamp: float) -> EventRow:
-        """A slot set by an action."""
-        ev = self._events
-        return self._row(("slot", name, repr(value)), lambda: ev.SlotSet(name, value), timestamp)
-
-    def loop(self, name: str | None, timestamp: float) -> EventRow:
-        """A form starting (its name) or ending (None)."""
-        ev = self._events
-        return self._row(("loop", name), lambda: ev.ActiveLoop(name), timestamp)
-
-    def simple(self, kind: str, timestamp: float) -> EventRow:
-        """``session_started``, ``pause`` or ``resume``."""
-        ev = self._events
-        classes = {
-            "session_started": ev.SessionStarted,
-            "pause": ev.ConversationPaused,
-            "resume": ev.ConversationResumed,
-        }
-        return self._row((kind,), classes[kind], timestamp)
-
-
-@dataclass(frozen=True)
-class Conversation:
-    """The plan of one conversation and its escalation.
-
-    Attributes:
-        index: its place in time order (0 = the oldest escalation).
-        sender_id: Rasa's sender id, the channel's conversation id: ``web:`` and 32 hex
-            digits as the website chat issues them, ``line:U`` and 32 for LINE, ``rest:``
-            and 32 for REST (:mod:`bot.core.conversation`).
-        channel: the member's channel.
-        status: the escalation's status.
-        handoff_at: when the escalation was opened (the conversation paused).
-        events: how many events the conversation has.
-        verified: whether the member verified (a verification form in the transcript).
-        staff: the staff member who claimed it (None while waiting).
-    """
-
-    index: int
-    sender_id: str
-    channel: str
-    status: str
-    handoff_at: datetime
-    events: int
-    verified: bool
-    staff: str | None
-
-
-def _structure(turns: int, verified: bool, status: str, replies: int) -> int:
-    """Events a conversation of ``turns`` policy turns has (see :func:`conversation_rows`)."""
-    sessions = max(1, math.ceil(turns / TURNS_PER_SESSION))
-    count = 3 * sessions + 4 + 5 * turns + (22 if verified else 0) + 10  # greet, hand-off
-    if status != "waiting":
-        count += 4 * replies  # each staff message (action, bot, listen), the member's answer
-    if status == "closed":
-        count += 1 + 5  # resume, then a question the assistant answers again
-    return count
-
-
-def _replies(status: str, events: int) -> int:
-    if status == "waiting":
-        return 0
-    return max(1, min(events // 200, 400)) if events > 1000 else 2
-
-
-def _turns_for(events: int, verified: bool, status: str) -> tuple[int, int]:
-    """Policy turns and member messages in waiting that make exactly ``events`` events."""
-    replies = _replies(status, events)
-    turns = max(0, (events - _structure(0, verified, status, replies)) // 5)
-    while turns > 0 and _structure(turns, verified, status, replies) > events:
-        turns -= 1
-    return turns, events - _structure(turns, verified, status, replies)
-
-
-def conversation_rows(
-    plan: Conversation, factory: EventFactory, rng: random.Random
-) -> Iterator[EventRow]:
-    """The conversation's events in time order, exactly ``plan.events`` of them.
-
-    Sessions of policy questions (a greeting, questions answered with their source, a
-    verification for some members), then the hand-off: asked twice, the assistant
-    pauses; while waiting the member writes a few more lines; once claimed, staff
-    messages are relayed (``action_relay_staff_message``) and the member answers; a
-    closed one was handed back (``resume``) and the assistant answers again.
-    """
-    turns, extra = _turns_for(plan.events, plan.verified, plan.status)
-    replies = _replies(plan.status, plan.events)
-    channel = plan.channel
-    handoff = plan.handoff_at.timestamp()
-    sessions = max(1, math.ceil(turns / TURNS_PER_SESSION))
-    # A member's messages (and the start of a session) come TURN_GAP_S * pace apart, the
-    # assistant's events SHORT_GAP_S after them. Counting both up to the pause gives the
-    # start that puts the pause exactly at the escalation's created_at.
-    pace = 0.5 + rng.random()
-    waits = sessions + 1 + turns + (3 if plan.verified else 0) + 2
-    events = 3 * sessions + 4 + 5 * turns + (22 if plan.verified else 0) + 9
-    span = waits * TURN_GAP_S * pace + (events - waits) * SHORT_GAP_S
-    tick = [handoff - span - (sessions - 1) * SESSION_GAP_S]
-
-    def at(member: bool = False, gap: float = TURN_GAP_S) -> float:
-        tick[0] += gap * pace if member else SHORT_GAP_S
-        return tick[0]
-
-    def session_start() -> Iterator[EventRow]:
-        yield factory.action("action_session_start", at(True), policy=None)
-        yield factory.simple("session_started", at())
-        yield factory.action("action_listen", at(), policy=None)
-
-    def policy_turn() -> Iterator[EventRow]:
-        intent, text = POLICY_TURNS[rng.randrange(len(POLICY_TURNS))]
-        yield factory.user(text, intent, at(True), channel)
-        yield factory.action("action_answer_policy", at())
-        yield factory.bot(ANSWER, at())
-        yield factory.bot(SOURCE, at())
-        yield factory.action("action_listen", at())
-
-    def verification() -> Iterator[EventRow]:
-        yield factory.user("自分の登録内容を確認したい", "ask_my_data", at(True), channel)
-        yield factory.action("verification_form", at())
-        yield factory.loop("verification_form", at())
-        yield factory.slot("requested_slot", "id_member_number", at())
-        yield factory.action("action_ask_id_member_number", at())
-        yield factory.bot("保険証の記号と番号を教えてください。", at())
-        yield factory.action("action_listen", at())
-        number = [{"entity": "member_id", "start": 0, "end": 9, "value": "記号1001 番号23"}]
-        yield factory.user("記号1001 番号23", "inform", at(True), channel, number)
-        yield factory.action("verification_form", at())
-        yield factory.slot("id_member_number", "記号****番号**", at())
-        yield factory.slot("requested_slot", "id_birth_date", at())
-        yield factory.bot("生年月日を教えてください（例：1985年4月1日）。", at())
-        yield factory.action("action_listen", at())
-        born = [{"entity": "birth_date", "start": 0, "end": 9, "value": "1985-04-01"}]
-        yield factory.user("1985年4月1日", "inform", at(True), channel, born)
-        yield factory.action("verification_form", at())
-        yield factory.slot("id_birth_date", "****年**月**日", at())
-        yield factory.slot("id_code", "******", at())
-        yield factory.loop(None, at())
-        yield factory.action("action_verification_done", at())
-        yield factory.bot(
-            "本人確認ができました。ご登録の電話番号は090-1234-5678、氏名は山田 太郎様です。",
-            at(),
-        )
-        yield factory.slot("verification_outcome", "verified", at())
-        yield factory.action("action_listen", at())
-
-    def handoff_turns() -> Iterator[EventRow]:
-        yield factory.user("担当者と話したい", "request_human", at(True), channel)
-        yield factory.action("action_offer_human", at())
-        yield factory.bot(
-            "担当者におつなぎすることもできます。",
-            at(),
-            buttons=[("担当者と話したい", '/request_human{"handoff_reason": "member_request"}')],
-        )
-        yield factory.slot("handoff_offered", True, at())
-        yield factory.action("action_listen", at())
-        yield factory.user("担当者と話したい", "request_human", at(True), channel)
-        yield factory.action("action_request_human", at())
-        yield factory.bot(
-            "担当者におつなぎします。窓口の受付時間は公表されていないため、担当者から"
-            "順番にお返事します。",
-            at(),
-        )
-        paused = factory.simple("pause", at())
-        if abs(paused[0] - handoff) > 0.01:  # the plan's arithmetic and the events disagree
-            raise AssertionError(f"paused at {paused[0]}, planned {handoff}")
-        yield paused
-        yield factory.action("action_listen", at())
-
-    yield from session_start()
-    yield factory.user("こんにちは", "greet", at(True), channel)
-    yield factory.action("action_greet", at())
-    yield factory.bot(
-        "こんにちは。個人情報の取り扱いについてお答えするアシスタントです。",
-        at(),
-        buttons=[("利用目的", "/ask_usage_purpose"), ("担当者と話したい", "/request_human")],
-    )
-    yield factory.action("action_listen", at())
-    verify_at = turns // 2 if plan.verified else -1
-    for turn in range(turns):
-        if turn and turn % TURNS_PER_SESSION == 0:
-            tick[0] += SESSION_GAP_S
-            yield from session_start()
-        if turn == verify_at:
-            yield from verification()
-        yield from policy_turn()
-    if plan.verified and turns == 0:
-        yield from verification()
-    yield from handoff_turns()
-    for k in range(extra):  # the member writes while nobody has answered yet
-        yield factory.user(
-            MEMBER_WAITING[k % len(MEMBER_WAITING)], "affirm", at(True, 60.0), channel
-        )
-    if plan.status == "waiting":
-        return
-    staff = plan.staff or OTHER_STAFF[0]
-    for k in range(replies):
-        yield factory.action("action_relay_staff_message", at(True, 60.0), policy=None)
-        text = STAFF_PREFIX + STAFF_REPLIES[k % len(STAFF_REPLIES)]
-        yield factory.bot(text, at(), metadata={"staff": staff})
-        yield factory.action("action_listen", at(), policy=None)
-        reply = MEMBER_REPLIES[k % len(MEMBER_REPLIES)]
-        yield factory.user(reply, "inform", at(True, 60.0), channel)
-    if plan.status == "closed":
-        yield factory.simple("resume", at(True, 60.0))
-        yield from policy_turn()
-
-
-# --- the plan of a database ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Scale:
-    """How big one database is.
-
-    Attributes:
-        escalations: escalations, one conversation each.
-        events: tracker events in all.
-        long_events: events of the one long conversation.
-        open_share: the share of escalations waiting or in progress.
-    """
-
-    escalations: int
-    events: int
-    long_events: int
-    open_share: float = 0.2
-
-    def check(self) -> None:
-        """Refuses sizes the plan cannot write."""
-        if self.escalations < 3:
-            raise ValueError("at least 3 escalations")
-        rest = self.events - self.long_events - TYPICAL_EVENTS
-        if self.long_events < 2 * TYPICAL_EVENTS or rest < MIN_EVENTS * (self.escalations - 2):
-            raise ValueError(
-                f"{self.events:,} events cannot hold a {self.long_events:,}-event conversation, "
-                f"a {TYPICAL_EVENTS}-event one and {self.escalations - 2:,} more of at least "
-                f"{MIN_EVENTS} events"
-            )
-        if not 0 < self.open_share < 1:
-            raise ValueError("the open share must be between 0 and 1")
-
-
-def _lengths(count: int, total: int, rng: random.Random) -> list[int]:
-    """``count`` conversation lengths of at least MIN_EVENTS, summing to ``total``."""
-    if count == 0:
-        return []
-    spare = total - MIN_EVENTS * count
-    weights = [rng.random() ** 2 + 0.2 for _ in range(count)]  # many short, some long
-    scale = spare / sum(weights)
-    lengths = [MIN_EVENTS + int(w * scale) for w in weights]
-    for k in range(total - sum(lengths)):
-        lengths[k % count] += 1
-    return lengths
-
-
-def plan_conversations(
-    scale: Scale, now: datetime, seed: int = 20261124
-) -> tuple[list[Conversation], int, int]:
-    """The escalations and conversations of a database, in time order.
-
-    The most recent ``open_share`` are open (about 60 % waiting, 40 % in progress), the
-    others closed; the typical and the long conversation are in progress, claimed by
-    :data:`AGENT`, the long one the most recent of those. The baseline and the large
-    database get the same typical and long conversation (same seed).
-
-    Returns:
-        The conversations, and the index of the typical and of the long one.
-    """
-    scale.check()
-    rng = random.Random(seed)
-    count = scale.escalations
-    open_count = max(2, round(count * scale.open_share))
-    closed_count = count - open_count
-    statuses = ["closed"] * closed_count + [
-        "in_progress" if rng.random() < 0.4 else "waiting" for _ in range(open_count)
-    ]
-    # The measured ones: the last open one (long) and one in the middle of the open ones.
-    long_index = count - 1
-    typical_index = closed_count + open_count // 2
-    if typical_index == long_index:
-        typical_index -= 1
-    statuses[long_index] = statuses[typical_index] = "in_progress"
-    lengths = _lengths(
-        count - 2, scale.events - scale.long_events - TYPICAL_EVENTS, random.Random(seed + 1)
-    )
-    closed_span = SPAN - OPEN_WINDOW
-    plans = []
-    for index in range(count):
-        if index < closed_count:
-            handoff = now - SPAN + closed_span * ((index + rng.random()) / max(1, closed_count))
-        else:
-            place = (index - closed_count + rng.random()) / open_count
-            handoff = now - OPEN_WINDOW + (OPEN_WINDOW - OPEN_END) * place
-        if index == long_index:
-            events = scale.long_events
-        elif index == typical_index:
-            events = TYPICAL_EVENTS
-        else:
-            events = lengths.pop()
-        status = statuses[index]
-        staff = None if status == "waiting" else rng.choice(OTHER_STAFF)
-        if index in (long_index, typical_index):
-            staff = AGENT
-        native = f"{rng.getrandbits(128):032x}"
-        channel = rng.choice(CHANNELS)
-        plans.append(
-            Conversation(
-                index=index,
-                sender_id=conversation_id(channel, f"U{native}" if channel == "line" else native),
-                channel=channel,
-                status=status,
-                handoff_at=handoff,
-                events=events,
-                verified=index in (long_index, typical_index)
-                or (rng.random() < 0.3 and events >= VERIFIED_EVENTS),
-                staff=staff,
-            )
-        )
-    return plans, typical_index, long_index
-
-
-# --- seeding ----------------------------------------------------------------------------
-
-
-@dataclass
-class Seeded:
-    """A seeded database and what the benchmark measures in it."""
-
-    url: str
-    tracker_url: str
-    escalations: int
-    events: int
-    statuses: dict[str, int]
-    open_count: int
-    queue_first_id: int
-    typical_id: int
-    long_id: int
-    long_events: int
-    long_last_event: int
-    long_middle_event: int
-    typical_last_event: int
-    typical_marker: str
-    long_marker: str
-    seed_s: float
-    events_s: float
-
-
-def _events_table() -> sa.Table:
-    from rasa.core.tracker_store import SQLTrackerStore
-
-    table: sa.Table = SQLTrackerStore.SQLEvent.__table__
-    return table
-
-
-def _escalation_rows(
-    plans: Sequence[Conversation], member_ids: Sequence[int], rng: random.Random
-) -> list[dict[str, Any]]:
-    rows = []
-    for plan in plans:
-        # Claimed before the first relayed reply (conversation_rows), closed later.
-        claimed = plan.handoff_at + timedelta(seconds=20)
-        closed = claimed + timedelta(minutes=10 + rng.random() * 120)
-        reason = (
-            "member_request" if plan.status != "closed" and plan.index % 3 else rng.choice(REASONS)
-        )
-        rows.append(
-            {
-                "id": plan.index + 1,
-                "created_at": plan.handoff_at,
-                "reason": reason,
-                "sender_id": plan.sender_id,
-                "channel": plan.channel,
-                "member_id": rng.choice(member_ids) if plan.verified and member_ids else None,
-                "status": plan.status,
-                "note": "電話で対応済み"
-                if plan.status == "closed" and rng.random() < 0.1
-                else None,
-                "assigned_staff": plan.staff,
-                "claimed_at": claimed if plan.status != "waiting" else None,
-                "closed_at": closed if plan.status == "closed" else None,
-                "paused": reason != "verification_locked",
-            }
-        )
-    return rows
-
-
-def _audit_rows(escalations: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for row in escalations:
-        common = {"member_id": row["member_id"], "channel": None, "sender_id": None}
-        yield {
-            **common,
-            "at": row["created_at"],
-            "actor": "system",
-            "action": "escalation.opened",
-            "sender_id": row["sender_id"],
-            "channel": row["channel"],
-            "detail": {"escalation_id": row["id"], "reason": row["reason"]},
-        }
-        if row["claimed_at"] is not None:
-            staff = f"staff:{row['assigned_staff']}"
-            detail = {"escalation_id": row["id"]}
-            claimed = row["claimed_at"]
-            yield {
-                **common,
-                "at": claimed,
-                "actor": staff,
-                "action": "escalation.claimed",
-                "detail": detail,
-            }
-            for minutes in (1, 3):
-                yield {
-                    **common,
-                    "at": claimed + timedelta(minutes=minutes),
-                    "actor": staff,
-                    "action": "escalation.staff_message",
-                    "detail": detail,
-                }
-        if row["closed_at"] is not None:
-            yield {
-                **common,
-                "at": row["closed_at"],
-                "actor": f"staff:{row['assigned_staff']}",
-                "action": "escalation.handed_back",
-                "detail": {"escalation_id": row["id"]},
-            }
-
-
-def _staff_message_rows(escalations: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for row in escalations:
-        if row["claimed_at"] is None:
-            continue
-        for k, minutes in enumerate((1, 3)):
-            sent = row["claimed_at"] + timedelta(minutes=minutes)
-            yield {
-                "escalation_id": row["id"],
-                "sender_id": row["sender_id"],
-                "staff": row["assigned_staff"],
-                "text": STAFF_REPLIES[k],
-                "created_at": sent,
-                "delivered_at": sent + timedelta(seconds=1),
-            }
-
-
-def _batches(rows: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _insert(connection: sa.engine.Connection, table: sa.Table, rows: Iterable[Any]) -> int:
-    count = 0
-    for batch in _batches(rows):
-        connection.execute(table.insert(), batch)
-        count += len(batch)
-    return count
-
-
-def _event_rows(plans: Sequence[Conversation], seed: int) -> Iterator[dict[str, Any]]:
-    """Every conversation's events, merged in time order as the store receives them."""
-    factory = EventFactory(random.Random(seed))
-
-    def tagged(plan: Conversation) -> Iterator[tuple[float, int, str, tuple[Any, ...]]]:
-        rng = random.Random(seed * 1_000_003 + plan.index)
-        for row in conversation_rows(plan, factory, rng):
-            yield (row[0], plan.index, plan.sender_id, row)
-
-    for _, _, sender_id, row in heapq.merge(*(tagged(plan) for plan in plans)):
-        timestamp, type_name, intent, action, data = row
-        yield {
-            "sender_id": sender_id,
-            "type_name": type_name,
-            "timestamp": timestamp,
-            "intent_name": intent,
-            "action_name": action,
-            "data": data,
-        }
-
-
-def default_tracker_url(url: str) -> str:
-    """Where the product keeps Rasa's events for the app database ``url`` by default.
-
-    ``Settings.tracker_url`` without ``TRACKER_STORE_URL``: the same PostgreSQL
-    database, or ``tracker.db`` beside a SQLite file.
-    """
-    return replace(load_settings({}), database_url=url, tracker_store_url=None).tracker_url
-
-
-def seed_database(
-    url: str,
-    scale: Scale,
-    now: datetime,
-    seed: int = 20261124,
-    tracker_url: str | None = None,
-) -> Seeded:
-    """Migrate ``url`` and fill it: escalations, audit rows, staff, Rasa's events.
-
-    Args:
-        url: an empty database (a new SQLite file or a fresh PostgreSQL schema).
-        scale: how much to write.
-        now: the clock of the seed (escalations are received before it).
-        seed: the seed of every random choice.
-        tracker_url: where Rasa's ``events`` table goes (default:
-            :func:`default_tracker_url`, as the product places it).
-
-    Returns:
-        What was written and what the benchmark measures.
-    """
-    started = time.perf_counter()
-    tracker_url = tracker_url or default_tracker_url(url)
-    plans, typical, long = plan_conversations(scale, now, seed)
-    upgrade(url)
-    engine = engine_for(url)
-    sessions = session_factory(url)
-    with sessions.begin() as session:
-        load_demo(session)
-        create_account(session, AGENT, "agent", AGENT_PASSWORD, now)
-        member_ids = list(session.execute(sa.select(Member.id)).scalars())
-    rows = _escalation_rows(plans, member_ids, random.Random(seed + 2))
-    with engine.begin() as connection:
-        _insert(connection, Escalation.__table__, rows)
-        _insert(connection, AuditLog.__table__, _audit_rows(rows))
-        _insert(connection, StaffMessage.__table__, _staff_message_rows(rows))
-        if engine.dialect.name == "postgresql":
-            # The ids were given explicitly: move the sequence past them.
-            connection.execute(
-                sa.text(
-                    "SELECT setval(pg_get_serial_sequence('escalations', 'id'), "
-                    "(SELECT max(id) FROM escalations))"
-                )
-            )
-            # Statistics now rather than whenever autovacuum gets to it.
-            for table in ("escalations", "audit_log", "staff_messages"):
-                connection.exec_driver_sql(f"ANALYZE {table}")
-    events_table = _events_table()
-    tracker = engine_for(tracker_url)
-    events_started = time.perf_counter()
-    with tracker.begin() as connection:
-        events_table.create(connection, checkfirst=True)
-        events = _insert(connection, events_table, _event_rows(plans, seed))
-    events_s = time.perf_counter() - events_started
-    with tracker.begin() as connection:
-        if tracker.dialect.name == "postgresql":
-            connection.exec_driver_sql("ANALYZE events")
-        ids = list(
-            connection.execute(
-                sa.select(events_table.c.id)
-                .where(events_table.c.sender_id == plans[long].sender_id)
-                .order_by(events_table.c.id)
-            ).scalars()
-        )
-        typical_last = connection.execute(
-            sa.select(sa.func.max(events_table.c.id)).where(
-                events_table.c.sender_id == plans[typical].sender_id
-            )
-        ).scalar_one()
-    return Seeded(
-        url=url,
-        tracker_url=tracker_url,
-        escalations=len(rows),
-        events=events,
-        statuses=dict(Counter(plan.status for plan in plans)),
-        open_count=sum(1 for plan in plans if plan.status != "closed"),
-        # The queue's first row: the oldest waiting one, else the oldest in progress.
-        queue_first_id=min(
-            (plan.status != "waiting", plan.index) for plan in plans if plan.status != "closed"
-        )[1]
-        + 1,
-        typical_id=typical + 1,
-        long_id=long + 1,
-        long_events=len(ids),
-        long_last_event=ids[-1],
-        long_middle_event=ids[len(ids) // 2],
-        typical_last_event=typical_last,
-        typical_marker=MEMBER_REPLIES[1],
-        long_marker=MEMBER_REPLIES[(_replies("in_progress", scale.long_events) - 1) % 4],
-        seed_s=time.perf_counter() - started,
-        events_s=events_s,
-    )
+# --- how the databases read the pages' queries -------------------------------------------
 
 
 def _explain(connection: sa.engine.Connection, statement: str, parameters: Any) -> list[str]:
@@ -880,7 +83,7 @@ def query_plans(seeded: Seeded, now: datetime) -> dict[str, list[str]]:
     """How the databases read the pages' queries, as their planners explain them.
 
     The statements are those the console's own code sends (captured while calling it on
-    the seeded app database and tracker store), explained with their parameters.
+    the seeded databases), explained with their parameters.
 
     Returns:
         Per page key, the plan lines (``Index Scan ...``, ``SEARCH ... USING INDEX ...``).
@@ -899,33 +102,20 @@ def query_plans(seeded: Seeded, now: datetime) -> dict[str, list[str]]:
     plans: dict[str, list[str]] = {}
     try:
         with app.connect() as app_db, tracker.connect() as events:
-            senders = dict(
-                app_db.execute(
-                    sa.select(Escalation.id, Escalation.sender_id).where(
-                        Escalation.id.in_([seeded.long_id, seeded.typical_id])
-                    )
-                ).all()
-            )
-            sender, typical = senders[seeded.long_id], senders[seeded.typical_id]
+            long, typical = seeded.long_sender, seeded.typical_sender
             last_page = max(1, math.ceil(seeded.open_count / PAGE_SIZE))
             work: dict[str, tuple[sa.engine.Connection, Callable[[], Any]]] = {
-                "queue_deep": (
-                    app_db,
-                    lambda: queue_page(Session(bind=app_db), now, last_page),
-                ),
-                "long": (events, lambda: read_transcript(events, sender, limit=LINES_PER_PAGE)),
+                "queue_deep": (app_db, lambda: queue_page(Session(bind=app_db), now, last_page)),
+                "long": (events, lambda: read_transcript(events, long, limit=LINES_PER_PAGE)),
                 "long_before": (
                     events,
                     lambda: read_transcript(
-                        events,
-                        sender,
-                        before_event_id=seeded.long_middle_event,
-                        limit=LINES_PER_PAGE,
+                        events, long, before_event_id=seeded.long_middle_event, limit=LINES_PER_PAGE
                     ),
                 ),
                 "poll": (
                     events,
-                    lambda: read_transcript(events, sender, after_event_id=seeded.long_last_event),
+                    lambda: read_transcript(events, long, after_event_id=seeded.long_last_event),
                 ),
                 "poll_typical": (
                     events,
@@ -954,7 +144,7 @@ def query_plans(seeded: Seeded, now: datetime) -> dict[str, list[str]]:
     return plans
 
 
-# --- the console server and the client ---------------------------------------------------
+# --- the console and its pages ----------------------------------------------------------
 
 
 class _HiddenFields(html.parser.HTMLParser):
@@ -981,7 +171,7 @@ def sign_in(base_url: str, name: str, password: str) -> requests.Session:
     """A ``requests.Session`` signed in through the login form, as a browser would.
 
     Raises:
-        RuntimeError: if the form has no CSRF field or the sign-in is refused.
+        RuntimeError: If the form has no CSRF field or the sign-in is refused.
     """
     http = requests.Session()
     form = http.get(urljoin(base_url, "/login"), timeout=30)
@@ -989,54 +179,35 @@ def sign_in(base_url: str, name: str, password: str) -> requests.Session:
     csrf = hidden_fields(form.text).get("csrf")
     if not csrf:
         raise RuntimeError("the login form has no csrf field")
-    answer = http.post(
-        urljoin(base_url, "/login"),
-        data={"name": name, "password": password, "csrf": csrf},
-        timeout=30,
-    )
+    credentials = {"name": name, "password": password, "csrf": csrf}
+    answer = http.post(urljoin(base_url, "/login"), data=credentials, timeout=30)
     if answer.status_code != 200 or not answer.url.rstrip("/").endswith("/queue"):
         raise RuntimeError(f"sign-in refused: {answer.status_code} at {answer.url}")
     return http
 
 
 @contextmanager
-def console_server(
-    url: str, tracker_url: str, var_dir: Path, name: str, deadline_s: float = 60.0
-) -> Iterator[str]:
-    """``python -m bot.console`` on a free port over these databases; yields its base URL."""
+def console_server(url: str, tracker_url: str, var_dir: Path, name: str) -> Iterator[str]:
+    """``python -m bot.console`` on a free port over these databases; yields its base URL.
+
+    As the launcher starts it: no secret in its environment; it reads the HTTP API token
+    and its own secret from files in its var dir, generated there on first use.
+    """
     port = free_port()
     var_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "TRACKER_STORE_URL": tracker_url,
-        "CONSOLE_PORT": str(port),
-        "PRIVACY_BOT_VAR_DIR": str(var_dir),
-        # Nothing listens there: the pages measured never call the rasa server.
-        "RASA_PORT": str(free_port()),
-        "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-    }
-    # As the launcher starts it: no secret in its environment. It reads the HTTP API
-    # token and its own secret from files in its var dir, generated there on first use.
-    for name in SECRETS.values():
-        env.pop(name, None)
-    log = LOG_DIR / f"console-{name}.log"
-    base = f"http://{LOOPBACK}:{port}"
-    with ManagedProcess(
-        f"console {name}", [sys.executable, "-m", "bot.console"], cwd=ROOT, env=env, log_path=log
-    ) as process:
-        deadline = time.monotonic() + deadline_s
-        while True:
-            if process.returncode() is not None:
-                raise CommandError(f"the console exited (log {log}):\n{log_tail(log)}")
-            try:
-                if requests.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise CommandError(f"the console did not answer (log {log}):\n{log_tail(log)}")
-            time.sleep(0.2)
+    env = child_env(
+        {
+            "DATABASE_URL": url,
+            "TRACKER_STORE_URL": tracker_url,
+            "CONSOLE_PORT": str(port),
+            "PRIVACY_BOT_VAR_DIR": str(var_dir),
+            # Nothing listens there: the pages measured never call the rasa server.
+            "RASA_PORT": str(free_port()),
+        }
+    )
+    base = local_url(port)
+    command = [sys.executable, "-m", "bot.console"]
+    with server(f"console {name}", command, f"{base}/health", env, deadline_s=60.0):
         yield base
 
 
@@ -1073,76 +244,47 @@ def pages_of(seeded: Seeded) -> list[Page]:
 
 
 @dataclass
-class Timings:
-    """The response times of one page, in ms, and its size."""
-
-    ms: list[float] = field(default_factory=list)
-    size: int = 0
-
-    def p(self, pct: float) -> float:
-        """The ``pct``-th percentile."""
-        return percentile(self.ms, pct)
-
-
-def time_pages(
-    targets: Sequence[tuple[requests.Session, str, Sequence[Page]]], samples: int, warmup: int
-) -> list[dict[str, Timings]]:
-    """GET each page of every target in turn, ``warmup`` times, then ``samples`` times.
-
-    The targets (the baseline's console and the large database's) take turns request by
-    request, one request at a time: whatever else loads the machine meanwhile slows
-    both alike, so their ratio holds even when the absolute figures do not.
-
-    Args:
-        targets: per console, the signed-in session, its base URL and its pages (the
-            same keys in the same order).
-        samples: timed requests per page and target.
-        warmup: untimed requests per page and target before them.
-
-    Returns:
-        Per target, the timings of each page by key.
-
-    Raises:
-        RuntimeError: if a page answers anything but 200 or lacks its marker.
-    """
-    figures: list[dict[str, Timings]] = [{} for _ in targets]
-    keys = [page.key for page in targets[0][2]]
-    for position, key in enumerate(keys):
-        for turn in range(warmup + samples):
-            for (http, base_url, pages), found in zip(targets, figures, strict=True):
-                page = pages[position]
-                timings = found.setdefault(key, Timings())
-                started = time.perf_counter()
-                answer = http.get(urljoin(base_url, page.path), timeout=60, allow_redirects=False)
-                body = answer.content
-                elapsed = (time.perf_counter() - started) * 1000
-                if answer.status_code != 200:
-                    raise RuntimeError(f"GET {page.path}: {answer.status_code}")
-                if turn == 0:
-                    text = body.decode("utf-8", errors="replace")
-                    if page.marker and page.marker not in text:
-                        raise RuntimeError(f"GET {page.path}: {page.marker!r} not in the page")
-                    timings.size = len(body)
-                if turn >= warmup:
-                    timings.ms.append(elapsed)
-    return figures
-
-
-# --- the run ------------------------------------------------------------------------------
-
-
-@dataclass
 class Measured:
-    """One database's seed and its page timings."""
+    """One database: its seed, its pages, their timings and sizes, its query plans."""
 
     seeded: Seeded
-    pages: dict[str, Timings]
-    paths: dict[str, str]
+    pages: dict[str, Page]
+    timings: dict[str, Timings] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
     plans: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+def time_pages(
+    consoles: Sequence[tuple[requests.Session, str, Measured]], samples: int, warmup: int
+) -> None:
+    """GETs each page of every console in turn, ``warmup`` times, then ``samples`` times.
+
+    The consoles take turns request by request, one request at a time: whatever else
+    loads the machine meanwhile slows all alike, so their ratio holds even when the
+    absolute figures do not. The timings and sizes go to each console's ``Measured``.
+
+    Raises:
+        RuntimeError: If a page answers anything but 200 or lacks its marker.
+    """
+    for key in PAGES:
+        for turn in range(warmup + samples):
+            for http, base_url, measured in consoles:
+                page = measured.pages[key]
+                started = time.perf_counter()
+                answer = http.get(urljoin(base_url, page.path), timeout=60, allow_redirects=False)
+                body = answer.content
+                elapsed = time.perf_counter() - started
+                if answer.status_code != 200:
+                    raise RuntimeError(f"GET {page.path}: {answer.status_code}")
+                if turn == 0:
+                    if page.marker not in body.decode("utf-8", errors="replace"):
+                        raise RuntimeError(f"GET {page.path}: {page.marker!r} not in the page")
+                    measured.sizes[key] = len(body)
+                if turn >= warmup:
+                    measured.timings.setdefault(key, Timings()).seconds.append(elapsed)
+
+
+# --- the run ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -1158,8 +300,8 @@ class BackendRun:
         """large/baseline of p50 and p95 of a page."""
         if self.baseline is None or self.large is None:
             return None, None
-        small, big = self.baseline.pages[key], self.large.pages[key]
-        return ratio(big.p(50), small.p(50)), ratio(big.p(95), small.p(95))
+        small, big = self.baseline.timings[key], self.large.timings[key]
+        return ratio(big.ms(50), small.ms(50)), ratio(big.ms(95), small.ms(95))
 
 
 @dataclass
@@ -1174,77 +316,50 @@ class ConsoleResults:
 
 
 def measure_backend(
-    name: str,
-    database: Callable[[str], AbstractContextManager[str]],
-    baseline: Scale,
-    large: Scale,
-    samples: int,
-    warmup: int,
-    now: datetime,
+    backend: Backend, baseline: Scale, large: Scale, samples: int, warmup: int, now: datetime
 ) -> BackendRun:
-    """Seed a baseline and a large database, serve both, sign in to both, time the pages.
+    """Seeds a baseline and a large database, serves both, signs in to both, times the pages.
 
     Args:
-        name: the backend's name in the report.
-        database: gives a fresh empty database URL for a label (``baseline``, ``large``)
-            and removes it on exit.
-        baseline: the baseline's sizes.
-        large: the large database's sizes.
-        samples: timed requests per page and database.
-        warmup: untimed requests per page and database before them.
-        now: the clock of the seeds.
+        backend: Where the two databases go.
+        baseline: The baseline's sizes.
+        large: The large database's sizes.
+        samples: Timed requests per page and database.
+        warmup: Untimed requests per page and database before them.
+        now: The clock of the seeds.
     """
-    run = BackendRun(name)
-    scales = {"baseline": baseline, "large": large}
+    databases: dict[str, Measured] = {}
     with ExitStack() as stack:
+        for label, scale in (("baseline", baseline), ("large", large)):
+            url = stack.enter_context(backend.fresh_database(label))
+            seeded = seed_database(url, scale, now)
+            stack.callback(dispose, seeded.tracker_url)
+            dispose(url)  # the console has connections of its own
+            dispose(seeded.tracker_url)
+            logger.info(
+                "%s %s: %s escalations, %s events seeded in %.1f s (events %.1f s)",
+                backend.name,
+                label,
+                f"{seeded.escalations:,}",
+                f"{seeded.events:,}",
+                seeded.seed_s,
+                seeded.events_s,
+            )
+            pages = {page.key: page for page in pages_of(seeded)}
+            databases[label] = Measured(seeded, pages, plans=query_plans(seeded, now))
         var_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-console-")))
-        seeded: dict[str, Seeded] = {}
-        plans: dict[str, dict[str, list[str]]] = {}
-        urls: dict[str, str] = {}
-        for label, scale in scales.items():
-            url = urls[label] = stack.enter_context(database(label))
-            stack.callback(dispose, url)
-            tracker_url = default_tracker_url(url)
-            stack.callback(dispose, tracker_url)
-            seeded[label] = seed_database(url, scale, now, tracker_url=tracker_url)
-            # The console has its own connections.
-            dispose(url)
-            dispose(tracker_url)
-            plans[label] = query_plans(seeded[label], now)
-            _progress(
-                f"{name} {label}: {seeded[label].escalations:,} escalations, "
-                f"{seeded[label].events:,} events seeded in {seeded[label].seed_s:.1f} s "
-                f"(events {seeded[label].events_s:.1f} s)"
+        consoles = []
+        for label, measured in databases.items():
+            tag = f"{backend.name.lower()}-{label}"
+            seeded = measured.seeded
+            base = stack.enter_context(
+                console_server(seeded.url, seeded.tracker_url, var_dir / label, tag)
             )
-        targets = []
-        pages: dict[str, list[Page]] = {}
-        for label, url in urls.items():
-            tag = f"{name.split()[0].lower()}-{label}"
-            tracker_url = seeded[label].tracker_url
-            base = stack.enter_context(console_server(url, tracker_url, var_dir / label, tag))
-            pages[label] = pages_of(seeded[label])
-            targets.append((sign_in(base, AGENT, AGENT_PASSWORD), base, pages[label]))
-        timings = time_pages(targets, samples, warmup)
-        for label, found in zip(urls, timings, strict=True):
-            paths = {page.key: page.path for page in pages[label]}
-            measured = Measured(seeded[label], found, paths, plans[label])
-            setattr(run, label, measured)
-            _progress(
-                f"{name} {label}: "
-                + "  ".join(
-                    f"{key} p50 {t.p(50):.1f} p95 {t.p(95):.1f} ms" for key, t in found.items()
-                )
-            )
-    return run
-
-
-def _schemas(server: str) -> Callable[[str], AbstractContextManager[str]]:
-    """A fresh schema of its own on ``server`` for each database (dropped on exit)."""
-
-    def schema(label: str) -> AbstractContextManager[str]:
-        return _postgres_schema(server)
-
-    return schema
+            consoles.append((sign_in(base, AGENT, AGENT_PASSWORD), base, measured))
+        time_pages(consoles, samples, warmup)
+    for label, measured in databases.items():
+        logger.info(timing_line(f"{backend.name} {label}", measured.timings))
+    return BackendRun(backend.name, databases["baseline"], databases["large"])
 
 
 def run_console_benchmark(
@@ -1252,82 +367,44 @@ def run_console_benchmark(
     baseline: Scale,
     samples: int = 200,
     warmup: int = 10,
-    backends: Sequence[str] = ("sqlite", "postgresql"),
+    wanted: Sequence[str] = ("sqlite", "postgresql"),
 ) -> ConsoleResults:
-    """Seed, serve and time each backend's baseline and large database.
-
-    Args:
-        large: the large database's sizes.
-        baseline: the baseline's sizes.
-        samples: timed requests per page.
-        warmup: untimed requests per page before them.
-        backends: ``sqlite`` and/or ``postgresql``.
+    """Seeds, serves and times each backend's baseline and large database.
 
     Returns:
         The figures; PostgreSQL is skipped (with the reason) when unreachable.
     """
     large.check()
     baseline.check()
-    if samples < 1 or warmup < 0:
-        raise ValueError("samples must be positive and warm-up not negative")
     now = datetime.now(timezone.utc)
-    runs: list[BackendRun] = []
-    for backend in backends:
-        if backend == "sqlite":
-            with tempfile.TemporaryDirectory(prefix="bench-console-db-") as tmp:
-
-                @contextmanager
-                def sqlite_file(label: str, folder: str = tmp) -> Iterator[str]:
-                    yield f"sqlite:///{Path(folder) / f'{label}.db'}"
-
-                runs.append(
-                    measure_backend(
-                        "SQLite file", sqlite_file, baseline, large, samples, warmup, now
-                    )
-                )
-        elif backend == "postgresql":
-            base, problem = _postgres_base()
-            if base is None:
-                _progress(f"PostgreSQL skipped: not reachable ({problem})")
-                runs.append(BackendRun("PostgreSQL", skipped=problem))
-                continue
-            runs.append(
-                measure_backend("PostgreSQL", _schemas(base), baseline, large, samples, warmup, now)
-            )
-        else:
-            raise ValueError(f"unknown backend {backend}")
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bench-console-db-") as folder:
+        for backend in backends(Path(folder), wanted):
+            if backend.skipped is not None:
+                logger.info("%s skipped: not reachable (%s)", backend.name, backend.skipped)
+                runs.append(BackendRun(backend.name, skipped=backend.skipped))
+            else:
+                runs.append(measure_backend(backend, baseline, large, samples, warmup, now))
     return ConsoleResults(baseline, large, samples, warmup, runs)
 
 
-# --- the report ------------------------------------------------------------------------
-
-
 def _pair(timings: Timings | None) -> str:
-    return "—" if timings is None else f"{timings.p(50):,.2f} / {timings.p(95):,.2f}"
+    if timings is None:
+        return DASH
+    return f"{num(timings.ms(50), ',.2f')} / {num(timings.ms(95), ',.2f')}"
 
 
-def _times(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}×"
-
-
-def report(results: ConsoleResults, header: Mapping[str, str]) -> str:
-    """The Markdown report of a run.
-
-    Args:
-        results: the figures.
-        header: ``date``, ``took``, ``machine`` and ``software`` lines.
-    """
+def report(results: ConsoleResults, header_lines: Sequence[str]) -> str:
+    """The Markdown report of a run, under ``header_lines`` (date, machine, software)."""
     small, big = results.baseline, results.large
     lines = [
-        f"## Staff console (`make bench-console`, {header['date']})",
+        "## Staff console (`make bench-console`)",
         "",
-        f"- Date: {header['date']} · took {header['took']}",
-        f"- Machine: {header['machine']}",
-        f"- Software: {header['software']}",
-        f"- Large database: {big.escalations:,} escalations ({big.open_share:.0%} waiting or in "
-        f"progress, received in the last week; the others closed over six months, with their "
-        f"audit rows and staff messages) and {big.events:,} Rasa tracker events over one "
-        f"conversation each, among them one of {big.long_events:,} events.",
+        *header_lines,
+        f"- Large database: {big.escalations:,} escalations (a fifth waiting or in progress, "
+        "received in the last week; the others closed over six months, with their audit rows "
+        f"and staff messages) and {big.events:,} Rasa tracker events over one conversation "
+        f"each, among them one of {big.long_events:,} events.",
         f"- Baseline, same run: {small.escalations:,} escalations and {small.events:,} events, "
         f"with the same typical ({TYPICAL_EVENTS} events) and long conversation.",
         "- Both databases served at once by `python -m bot.console` on loopback; an agent "
@@ -1336,23 +413,27 @@ def report(results: ConsoleResults, header: Mapping[str, str]) -> str:
         "by request (one request at a time), so that other load on the machine slows both "
         "alike; time until the whole body is read.",
         "",
-        "| backend | page | baseline p50 / p95 ms | large p50 / p95 ms | ratio p50 / p95 | "
-        "KB (large) |",
-        "| :--- | :--- | ---: | ---: | ---: | ---: |",
     ]
-    notes = []
+    rows, notes = [], []
     for run in results.backends:
         if run.skipped is not None:
-            lines.append(f"| {run.name} | skipped: {run.skipped} | — | — | — | — |")
+            rows.append([run.name, f"skipped: {run.skipped}", DASH, DASH, DASH, DASH])
             continue
         for key in PAGES:
-            before = run.baseline.pages.get(key) if run.baseline else None
-            after = run.large.pages.get(key) if run.large else None
+            before = run.baseline.timings.get(key) if run.baseline else None
+            after = run.large.timings.get(key) if run.large else None
             r50, r95 = run.ratios(key)
-            size = "—" if after is None else f"{after.size / 1024:,.1f}"
-            lines.append(
-                f"| {run.name} | {PAGE_TITLES[key]} | {_pair(before)} | {_pair(after)} | "
-                f"{_times(r50)} / {_times(r95)} | {size} |"
+            size = run.large.sizes.get(key) if run.large else None
+            kib = DASH if size is None else f"{size / 1024:,.1f}"
+            rows.append(
+                [
+                    run.name,
+                    PAGE_TITLES[key],
+                    _pair(before),
+                    _pair(after),
+                    f"{times(r50)} / {times(r95)}",
+                    kib,
+                ]
             )
         for label, measured in (("baseline", run.baseline), ("large", run.large)):
             if measured is None:
@@ -1363,74 +444,49 @@ def report(results: ConsoleResults, header: Mapping[str, str]) -> str:
                 f"- {run.name} {label}: {seeded.escalations:,} escalations ({statuses}), "
                 f"{seeded.events:,} events (long conversation {seeded.long_events:,}) seeded "
                 f"in {seeded.seed_s:.1f} s, of which events {seeded.events_s:.1f} s; deep "
-                f"queue page `{measured.paths['queue_deep']}`."
+                f"queue page `{measured.pages['queue_deep'].path}`."
             )
     for run in results.backends:
-        if run.large is None:
-            continue
-        for key, found in run.large.plans.items():
+        for key, found in run.large.plans.items() if run.large else ():
             shown = "; ".join(f"`{line}`" for line in found) or "(no scan in the plan)"
             notes.append(f"- {run.name} large, plan of {PAGE_TITLES[key]}: {shown}")
+    header = ["backend", "page", "baseline p50 / p95 ms", "large p50 / p95 ms", "ratio p50 / p95"]
+    lines += table([*header, "KB (large)"], rows, "llrrrr")
     return "\n".join([*lines, "", *notes])
-
-
-def run(
-    large: Scale,
-    baseline: Scale,
-    samples: int,
-    warmup: int,
-    backends: Sequence[str] = ("sqlite", "postgresql"),
-) -> tuple[ConsoleResults, str]:
-    """Runs the benchmark; returns the figures and the Markdown report."""
-    machine = collect()
-    started_at = datetime.now(timezone.utc)
-    clock = time.monotonic()
-    results = run_console_benchmark(large, baseline, samples, warmup, backends)
-    header = {
-        "date": started_at.strftime("%Y-%m-%d %H:%M UTC"),
-        "took": f"{(time.monotonic() - clock) / 60:.1f} min",
-        "machine": (
-            f"nproc {machine.nproc} · {machine.cpu_model} · 1-min load average "
-            f"{machine.load_average:.2f} at start, {os.getloadavg()[0]:.2f} at end"
-        ),
-        "software": f"Python {machine.python} · Rasa {machine.rasa} · git {machine.git_revision}",
-    }
-    return results, report(results, header)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m bench.console", description=__doc__)
-    parser.add_argument("--escalations", type=int, default=10_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--long-events", type=int, default=5_000)
-    parser.add_argument("--baseline-escalations", type=int, default=100)
-    parser.add_argument("--baseline-events", type=int, default=10_000)
-    parser.add_argument("--open-share", type=float, default=0.2)
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=10)
+    parser = cli.parser("python -m bench.console", __doc__)
+    parser.add_argument("--escalations", type=cli.at_least(3), default=10_000)
+    parser.add_argument("--events", type=cli.at_least(1), default=1_000_000)
+    parser.add_argument("--long-events", type=cli.at_least(1), default=5_000)
+    parser.add_argument("--baseline-escalations", type=cli.at_least(3), default=100)
+    parser.add_argument("--baseline-events", type=cli.at_least(1), default=10_000)
+    parser.add_argument("--samples", type=cli.at_least(1), default=200)
+    parser.add_argument("--warmup", type=cli.at_least(0), default=10)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
-    large = Scale(args.escalations, args.events, args.long_events, args.open_share)
-    baseline = Scale(
-        args.baseline_escalations, args.baseline_events, args.long_events, args.open_share
-    )
+    large = Scale(args.escalations, args.events, args.long_events)
+    baseline = Scale(args.baseline_escalations, args.baseline_events, args.long_events)
     try:
         large.check()
         baseline.check()
     except ValueError as error:
         parser.error(str(error))
-    if args.samples < 1 or args.warmup < 0:
-        parser.error("--samples must be at least 1 and --warmup at least 0")
-    backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
-    results, text = run(large, baseline, args.samples, args.warmup, backends)
-    print(text, flush=True)
-    if args.json:
-        args.json.write_text(
-            json.dumps(asdict(results), indent=2, ensure_ascii=False, default=str), "utf-8"
-        )
-    return 0
+    wanted = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+
+    def measure() -> int:
+        machine, started = Machine.collect(), datetime.now(timezone.utc)
+        results = run_console_benchmark(large, baseline, args.samples, args.warmup, wanted)
+        print(report(results, header(started, machine)))
+        if args.json:
+            figures = json.dumps(asdict(results), indent=2, ensure_ascii=False, default=str)
+            args.json.write_text(figures, "utf-8")
+        return 0
+
+    return cli.run(measure)
 
 
 if __name__ == "__main__":

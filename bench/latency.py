@@ -1,143 +1,390 @@
-"""The REST load driver: bounded conversations against one Rasa server."""
+"""REST latency, throughput, start-up and peak memory of two assistants, for `python -m bench`.
+
+Each assistant is trained in full (timed), served, sent a fixed seeded sample of
+messages (a warm-up, one sequential conversation, then concurrent conversations) and
+stopped; one at a time, so that they never share the machine. The product's servers
+start as the launcher starts them (its own entry points, its secrets in files of the
+run's var dir, every REST call with the HTTP API token); `rasa init`'s are stock `rasa
+run` (and `rasa run actions`) with Rasa's REST channel.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-import aiohttp
+import yaml
 
-from bench.results import LatencySummary
-from bench.stats import summarize_latencies
+from bench.nlu import holdout_texts
+from bench.report import DASH, num, table
+from bench.rest import REST_WEBHOOK, RestPhase, run_conversations
+from bench.servers import (
+    LOOPBACK,
+    VAR_DIR,
+    ProcessGroup,
+    child_env,
+    free_port,
+    local_url,
+    run_command,
+    server,
+)
+from bench.stats import chunk, seeded_sample
+from bench.training import COMMAND_TIMEOUT_S, TrainingRun, rasa_command, train
+from bot.settings import PROJECT_ROOT, write_private
 
 logger = logging.getLogger(__name__)
 
-REST_WEBHOOK = "/webhooks/rest/webhook"
+RASA_INIT_DIR = VAR_DIR / "rasa-init"
+PRODUCT_REST_CHANNEL = "bot.channels.rest.OperatorRestInput"  # as credentials.yml names it
+PRODUCT_NOTE = (
+    "servers as `make run` starts them: `python -m bot.action_server` (every call with the "
+    "shared secret) and `python -m bot.rasa_server` (API token from the var dir); REST "
+    "channel `bot.channels.rest.OperatorRestInput`, every request with the token as a bearer "
+    "header, its guard's rate limit raised to the longest conversation sent; tracker and "
+    "lock store in memory"
+)
+RASA_INIT_NOTE = (
+    "no action server: `rasa init` leaves the action endpoint commented out, so only its "
+    "rasa server runs; Rasa's stock REST channel, no token"
+)
+RASA_INIT_MESSAGES = (
+    "hello", "hi there", "good morning", "hey", "I am sad", "I feel very unhappy today",
+    "not good", "great", "I am feeling very good", "amazing", "goodbye", "bye bye",
+    "see you later", "are you a bot?", "am I talking to a human?", "yes", "of course", "no",
+    "not really", "that sounds good",
+)  # fmt: skip
+"""English messages that match the intents of the `rasa init` assistant."""
+
+
+SEED = 20240601  # of the message sample
+REQUEST_TIMEOUT_S = 30.0
+PHASE_DEADLINE_S = 300.0  # no request of a measuring phase starts later
 
 
 @dataclass(frozen=True)
-class _Sample:
-    latency_s: float
-    error: str | None
-    empty_reply: bool
+class Settings:
+    """How many messages each assistant is sent (a `--quick` run: fewer)."""
+
+    quick: bool = False
+    sequential_messages: int = 200  # in the one sequential conversation
+    conversations: int = 20  # at once, in the concurrent phase
+    messages_per_conversation: int = 10
+    warmup_messages: int = 5  # before measuring
+
+    @property
+    def concurrent_messages(self) -> int:
+        """Messages of the concurrent phase in all."""
+        return self.conversations * self.messages_per_conversation
 
 
-async def _send(
-    session: aiohttp.ClientSession, url: str, sender: str, text: str, timeout_s: float
-) -> _Sample:
-    start = time.perf_counter()
-    try:
-        async with session.post(
-            url,
-            json={"sender": sender, "message": text},
-            timeout=aiohttp.ClientTimeout(total=timeout_s),
-        ) as response:
-            body = await response.json(content_type=None)
-            elapsed = time.perf_counter() - start
-            if response.status != 200:
-                return _Sample(elapsed, f"HTTP {response.status}", False)
-            return _Sample(elapsed, None, not body)
-    except asyncio.TimeoutError:
-        return _Sample(time.perf_counter() - start, "timeout", False)
-    except (aiohttp.ClientError, ValueError) as exc:
-        return _Sample(time.perf_counter() - start, type(exc).__name__, False)
+@dataclass(frozen=True)
+class MessagePlan:
+    """Every message one assistant is sent: warm-up, sequential, concurrent conversations."""
+
+    warmup: list[str]
+    sequential: list[str]
+    concurrent: list[list[str]]
+
+    @property
+    def longest_conversation(self) -> int:
+        """The most messages any one conversation sends (at least 1)."""
+        return max(1, *(len(m) for m in (self.warmup, self.sequential, *self.concurrent)))
 
 
-async def _conversation(
-    session: aiohttp.ClientSession,
-    url: str,
-    sender: str,
-    messages: Sequence[str],
-    timeout_s: float,
-    deadline: float,
-) -> list[_Sample]:
-    samples: list[_Sample] = []
-    for text in messages:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        samples.append(await _send(session, url, sender, text, min(timeout_s, remaining)))
-    return samples
+def plan_messages(pool: Sequence[str], settings: Settings) -> MessagePlan:
+    """Draws the plan from ``pool``: the same pool and settings give the same plan."""
+    ordered = sorted(set(pool))
+    concurrent = seeded_sample(ordered, settings.concurrent_messages, SEED + 1)
+    return MessagePlan(
+        warmup=seeded_sample(ordered, settings.warmup_messages, SEED + 2),
+        sequential=seeded_sample(ordered, settings.sequential_messages, SEED),
+        concurrent=chunk(concurrent, settings.messages_per_conversation),
+    )
 
 
-async def _drive(
-    url: str,
-    conversations: Sequence[Sequence[str]],
-    sender_prefix: str,
-    timeout_s: float,
-    deadline_s: float,
-    headers: Mapping[str, str] | None,
-) -> tuple[list[_Sample], float]:
-    connector = aiohttp.TCPConnector(limit=max(1, len(conversations)))
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-        deadline = time.monotonic() + deadline_s
-        start = time.perf_counter()
-        results = await asyncio.gather(
-            *(
-                _conversation(
-                    session, url, f"{sender_prefix}-{index}", messages, timeout_s, deadline
-                )
-                for index, messages in enumerate(conversations)
-            )
-        )
-        wall_s = time.perf_counter() - start
-    return [sample for samples in results for sample in samples], wall_s
+@dataclass(frozen=True)
+class MemoryPeak:
+    """Peak resident memory (VmHWM) of one server's process group."""
+
+    process: str
+    peak_mib: float
+    processes: int
 
 
-def run_conversations(
-    server_url: str,
-    conversations: Sequence[Sequence[str]],
-    *,
-    sender_prefix: str,
-    timeout_s: float,
-    deadline_s: float,
-    headers: Mapping[str, str] | None = None,
-) -> LatencySummary:
-    """Runs conversations concurrently, each sending its messages one after another.
+@dataclass
+class SystemRun:
+    """Everything measured of one assistant's servers."""
 
-    One conversation is the sequential case. The number of requests is fixed by
-    ``conversations``; each request has a timeout and no request starts after the
-    deadline, so the phase always ends. Every message is one POST, with ``headers``
-    (the product's REST channel wants its token there; Rasa's stock one wants none).
+    system: str
+    startup_s: dict[str, float] = field(default_factory=dict)
+    sequential: RestPhase | None = None
+    concurrent: RestPhase | None = None
+    memory: list[MemoryPeak] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
-    Args:
-        server_url: The Rasa server's base URL (loopback).
-        conversations: The messages of each conversation (one sender id each).
-        sender_prefix: Sender ids are ``{sender_prefix}-{index}``.
-        timeout_s: Timeout of one request.
-        deadline_s: Deadline of the whole phase.
-        headers: Sent with every request (e.g. ``Authorization``).
+
+@dataclass(frozen=True)
+class Served:
+    """An assistant's running servers: its REST webhook, what each request carries."""
+
+    url: str
+    headers: dict[str, str]
+    processes: list[ProcessGroup]  # the rasa server first
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+    return dict(loaded) if isinstance(loaded, dict) else {}
+
+
+def _write_server_files(
+    directory: Path, endpoints: Mapping[str, Any], credentials: Mapping[str, Any]
+) -> tuple[Path, Path]:
+    """Writes a rasa server's endpoints and credentials, readable by this user only."""
+    paths = directory / "endpoints.yml", directory / "credentials.yml"
+    for path, content in zip(paths, (endpoints, credentials), strict=True):
+        write_private(path, yaml.safe_dump(dict(content), sort_keys=True))
+    return paths
+
+
+def product_env(var_dir: Path, action_port: int, rasa_port: int) -> dict[str, str]:
+    """The product's servers' environment: their own var dir, database and ports, no secret.
+
+    The REST channel is on, every server on loopback; the servers read their secrets
+    from files in the var dir, generated there on first use.
+    """
+    return child_env(
+        {
+            "PRIVACY_BOT_VAR_DIR": str(var_dir),
+            "DATABASE_URL": f"sqlite:///{var_dir / 'app.db'}",
+            "ACTION_PORT": str(action_port),
+            "RASA_PORT": str(rasa_port),
+            "PRIVACY_BOT_BIND_HOST": LOOPBACK,
+            "PRIVACY_BOT_REST": "true",
+        }
+    )
+
+
+def product_server_files(
+    env: Mapping[str, str], directory: Path, longest_conversation: int
+) -> tuple[Path, Path, dict[str, str]]:
+    """Prepares the product's database and its rasa server's files.
+
+    The endpoints are the project's endpoints.yml with the action endpoint the launcher
+    writes (this run's action server, its secret as a bearer header); tracker and lock
+    store stay in memory. The credentials open only the product's REST channel, its
+    guard's rate limit raised to ``longest_conversation``: the sequential conversation
+    sends faster than the 60 a minute of credentials.yml, and a refused message would be
+    timed as an answer.
 
     Returns:
-        The phase's latency and throughput figures.
+        The endpoints and credentials paths, and the headers of every REST request.
     """
-    planned = sum(len(messages) for messages in conversations)
-    logger.info(
-        "sending %d messages in %d conversation(s) to %s", planned, len(conversations), server_url
-    )
-    samples, wall_s = asyncio.run(
-        _drive(
-            server_url + REST_WEBHOOK, conversations, sender_prefix, timeout_s, deadline_s, headers
+    from bot.action_server import bearer
+    from bot.launcher import prepare_database, write_endpoints
+    from bot.settings import ensure_rasa_token, load_settings
+
+    product = load_settings(dict(env))
+    prepare_database(product)
+    endpoints = _read_yaml(PROJECT_ROOT / "endpoints.yml")
+    endpoints["action_endpoint"] = _read_yaml(write_endpoints(product))["action_endpoint"]
+    credentials = {PRODUCT_REST_CHANNEL: {"max_messages_per_minute": longest_conversation}}
+    paths = _write_server_files(directory, endpoints, credentials)
+    return *paths, {"Authorization": bearer(ensure_rasa_token(product))}
+
+
+def product_rasa_server_command(model: Path, endpoints: Path, credentials: Path) -> list[str]:
+    """The product's rasa server as the launcher starts it (its API token from the var dir)."""
+    return [
+        *(sys.executable, "-m", "bot.rasa_server", "--model", str(model)),
+        *("--endpoints", str(endpoints), "--credentials", str(credentials)),
+    ]
+
+
+@contextmanager
+def product_servers(model: Path, run_dir: Path, plan: MessagePlan) -> Iterator[Served]:
+    """The product's action and rasa servers, from its own entry points."""
+    action_port, rasa_port = free_port(), free_port()
+    env = product_env(run_dir / "var", action_port, rasa_port)
+    files = product_server_files(env, run_dir / "servers" / "product", plan.longest_conversation)
+    endpoints, credentials, headers = files
+    action_server = [sys.executable, "-m", "bot.action_server"]
+    rasa_server = product_rasa_server_command(model, endpoints, credentials)
+    with (
+        server(
+            "product action server", action_server, f"{local_url(action_port)}/health", env
+        ) as actions,
+        server("product rasa server", rasa_server, f"{local_url(rasa_port)}/", env) as rasa,
+    ):
+        yield Served(local_url(rasa_port) + REST_WEBHOOK, headers, [rasa, actions])
+
+
+def ensure_rasa_init_project() -> str | None:
+    """Creates var/bench/rasa-init with `rasa init --no-prompt` unless the installed Rasa did.
+
+    Returns:
+        A note for the report if it was (re)created in this run, else None.
+    """
+    from importlib.metadata import version
+
+    marker = RASA_INIT_DIR / ".bench-rasa-version"
+    if marker.exists() and marker.read_text().strip() == version("rasa"):
+        return None
+    shutil.rmtree(RASA_INIT_DIR, ignore_errors=True)
+    RASA_INIT_DIR.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="cache-", dir=VAR_DIR) as cache:
+        seconds = run_command(
+            "rasa init",
+            rasa_command("init", "--no-prompt", "--init-dir", str(RASA_INIT_DIR)),
+            child_env({"RASA_CACHE_DIRECTORY": cache}),
+            COMMAND_TIMEOUT_S,
+            cwd=VAR_DIR,
         )
+    marker.write_text(version("rasa") + "\n")
+    return f"`rasa init --no-prompt` created var/bench/rasa-init in this run ({seconds:.0f} s)."
+
+
+def rasa_init_server_files(directory: Path) -> tuple[Path, Path]:
+    """Writes the server files of `rasa init`'s assistant: its endpoints, its REST channel.
+
+    `rasa init` leaves the action endpoint commented out (its assistant has no custom
+    action), so no action server runs; the credentials open Rasa's own REST channel, as
+    `rasa init` writes them.
+    """
+    endpoints = _read_yaml(RASA_INIT_DIR / "endpoints.yml")
+    endpoints.pop("action_endpoint", None)
+    return _write_server_files(directory, endpoints, {"rest": None})
+
+
+@contextmanager
+def rasa_init_server(model: Path, run_dir: Path) -> Iterator[Served]:
+    """`rasa init`'s stock rasa server: `rasa run` in its project."""
+    endpoints, credentials = rasa_init_server_files(run_dir / "servers" / "rasa-init")
+    port = free_port()
+    command = rasa_command("run", "--enable-api", "--model", str(model))
+    command += ["--endpoints", str(endpoints), "--credentials", str(credentials)]
+    command += ["--interface", LOOPBACK, "--port", str(port)]
+    ready = f"{local_url(port)}/"
+    with server("rasa-init rasa server", command, ready, child_env(), cwd=RASA_INIT_DIR) as rasa:
+        yield Served(local_url(port) + REST_WEBHOOK, {}, [rasa])
+
+
+def measure(served: Served, plan: MessagePlan, run: SystemRun, sender_prefix: str) -> None:
+    """Sends the plan's warm-up, sequential and concurrent messages; samples memory."""
+
+    def send(conversations: Sequence[Sequence[str]], phase: str) -> RestPhase:
+        return run_conversations(
+            served.url,
+            conversations,
+            headers=served.headers,
+            sender_prefix=f"{sender_prefix}-{phase}",
+            timeout_s=REQUEST_TIMEOUT_S,
+            deadline_s=PHASE_DEADLINE_S,
+        )
+
+    warmup = send([plan.warmup], "warmup")
+    if warmup.ok < len(plan.warmup):
+        run.notes.append(f"warm-up: {warmup.ok}/{len(plan.warmup)} messages answered")
+    for process in served.processes:
+        process.sample_memory()
+    run.sequential = send([plan.sequential], "seq")
+    for process in served.processes:
+        process.sample_memory()
+    run.concurrent = send(plan.concurrent, "conc")
+
+
+def benchmark(key: str, run_dir: Path, settings: Settings) -> tuple[SystemRun, TrainingRun]:
+    """Trains one assistant ("product" or "rasa-init"), serves it, measures it, stops it."""
+    project = PROJECT_ROOT if key == "product" else RASA_INIT_DIR
+    model, training = train(
+        f"full-{key}",
+        project_dir=project,
+        config=project / "config.yml",
+        data=project / "data",
+        domain=project / "domain.yml",
+        out_dir=run_dir / "models",
     )
-    summary = summarize_latencies(
-        [sample.latency_s for sample in samples if sample.error is None],
-        planned=planned,
-        sent=len(samples),
-        empty_replies=sum(sample.empty_reply for sample in samples if sample.error is None),
-        wall_s=wall_s,
-        error_kinds=Counter(sample.error for sample in samples if sample.error is not None),
-    )
-    logger.info(
-        "%d/%d ok, p50 %s ms, p95 %s ms, %.2f msg/s",
-        summary.ok,
-        planned,
-        f"{summary.p50_ms:.0f}" if summary.p50_ms is not None else "-",
-        f"{summary.p95_ms:.0f}" if summary.p95_ms is not None else "-",
-        summary.throughput,
-    )
-    return summary
+    if key == "product":
+        run = SystemRun("product", notes=[PRODUCT_NOTE])
+        plan = plan_messages(holdout_texts(), settings)
+        servers = product_servers(model, run_dir, plan)
+    else:
+        run = SystemRun("rasa init", notes=[RASA_INIT_NOTE])
+        plan = plan_messages(RASA_INIT_MESSAGES, settings)
+        servers = rasa_init_server(model, run_dir)
+    with servers as served:
+        run.startup_s = {process.name: process.startup_s for process in served.processes}
+        measure(served, plan, run, f"bench-{run_dir.name}-{key}")
+    run.memory = [MemoryPeak(p.name, p.peak_mib, p.processes_seen) for p in served.processes]
+    return run, training
+
+
+def section(settings: Settings, systems: Sequence[SystemRun]) -> list[str]:
+    """The report's latency section."""
+    concurrency = f"{settings.conversations} concurrent conversations × "
+    concurrency += str(settings.messages_per_conversation)
+    lines = [
+        "",
+        "## 2. Latency through the REST channel",
+        "",
+        "- `POST /webhooks/rest/webhook` on 127.0.0.1, one server at a time, after "
+        f"{settings.warmup_messages} warm-up messages; request timeout "
+        f"{REQUEST_TIMEOUT_S:.0f} s, phase deadline {PHASE_DEADLINE_S:.0f} s.",
+        "- p50/p95/mean are per message (successful requests); msg/s is answered messages "
+        "per second of the phase's wall time. 'empty' counts replies with no bot message.",
+    ]
+    rows = []
+    for run in systems:
+        phases = (("1 conversation, sequential", run.sequential), (concurrency, run.concurrent))
+        for load, phase in phases:
+            if phase is None:
+                rows.append([run.system, load, *([DASH] * 7)])
+                continue
+            rows.append(
+                [
+                    run.system,
+                    load,
+                    f"{phase.ok}/{phase.planned}",
+                    str(phase.errors),
+                    str(phase.empty_replies),
+                    num(phase.ms(50), ".1f"),
+                    num(phase.ms(95), ".1f"),
+                    num(phase.mean_ms, ".1f"),
+                    num(phase.per_second, ".2f"),
+                ]
+            )
+    if rows:
+        header = ["assistant", "load", "answered", "errors", "empty", "p50 ms", "p95 ms"]
+        lines += ["", *table([*header, "mean ms", "msg/s"], rows, "llrrrrrrr"), ""]
+    for run in systems:
+        startup = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in run.startup_s.items())
+        details = [*run.notes, f"ready after: {startup}" if startup else ""]
+        for phase in (run.sequential, run.concurrent):
+            if phase and phase.failures:
+                kinds = ", ".join(f"{kind} × {count}" for kind, count in phase.failures.items())
+                details.append(f"errors: {kinds}")
+        lines.append(f"- {run.system}: " + "; ".join(d for d in details if d) + ".")
+    return lines
+
+
+def memory_section(systems: Sequence[SystemRun]) -> list[str]:
+    """The report's peak memory section."""
+    lines = ["", "## 4. Peak memory of the servers", ""]
+    peaks = [peak for run in systems for peak in run.memory]
+    if not peaks:
+        return [*lines, "No server ran."]
+    rows = [[p.process, num(p.peak_mib, ".0f"), str(p.processes)] for p in peaks]
+    return [
+        *lines,
+        *table(["process", "VmHWM MiB", "processes"], rows, "lrr"),
+        "",
+        "VmHWM from /proc/<pid>/status, summed over the processes of the server's process "
+        "group (children included), sampled during the run and before stopping.",
+    ]

@@ -1,27 +1,19 @@
-"""Pure helpers that turn raw measurements into figures."""
+"""Turning measured durations into figures: percentiles, ratios, timings, seeded samples."""
 
 from __future__ import annotations
 
 import math
 import random
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-
-from bench.results import ConfusionPair, LatencySummary
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
-    """The ``pct``-th percentile of ``values`` with linear interpolation.
+    """The ``pct``-th percentile of ``values``, interpolated linearly (numpy's default).
 
-    This is numpy's default ("linear") method: the value at rank
-    ``pct / 100 * (n - 1)`` of the sorted values, interpolated between neighbours.
-
-    Args:
-        values: The sample; must not be empty.
-        pct: The percentile, between 0 and 100.
-
-    Returns:
-        The interpolated percentile.
+    The value at rank ``pct / 100 * (n - 1)`` of the sorted values, between neighbours.
 
     Raises:
         ValueError: If ``values`` is empty or ``pct`` is outside [0, 100].
@@ -32,68 +24,8 @@ def percentile(values: Sequence[float], pct: float) -> float:
         raise ValueError(f"percentile must be within [0, 100], got {pct}")
     ordered = sorted(values)
     rank = pct / 100 * (len(ordered) - 1)
-    low = math.floor(rank)
-    high = math.ceil(rank)
-    fraction = rank - low
-    return ordered[low] + (ordered[high] - ordered[low]) * fraction
-
-
-def summarize_latencies(
-    latencies_s: Sequence[float],
-    *,
-    planned: int,
-    sent: int,
-    empty_replies: int,
-    wall_s: float,
-    error_kinds: Mapping[str, int],
-) -> LatencySummary:
-    """Summarizes one measuring phase.
-
-    Args:
-        latencies_s: Latencies of the successful requests, in seconds.
-        planned: Requests the phase meant to send.
-        sent: Requests actually sent (fewer if the deadline passed).
-        empty_replies: Successful requests whose reply held no bot message.
-        wall_s: Wall time of the whole phase, in seconds.
-        error_kinds: Failed requests, counted by kind of failure.
-
-    Returns:
-        Percentiles in milliseconds and throughput in successful messages per second.
-    """
-    ms = [latency * 1000 for latency in latencies_s]
-    ok = len(ms)
-    return LatencySummary(
-        planned=planned,
-        sent=sent,
-        ok=ok,
-        errors=sum(error_kinds.values()),
-        empty_replies=empty_replies,
-        p50_ms=percentile(ms, 50) if ms else None,
-        p95_ms=percentile(ms, 95) if ms else None,
-        mean_ms=sum(ms) / ok if ms else None,
-        max_ms=max(ms) if ms else None,
-        wall_s=wall_s,
-        throughput=ok / wall_s if wall_s > 0 else 0.0,
-        error_kinds=dict(error_kinds),
-    )
-
-
-def confusion_pairs(pairs: Iterable[tuple[str, str]], top: int) -> list[ConfusionPair]:
-    """Counts (true, predicted) pairs of misclassified messages, most frequent first.
-
-    Pairs whose true and predicted labels are equal are ignored. Ties are broken by
-    the labels' names, so the order is stable.
-
-    Args:
-        pairs: One (true label, predicted label) pair per misclassified message.
-        top: How many pairs to return at most.
-
-    Returns:
-        The ``top`` most frequent confusions.
-    """
-    counts = Counter((true, predicted) for true, predicted in pairs if true != predicted)
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return [ConfusionPair(true, predicted, count) for (true, predicted), count in ranked[:top]]
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -103,19 +35,66 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
+@dataclass
+class Timings:
+    """How long the requests of one kind took, which failed, and the phase's wall time.
+
+    Attributes:
+        seconds: One duration per successful request.
+        failures: Failed requests, counted by kind ("timeout", "HTTP 500", ...).
+        wall_s: Wall time of the whole phase (for the rate).
+    """
+
+    seconds: list[float] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        """Successful requests."""
+        return len(self.seconds)
+
+    @property
+    def errors(self) -> int:
+        """Failed requests."""
+        return sum(self.failures.values())
+
+    def fail(self, kind: str) -> None:
+        """Counts one failed request of ``kind``."""
+        self.failures[kind] = self.failures.get(kind, 0) + 1
+
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        """Adds the duration of the block (nothing when it raises)."""
+        started = time.perf_counter()
+        yield
+        self.seconds.append(time.perf_counter() - started)
+
+    def ms(self, pct: float) -> float | None:
+        """The ``pct``-th percentile in milliseconds; None without a success."""
+        return percentile(self.seconds, pct) * 1000 if self.seconds else None
+
+    @property
+    def mean_ms(self) -> float | None:
+        """The mean in milliseconds; None without a success."""
+        return sum(self.seconds) / len(self.seconds) * 1000 if self.seconds else None
+
+    @property
+    def max_ms(self) -> float | None:
+        """The slowest in milliseconds; None without a success."""
+        return max(self.seconds) * 1000 if self.seconds else None
+
+    @property
+    def per_second(self) -> float | None:
+        """Successful requests per second of the phase's wall time."""
+        return self.ok / self.wall_s if self.wall_s > 0 else None
+
+
 def seeded_sample(pool: Sequence[str], count: int, seed: int) -> list[str]:
-    """A fixed pseudo-random sample of ``count`` items drawn from ``pool``.
+    """``count`` items drawn from ``pool``, the same for the same pool, count and seed.
 
-    The pool is shuffled with ``seed``; when more items are needed than it holds,
-    it is reshuffled and drawn again, so every item is used before any repeats.
-
-    Args:
-        pool: The items to draw from; must not be empty if ``count`` > 0.
-        count: How many items to return.
-        seed: The seed; the same pool, count and seed give the same sample.
-
-    Returns:
-        The sample, in drawing order.
+    The pool is shuffled with ``seed``; when more items are needed than it holds, it
+    is reshuffled and drawn again, so every item is used before any repeats.
 
     Raises:
         ValueError: If the pool is empty but items are requested.

@@ -1,34 +1,32 @@
-"""REST round trip of a full identity-verification dialog, against FAQ turns.
+"""REST round trip of a whole identity-verification dialog, against FAQ turns.
 
 ``python -m bench.verification_dialog [--dialogs N]`` starts the real servers on a
-database and var dir of their own, then runs, one after another, ``N`` complete
-verifications (ask for one's data → 記号・番号 → 生年月日 → the SMS code, read from the
-demo outbox → the record) and, in the same run on the same servers, ``N`` dialogs of
-four policy questions: the baseline that needs no database and no SMS. It prints the
-per-message p50/p95 of both and their ratio, and the wall time of a whole dialog.
+database and var dir of their own (bench.servers.running_product), then runs, one after
+another, ``N`` dialogs of four policy questions (the baseline: no database, no SMS) and,
+on the same servers, ``N`` complete verifications (ask for one's data → 記号・番号 →
+生年月日 → the SMS code, read from the demo outbox → the record). It prints the p50/p95
+per message and per whole dialog of both, and their ratios.
 
-Every message is one POST to the product's REST channel (``PRIVACY_BOT_REST`` on, the
-HTTP API token as a bearer header), each dialog a conversation ``rest:bench-…`` of its own.
+Every message is one POST to the product's REST channel with the HTTP API token, each
+dialog a conversation ``rest:bench-…`` of its own.
 """
 
 from __future__ import annotations
 
-import argparse
+import asyncio
 import json
 import re
-import tempfile
-import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from pathlib import Path
 
-import requests
+import aiohttp
 
-from bench.procs import free_port
-from bench.stats import percentile
-from bot.launcher import RunningAssistant, running, train_if_needed
-from bot.settings import load_settings
+from bench import cli
+from bench.report import ratio_line, timing_line
+from bench.rest import post_message
+from bench.servers import running_product
+from bench.stats import Timings
+from bot.launcher import RunningAssistant
 
 FAQ_TURNS = (
     "口座情報は何に使われますか",
@@ -37,100 +35,69 @@ FAQ_TURNS = (
     "ありがとうございました",
 )
 
-
-def _code(outbox: Path) -> str:
-    last = outbox.read_text("utf-8").splitlines()[-1]
-    match = re.search(r"\d{6}", json.loads(last)["text"])
-    if not match:
-        raise RuntimeError("the outbox has no code")
-    return match.group()
+Turn = str | Callable[[], str]  # a message, or how to read it when it is due
 
 
-def _timed_dialog(
-    assistant: RunningAssistant, turns: Sequence[str | Callable[[], str]]
-) -> list[float]:
-    sender = f"bench-{uuid.uuid4().hex[:10]}"
-    latencies = []
-    for turn in turns:
-        text = turn() if callable(turn) else turn
-        started = time.perf_counter()
-        response = requests.post(
-            assistant.rest_url,
-            json={"sender": sender, "message": text},
-            headers=assistant.rest_headers,
-            timeout=60,
-        )
-        latencies.append(time.perf_counter() - started)
-        response.raise_for_status()
-        if not response.json():
-            raise RuntimeError(f"no reply to turn {len(latencies)}")
-    return latencies
+async def timed_dialogs(
+    assistant: RunningAssistant, dialogs: int, turns: Sequence[Turn]
+) -> dict[str, Timings]:
+    """Runs ``dialogs`` dialogs of ``turns`` one after another; times messages and dialogs.
+
+    Raises:
+        RuntimeError: If a message fails or gets no answer.
+    """
+    timings = {"per message": Timings(), "whole dialog": Timings()}
+    async with aiohttp.ClientSession(headers=assistant.rest_headers) as http:
+        for _ in range(dialogs):
+            sender = f"bench-{uuid.uuid4().hex[:10]}"
+            took: list[float] = []
+            for turn in turns:
+                text = turn() if callable(turn) else turn
+                reply = await post_message(http, assistant.rest_url, sender, text, 60.0)
+                if reply.error or not reply.messages:
+                    raise RuntimeError(f"turn {len(took) + 1}: {reply.error or 'no reply'}")
+                took.append(reply.seconds)
+            timings["per message"].seconds += took
+            timings["whole dialog"].seconds.append(sum(took))
+    return timings
 
 
-def _summary(name: str, dialogs: list[list[float]]) -> dict[str, float]:
-    flat = [value * 1000 for dialog in dialogs for value in dialog]
-    walls = [sum(dialog) * 1000 for dialog in dialogs]
-    figures = {
-        "p50_ms": percentile(flat, 50),
-        "p95_ms": percentile(flat, 95),
-        "dialog_p50_ms": percentile(walls, 50),
-        "dialog_p95_ms": percentile(walls, 95),
-    }
-    print(
-        f"{name:<28} per message p50 {figures['p50_ms']:7.1f} ms  p95 {figures['p95_ms']:7.1f} ms"
-        f"   whole dialog p50 {figures['dialog_p50_ms']:7.1f} ms  p95 "
-        f"{figures['dialog_p95_ms']:7.1f} ms  ({len(dialogs)} dialogs, {len(flat)} messages)"
-    )
-    return figures
+def run(dialogs: int) -> int:
+    """Measures ``dialogs`` FAQ dialogs and as many verifications on fresh servers."""
+    # Every dialog verifies the same demo member, many times a minute: the SMS limits
+    # (5 a day per number, 30 a minute) would refuse most of them.
+    with running_product(
+        verification_sms_per_member_day=1000, verification_sms_per_minute=100_000
+    ) as assistant:
 
+        def code() -> str:
+            last = assistant.settings.outbox_path.read_text("utf-8").splitlines()[-1]
+            match = re.search(r"\d{6}", json.loads(last)["text"])
+            if not match:
+                raise RuntimeError("the outbox has no code")
+            return match.group()
 
-def run(dialogs: int = 30) -> dict[str, dict[str, float]]:
-    """Measure ``dialogs`` verifications and as many FAQ dialogs on fresh servers."""
-    with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
-        var_dir = Path(tmp)
-        settings = replace(
-            load_settings(),
-            var_dir=var_dir,
-            database_url=f"sqlite:///{var_dir / 'app.db'}",
-            rasa_port=free_port(),
-            action_port=free_port(),
-            rasa_token=uuid.uuid4().hex,
-            rest_enabled=True,  # off unless enabled; every call then carries the token
-            # Every dialog verifies the same demo member, many times a minute: the SMS
-            # limits (5 a day per number, 30 a minute) would refuse most of them.
-            verification_sms_per_member_day=1000,
-            verification_sms_per_minute=100_000,
-        )
-        outbox = var_dir / "outbox.jsonl"
-        with running(settings, train_if_needed(), log_dir=var_dir / "logs") as assistant:
-            _timed_dialog(assistant, FAQ_TURNS)  # warm-up: first requests load lazily
-            verify: list[str | Callable[[], str]] = [
-                "自分の登録内容を確認したいです",
-                "記号1001 番号23",
-                "昭和60年4月1日",
-                lambda: _code(outbox),
-            ]
-            faq = [_timed_dialog(assistant, FAQ_TURNS) for _ in range(dialogs)]
-            verified = [_timed_dialog(assistant, verify) for _ in range(dialogs)]
-    results = {
-        "faq_dialog": _summary("FAQ dialog (baseline)", faq),
-        "verification_dialog": _summary("verification dialog", verified),
-    }
-    base, measured = results["faq_dialog"], results["verification_dialog"]
-    print(
-        f"ratio verification/FAQ: p50 {measured['p50_ms'] / base['p50_ms']:.2f}×, "
-        f"p95 {measured['p95_ms'] / base['p95_ms']:.2f}× per message"
-    )
-    return results
+        verify: list[Turn] = [
+            "自分の登録内容を確認したいです",
+            "記号1001 番号23",
+            "昭和60年4月1日",
+            code,
+        ]
+        asyncio.run(timed_dialogs(assistant, 1, FAQ_TURNS))  # warm-up: first requests load lazily
+        faq = asyncio.run(timed_dialogs(assistant, dialogs, FAQ_TURNS))
+        verified = asyncio.run(timed_dialogs(assistant, dialogs, verify))
+    print(timing_line(f"FAQ dialog, {len(FAQ_TURNS)} messages (baseline)", faq))
+    print(timing_line(f"verification dialog, {len(verify)} messages", verified))
+    print(ratio_line(f"ratio verification/FAQ over {dialogs} dialogs each", faq, verified))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m bench.verification_dialog")
-    parser.add_argument("--dialogs", type=int, default=30)
+    parser = cli.parser("python -m bench.verification_dialog", __doc__)
+    parser.add_argument("--dialogs", type=cli.at_least(1), default=30)
     args = parser.parse_args(argv)
-    run(args.dialogs)
-    return 0
+    return cli.run(lambda: run(args.dialogs))
 
 
 if __name__ == "__main__":

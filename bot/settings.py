@@ -95,6 +95,12 @@ class Settings:
     # in any 24 hours, and per minute across all members.
     verification_sms_per_member_day: int = 5
     verification_sms_per_minute: int = 30
+    # The LINE Messaging API (bot/channels/line/api.py) as case notifications use it:
+    # the channel access token, and where the API is (None: https://api.line.me; tests
+    # point it at a stand-in). The rasa server's LINE channel reads the same variables
+    # through credentials.yml.
+    line_channel_access_token: str | None = field(default=None, repr=False)
+    line_api_base_url: str | None = None
 
     @property
     def tracker_url(self) -> str:
@@ -258,12 +264,22 @@ def _origin(env: dict[str, str], name: str) -> str | None:
     return raw.rstrip("/")
 
 
+def _http_url(env: dict[str, str], name: str) -> str | None:
+    """An optional ``http(s)://`` URL, without its trailing slash."""
+    raw = _optional(env, name)
+    if raw is None:
+        return None
+    if not raw.startswith(("https://", "http://")):
+        raise SettingsError(f"{name} must be an http(s) URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build the settings from ``env`` (the process environment by default)."""
     env = dict(os.environ if env is None else env)
     var_dir = Path(env.get("PRIVACY_BOT_VAR_DIR") or PROJECT_ROOT / "var")
     profiles_dir = Path(
-        env.get("PRIVACY_BOT_PROFILES_DIR") or PROJECT_ROOT / "bot" / "profiles" / "data"
+        env.get("PRIVACY_BOT_PROFILES_DIR") or PROJECT_ROOT / "bot" / "policy" / "profiles" / "data"
     )
     settings = Settings(
         org_id=env.get("PRIVACY_BOT_ORG", "").strip() or DEFAULT_ORG,
@@ -296,6 +312,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         console_trusted_proxies=_networks(env, "CONSOLE_TRUSTED_PROXIES"),
         handoff_max_per_conversation=_count(env, "HANDOFF_MAX_PER_CONVERSATION", 3, 100),
         handoff_max_per_hour=_count(env, "HANDOFF_MAX_PER_HOUR", 30, 100_000),
+        line_channel_access_token=_optional(env, "LINE_CHANNEL_ACCESS_TOKEN"),
+        line_api_base_url=_http_url(env, "LINE_API_BASE_URL"),
     )
     if (
         settings.tracker_store_url is not None
@@ -397,7 +415,8 @@ def write_private(path: Path, text: str) -> None:
 
 # Each setting's environment variable: how the launcher hands the caller's settings to
 # the servers it starts (they read them back with load_settings). The secrets are not
-# here: they go to the servers as var/ files (write_private), never in an environment.
+# here (but for the LINE access token, below): they go to the servers as var/ files
+# (write_private), never in an environment.
 ENVIRONMENT: dict[str, str] = {
     "org_id": "PRIVACY_BOT_ORG",
     "profiles_dir": "PRIVACY_BOT_PROFILES_DIR",
@@ -426,6 +445,10 @@ ENVIRONMENT: dict[str, str] = {
     "console_trusted_proxies": "CONSOLE_TRUSTED_PROXIES",
     "handoff_max_per_conversation": "HANDOFF_MAX_PER_CONVERSATION",
     "handoff_max_per_hour": "HANDOFF_MAX_PER_HOUR",
+    # A secret, yet handed on in the environment, not as a var/ file: the rasa server's
+    # LINE channel reads it from there (credentials.yml's ${LINE_CHANNEL_ACCESS_TOKEN}).
+    "line_channel_access_token": "LINE_CHANNEL_ACCESS_TOKEN",
+    "line_api_base_url": "LINE_API_BASE_URL",
 }
 # Settings that are secrets, with their variables: files in var/ carry them instead.
 SECRETS: dict[str, str] = {

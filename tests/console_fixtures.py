@@ -1,10 +1,10 @@
 """The staff console as a real HTTP server on a free loopback port, for ``requests`` clients.
 
-Use with ``pytest_plugins = ["tests.db_fixtures", "tests.console_fixtures"]``. The
-``console`` fixture runs :func:`bot.console.app.create_app` over the migrated test
-database (SQLite file or PostgreSQL schema) with the demo members, a clock the test
-moves, staff accounts of each role, and a Rasa API address where nothing listens (the
-rasa server is "down" unless a test gives another one).
+Every test module has it (``pytest_plugins`` of tests/conftest.py). The ``console``
+fixture runs :func:`bot.console.app.create_app` over the migrated test database (SQLite
+file or PostgreSQL schema) with the demo members, a clock the test moves, staff accounts
+of each role, and a Rasa API address where nothing listens (the rasa server is "down"
+unless a test gives another one).
 """
 
 from __future__ import annotations

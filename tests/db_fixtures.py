@@ -1,6 +1,6 @@
 """Database fixtures: every test runs on a real SQLite file and a real PostgreSQL schema.
 
-Use from a test module with ``pytest_plugins = ["tests.db_fixtures"]``.
+Every test module has them (``pytest_plugins`` of tests/conftest.py).
 
 PostgreSQL: ``PRIVACY_BOT_TEST_POSTGRES_URL`` or ``postgresql://postgres@127.0.0.1:5432/test``
 (then user ``root``), trust auth. Each test gets a fresh schema ``t_<hex>``, selected by

@@ -1,6 +1,7 @@
 """A local stand-in for the LINE Messaging API: a real HTTP server that records calls.
 
-Used by the unit tests of ``bot.channels.line`` and by the end-to-end LINE tests. It
+Used by the unit tests of ``bot.channels.line`` and of case notifications
+(``bot.cases.notify``), and by the end-to-end LINE tests. It
 answers ``POST /v2/bot/message/reply`` and ``/push`` the way LINE documents them: 200
 with ``sentMessages``, 400 ``Invalid reply token`` for a token listed in
 ``expired_tokens`` or already used, 409 for a push whose retry key was accepted

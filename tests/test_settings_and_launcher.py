@@ -26,8 +26,6 @@ from bot.launcher import (
 from bot.settings import DEFAULT_ORG, Settings, SettingsError, load_settings
 from tests.conftest import ROOT
 
-pytest_plugins = ["tests.db_fixtures"]
-
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
 
 

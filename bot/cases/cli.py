@@ -30,7 +30,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from bot.cases.notify import ChannelNotifier, SmsNotifier
-from bot.cases.records import jst_text
 from bot.cases.rules import (
     METHOD_LABELS,
     OUTCOME_LABELS,
@@ -49,6 +48,7 @@ from bot.cases.staff import (
     move_case,
 )
 from bot.cases.types import CaseError, CaseStatus, CaseView, Outcome, StaffCaseDetail
+from bot.core.japan_time import jst_timestamp
 from bot.db.session import session_factory
 from bot.outbound.sms import sender_from_settings
 from bot.policy.profiles.loader import ProfileError, cached_profile
@@ -113,7 +113,7 @@ def _kind(view: Any) -> str:
 
 def _print_change(view: CaseView) -> None:
     print(
-        f"{view.case_number}: {_status(view.status)}; due {jst_text(view.due_at)}"
+        f"{view.case_number}: {_status(view.status)}; due {jst_timestamp(view.due_at)}"
         + (f" (extended {view.extended_days} days)" if view.extended_days else "")
         + (f"; outcome {view.outcome.value}" if view.outcome else "")
     )
@@ -135,8 +135,11 @@ def _print_detail(detail: StaffCaseDetail) -> None:
         ("wrong", detail.wrong_text or "-"),
         ("right", detail.right_text or "-"),
         ("channel", detail.channel),
-        ("received", jst_text(detail.received_at)),
-        ("due", jst_text(detail.due_at) + ("  ** OVERDUE 期限超過 **" if detail.overdue else "")),
+        ("received", jst_timestamp(detail.received_at)),
+        (
+            "due",
+            jst_timestamp(detail.due_at) + ("  ** OVERDUE 期限超過 **" if detail.overdue else ""),
+        ),
         (
             "period",
             f"{detail.period_days or '-'} days; paused {detail.paused_days}; extended "
@@ -156,7 +159,7 @@ def _print_detail(detail: StaffCaseDetail) -> None:
             f"{entry.from_status.value if entry.from_status else '-'} -> {entry.to_status.value}"
         )
         reason = f"  「{entry.reason}」" if entry.reason else ""
-        print(f"  {jst_text(entry.at)}  {entry.actor:<20} {entry.action:<10} {moved}{reason}")
+        print(f"  {jst_timestamp(entry.at)}  {entry.actor:<20} {entry.action:<10} {moved}{reason}")
 
 
 def _run(args: argparse.Namespace, session: Session, now: datetime) -> None:
@@ -169,8 +172,8 @@ def _run(args: argparse.Namespace, session: Session, now: datetime) -> None:
         for row in rows:
             flag = "OVERDUE" if row.overdue else ""
             print(
-                f"{row.case_number:<16} {row.status.value:<19} {jst_text(row.due_at):<17} "
-                f"{flag:<8} {_kind(row)}  (received {jst_text(row.received_at)})"
+                f"{row.case_number:<16} {row.status.value:<19} {jst_timestamp(row.due_at):<17} "
+                f"{flag:<8} {_kind(row)}  (received {jst_timestamp(row.received_at)})"
             )
         return
     if args.command == "show":

@@ -10,19 +10,21 @@ in the database: the slots hold only step markers and choice keys, and the draft
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from bot import cases
-from bot.cases import CaseStatus, CaseType, DisclosureTarget, Method, RequesterRole
+from bot.cases import METHOD_LABELS, CaseStatus, CaseType, DisclosureTarget, Method, RequesterRole
+from bot.cases.types import OPEN_STATUSES
+from bot.core.conversation import Conversation
+from bot.core.japan_time import japanese_date
+from bot.core.text import fold
 from bot.handoff import escalations
 from bot.identity.dialog import Said, wants_to_stop
-from bot.identity.verification import Conversation
 from bot.policy.answers import Button, Reply, answer, citation, contact_line
 from bot.policy.profiles.schema import Fact, Profile
 
@@ -70,7 +72,6 @@ YES_WORDS = (
     "大丈夫",
 )
 NO_WORDS = ("いいえ", "やめ", "しない", "取り消", "中止")
-JST = timezone(timedelta(hours=9))
 
 INTENT_TYPES: dict[str, CaseType] = {
     "request_disclosure": CaseType.DISCLOSURE,
@@ -99,20 +100,10 @@ THIRD_PARTY_STOP_REASONS = (
     "漏えいなどが起きたため",
     "権利や正当な利益が害されるおそれがあるため",
 )
-METHOD_LABELS = {
-    Method.ELECTRONIC: "電磁的記録（データ）での提供",
-    Method.PAPER: "書面の交付",
-}
 METHOD_WORDS = {
     Method.ELECTRONIC: ("電磁", "電子", "データ", "メール", "PDF", "pdf"),
     Method.PAPER: ("書面", "紙", "郵送", "印刷"),
 }
-OPEN_STATUSES = (
-    CaseStatus.RECEIVED,
-    CaseStatus.AWAITING_DOCUMENTS,
-    CaseStatus.UNDER_REVIEW,
-    CaseStatus.EXTENDED,
-)
 
 
 @dataclass
@@ -140,36 +131,25 @@ class Context:
 # --- helpers ------------------------------------------------------------------------
 
 
-def _normal(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).strip()
-
-
 def _numbers(text: str) -> list[int]:
-    return [int(n) for n in re.findall(r"\d+", _normal(text))]
+    return [int(n) for n in re.findall(r"\d+", fold(text))]
 
 
 def _choose(text: str, options: Sequence[tuple[str, Sequence[str]]]) -> str | None:
     """The key of the option the member picked by its number or by one of its words."""
-    said = _normal(text)
+    said = fold(text).strip()
     if said.isdigit() and 1 <= int(said) <= len(options):
         return options[int(said) - 1][0]
-    hits = [key for key, words in options if any(_normal(w) in said for w in words if w)]
+    hits = [key for key, words in options if any(fold(w).strip() in said for w in words if w)]
     return hits[0] if len(set(hits)) == 1 else None
 
 
 def _is_yes(said: Said) -> bool:
-    return said.intent == "affirm" or any(w in _normal(said.text) for w in YES_WORDS)
+    return said.intent == "affirm" or any(w in fold(said.text) for w in YES_WORDS)
 
 
 def _is_no(said: Said) -> bool:
-    return said.intent == "deny" or any(w in _normal(said.text) for w in NO_WORDS)
-
-
-def _date(value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    local = value.astimezone(JST)
-    return f"{local.year}年{local.month}月{local.day}日"
+    return said.intent == "deny" or any(w in fold(said.text) for w in NO_WORDS)
 
 
 def _numbered(options: Sequence[str]) -> str:
@@ -243,7 +223,7 @@ def case_type_of(intent: str | None) -> CaseType | None:
 
 def target_hint(text: str) -> DisclosureTarget | None:
     """A disclosure target the member already named, e.g. 「レセプトを開示して」."""
-    said = _normal(text)
+    said = fold(text)
     for target, words in TARGET_WORDS.items():
         if any(word in said for word in words):
             return target
@@ -582,7 +562,7 @@ def _step_agent(context: Context, said: Said, draft: cases.Draft) -> Turn:
         context,
         draft,
         agent_name=name or text,
-        agent_contact=_normal(contact.group(0)) if contact else None,
+        agent_contact=fold(contact.group(0)).strip() if contact else None,
     )
     return Turn([], {AGENT_SLOT: DONE, FAILURES_SLOT: 0})
 
@@ -622,7 +602,7 @@ def _step_scope(context: Context, said: Said, draft: cases.Draft, topics: Sequen
         _save(context, draft, scope=(text,))
         return Turn([], {SCOPE_SLOT: DONE, FAILURES_SLOT: 0})
     categories = context.profile.usage_purposes.categories
-    text = _normal(said.text)
+    text = fold(said.text).strip()
     if any(word in text for word in ("すべて", "全て", "全部", "ぜんぶ")) or text == str(
         len(categories) + 1
     ):
@@ -656,7 +636,7 @@ def _step_method(context: Context, said: Said, draft: cases.Draft) -> Turn:
 
 def _step_reason(context: Context, said: Said, draft: cases.Draft) -> Turn:
     reasons = _reasons(draft)
-    text = _normal(said.text)
+    text = fold(said.text).strip()
     if text.isdigit():
         if 1 <= int(text) <= len(reasons):
             _save(context, draft, reason=reasons[int(text) - 1])
@@ -790,10 +770,10 @@ def status_lines(view: cases.CaseView) -> str:
     """One case as the member may see it: never internal notes."""
     lines = [
         f"{view.case_number}　{_type_label(view.case_type, view.target)}",
-        f"状況：{cases.STATUS_LABELS[view.status]}　受付日：{_date(view.received_at)}",
+        f"状況：{cases.STATUS_LABELS[view.status]}　受付日：{japanese_date(view.received_at)}",
     ]
     if view.due_at is not None and view.status in OPEN_STATUSES:
-        lines.append(f"回答期限：{_date(view.due_at)}")
+        lines.append(f"回答期限：{japanese_date(view.due_at)}")
     if view.extended_days:
         lines.append(
             f"期限の延長：{view.extended_days}日（理由：{_short(view.extension_reason, 80)}）"
@@ -852,7 +832,7 @@ CASE_NUMBER = re.compile(r"PR-?(\d{4})-?(\d{6})", re.IGNORECASE)
 
 def find_case_number(text: str) -> str | None:
     """A case number written in any common way (full-width, without hyphens)."""
-    match = CASE_NUMBER.search(_normal(text).upper())
+    match = CASE_NUMBER.search(fold(text).upper())
     return f"PR-{match.group(1)}-{match.group(2)}" if match else None
 
 

@@ -24,7 +24,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.cases.records import MAX_TEXT, member_actor, utc
-from bot.cases.rules import jst_date
 from bot.cases.types import (
     CaseType,
     DisclosureTarget,
@@ -34,9 +33,10 @@ from bot.cases.types import (
     Method,
     RequesterRole,
 )
+from bot.core.conversation import Conversation
+from bot.core.japan_time import jst_day
 from bot.db.audit import audit
 from bot.db.models import Case, CaseDraft, Member
-from bot.identity.verification import Conversation
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def adult_on(birth_date: date) -> date:
 
 def is_minor(birth_date: date, now: datetime) -> bool:
     """Whether someone born on ``birth_date`` is under 18 on ``now``'s date in Japan."""
-    return jst_date(now) < adult_on(birth_date)
+    return jst_day(now) < adult_on(birth_date)
 
 
 def minor_dependants(session: Session, member_id: int, now: datetime) -> list[tuple[int, str]]:

@@ -2,10 +2,12 @@
 
 Staff actions that the member must be told about (an extension with its new period, a
 decision) go through a :class:`Notifier`. :class:`SmsNotifier` sends an SMS to the
-phone on record through :mod:`bot.outbound.sms` (the demo outbox by default) and records every
-message as an ``OutboundMessage``. :class:`ChannelNotifier` pushes the message on
-LINE to a member whose case came through LINE (the LINE user id the case was opened
-from), and falls back to the SMS when LINE is not configured or the push fails.
+phone on record through :mod:`bot.outbound.sender` (the configured sender, the demo
+outbox by default), which records every message as an ``OutboundMessage``; a message
+that could not be sent goes to staff through the hand-off service.
+:class:`ChannelNotifier` pushes the message on LINE to a member whose case came through
+LINE (the LINE user id the case was opened from), and falls back to the SMS when LINE
+is not configured or the push fails.
 Texts carry the case number and what happened, nothing else: the reasons
 and explanations are read in the chat after identity verification, since an SMS can
 be seen by whoever holds the phone.
@@ -18,27 +20,26 @@ stored. Staff see every attempt in ``outbound_messages``.
 from __future__ import annotations
 
 import logging
-import os
-import time
-import uuid
 from datetime import datetime
 from typing import Protocol
 
-import requests
 from sqlalchemy.orm import Session
 
 from bot.cases.records import utc
 from bot.channels.guard import hashed_sender
+from bot.channels.line.api import DEFAULT_API_BASE_URL, LineApi, LineApiError
+from bot.channels.line.messages import MAX_TEXT_CHARS, text_message
 from bot.core.conversation import native_id
 from bot.db.audit import audit
-from bot.db.models import Escalation, Member, OutboundMessage
+from bot.db.models import Member
+from bot.handoff.escalations import escalate_member
+from bot.outbound import sender as outbound
 from bot.outbound.sms import SmsSender, sender_from_settings
 from bot.settings import load_settings
 
 logger = logging.getLogger(__name__)
 
 NO_PHONE = "no phone on record"
-LINE_API_BASE_URL = "https://api.line.me"
 
 
 class Notifier(Protocol):
@@ -89,49 +90,36 @@ class SmsNotifier:
         now = utc(now)
         member = session.get(Member, member_id)
         phone = member.phone if member is not None else None
-        message = OutboundMessage(channel="sms", to=phone or "", text=text, created_at=now)
-        if not phone:
-            message.status = "failed"
-            message.error = NO_PHONE
+        if phone:
+            delivery = outbound.send_sms(session, self.sender, phone, text, now)
         else:
-            try:
-                self.sender.send(phone, text)
-            except Exception as error:  # any carrier failure: record it, never leak it
-                message.status = "failed"
-                # The class name and carrier code only: carrier messages quote numbers.
-                message.error = f"{type(error).__name__} {getattr(error, 'code', '') or ''}"
-                message.error = message.error.strip()
-            else:
-                message.status = "sent"
-                message.sent_at = now
-        _record(session, message, member_id, now)
-        if message.status == "failed":
+            delivery = outbound.record(session, outbound.SMS, "", text, now, error=NO_PHONE)
+        _audit_delivery(session, delivery, member_id, now)
+        if not delivery.sent:
             # Staff must reach the member another way: the law wants them told.
-            session.add(
-                Escalation(
-                    created_at=now,
-                    reason="case_notification_failed",
-                    member_id=member_id,
-                    status="waiting",
-                    note=f"outbound message #{message.id}: {message.error}",
-                )
+            escalate_member(
+                session,
+                "case_notification_failed",
+                now,
+                f"outbound message #{delivery.message_id}: {delivery.error}",
+                member_id=member_id,
             )
-            logger.warning("case notification to member %s failed (%s)", member_id, message.error)
+            logger.warning("case notification to member %s failed (%s)", member_id, delivery.error)
         else:
             logger.info("case notification sent to member %s", member_id)
 
 
-def _record(session: Session, message: OutboundMessage, member_id: int, now: datetime) -> None:
-    """Store an outbound message and audit whether it went out."""
-    session.add(message)
-    session.flush()
+def _audit_delivery(
+    session: Session, delivery: outbound.Delivery, member_id: int, now: datetime
+) -> None:
+    """Audit whether a recorded case message went out."""
     audit(
         session,
         now,
-        "case.notification_sent" if message.status == "sent" else "case.notification_failed",
+        "case.notification_sent" if delivery.sent else "case.notification_failed",
         "system",
         member_id=member_id,
-        outbound_message_id=message.id,
+        outbound_message_id=delivery.message_id,
     )
 
 
@@ -139,9 +127,15 @@ class ChannelNotifier:
     """Case messages on the member's own channel: a LINE push, else the SMS.
 
     A case opened through LINE carries the member's LINE user id; with a channel access
-    token configured the message is pushed there (``POST /v2/bot/message/push`` with an
-    ``X-Line-Retry-Key``, so a retry never delivers twice). Without a token, for other
-    channels, or when LINE keeps failing, the :class:`SmsNotifier` sends it instead.
+    token configured the message is pushed there by the LINE channel's own client
+    (:class:`~bot.channels.line.api.LineApi`: the same retries, and an
+    ``X-Line-Retry-Key`` so that a retry never delivers twice). Without a token, for
+    other channels, or when LINE keeps failing, the :class:`SmsNotifier` sends it
+    instead.
+
+    The push waits for LINE in an event loop of its own: notifications are sent from
+    code that runs none (the case CLI, and the console's staff actions, which run in
+    worker threads).
     """
 
     def __init__(
@@ -151,16 +145,30 @@ class ChannelNotifier:
         api_base_url: str | None = None,
         attempts: int = 3,
     ) -> None:
-        """LINE settings default to ``LINE_CHANNEL_ACCESS_TOKEN`` and ``LINE_API_BASE_URL``."""
+        """Create the notifier.
+
+        Args:
+            fallback: how to send when LINE cannot (default: :class:`SmsNotifier`).
+            access_token: the LINE channel access token (default: the settings',
+                ``LINE_CHANNEL_ACCESS_TOKEN``; empty: never push).
+            api_base_url: where the Messaging API is (default: the settings',
+                ``LINE_API_BASE_URL``, else LINE's own).
+            attempts: tries per push, the first included.
+        """
         self.fallback = fallback or SmsNotifier()
-        self.access_token = (
-            access_token
-            if access_token is not None
-            else os.environ.get("LINE_CHANNEL_ACCESS_TOKEN", "")
-        )
-        base = api_base_url or os.environ.get("LINE_API_BASE_URL") or LINE_API_BASE_URL
-        self.api_base_url = base.rstrip("/")
+        if access_token is None or not api_base_url:
+            settings = load_settings()
+            if access_token is None:
+                access_token = settings.line_channel_access_token or ""
+            api_base_url = api_base_url or settings.line_api_base_url
+        self.access_token = access_token
+        self.api_base_url = (api_base_url or DEFAULT_API_BASE_URL).rstrip("/")
         self.attempts = attempts
+        # A staff member waits for the push (the console's page, the CLI): short waits
+        # between tries, as before the notifier used the channel's client.
+        self._api = LineApi(
+            self.access_token, self.api_base_url, attempts=attempts, max_delay_s=2.0
+        )
 
     def notify(
         self,
@@ -177,14 +185,11 @@ class ChannelNotifier:
         # Only a LINE conversation (line:U…) names a LINE user to push to.
         line_user = native_id(sender_id, "line") if sender_id else None
         if channel == "line" and line_user and self.access_token:
-            message = OutboundMessage(
-                channel="line", to=hashed_sender(line_user), text=text, created_at=now
-            )
             error = self._push(line_user, text)
-            message.status = "failed" if error else "sent"
-            message.error = error
-            message.sent_at = None if error else now
-            _record(session, message, member_id, now)
+            delivery = outbound.record(
+                session, outbound.LINE, hashed_sender(line_user), text, now, error=error
+            )
+            _audit_delivery(session, delivery, member_id, now)
             if not error:
                 logger.info("case notification pushed on LINE to member %s", member_id)
                 return
@@ -193,29 +198,10 @@ class ChannelNotifier:
 
     def _push(self, to: str, text: str) -> str | None:
         """None when LINE took the message, else why not (no message text in it)."""
-        retry_key = str(uuid.uuid4())
-        body = {"to": to, "messages": [{"type": "text", "text": text[:5000]}]}
-        headers = {
-            "Authorization": f"Bearer {self.access_token}",
-            "X-Line-Retry-Key": retry_key,
-        }
-        error = "not sent"
-        for attempt in range(self.attempts):
-            try:
-                answer = requests.post(
-                    f"{self.api_base_url}/v2/bot/message/push",
-                    json=body,
-                    headers=headers,
-                    timeout=10,
-                )
-            except requests.RequestException as problem:
-                error = type(problem).__name__
-            else:
-                # 409: an earlier attempt with this retry key was accepted already.
-                if 200 <= answer.status_code < 300 or answer.status_code == 409:
-                    return None
-                error = f"HTTP {answer.status_code}"
-                if answer.status_code != 429 and answer.status_code < 500:
-                    return error  # a request LINE refuses will not succeed on retry
-            time.sleep(min(2.0, 0.2 * 2**attempt))
-        return error
+        try:
+            self._api.push_blocking(to, [text_message(text[:MAX_TEXT_CHARS])])
+        except LineApiError as error:
+            # The status, or without an answer the kind of failure (e.g. a timeout):
+            # LINE's error message is left out, staff read it in the log.
+            return f"HTTP {error.status}" if error.status else error.reason
+        return None

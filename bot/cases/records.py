@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.cases.rules import JST, STATUS_LABELS, jst_date
+from bot.cases.rules import STATUS_LABELS
 from bot.cases.types import (
     OPEN_STATUSES,
     TRANSITIONS,
@@ -27,6 +27,7 @@ from bot.cases.types import (
     Outcome,
     RequesterRole,
 )
+from bot.core.japan_time import jst_day
 from bot.db.models import Case, CaseEvent, CaseNumberSequence
 
 CASE_NUMBER_PREFIX = "PR"
@@ -113,7 +114,7 @@ def allocate_case_number(session: Session, received_at: datetime) -> str:
     SQLite every transaction holds the write lock from its start). The increment
     commits or rolls back with the case: no number is skipped.
     """
-    year = jst_date(received_at).year
+    year = jst_day(received_at).year
     dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
@@ -221,7 +222,7 @@ def leave_awaiting(case: Case, now: datetime) -> int:
     """
     if case.awaiting_since is None:
         return 0
-    days = max(0, (jst_date(now) - jst_date(case.awaiting_since)).days)
+    days = max(0, (jst_day(now) - jst_day(case.awaiting_since)).days)
     if case.due_at is not None and days:
         case.due_at = case.due_at + timedelta(days=days)
     case.paused_days += days
@@ -240,8 +241,3 @@ def set_status(case: Case, to_status: CaseStatus, now: datetime) -> int:
     case.status = to_status.value
     case.updated_at = now
     return moved
-
-
-def jst_text(moment: datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
-    """``moment`` in Japan time (``YYYY-MM-DD HH:MM`` unless ``pattern``), or ``-``."""
-    return "-" if moment is None else moment.astimezone(JST).strftime(pattern)

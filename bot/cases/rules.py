@@ -19,10 +19,8 @@ from bot.cases.types import (
     Outcome,
     RequesterRole,
 )
+from bot.core.japan_time import JST, japanese_date, jst_day
 from bot.policy.profiles.schema import Profile
-
-# Japan has had no daylight saving time since 1951: a fixed offset is exact.
-JST = timezone(timedelta(hours=9), "JST")
 
 TYPE_LABELS: dict[CaseType, str] = {
     CaseType.PURPOSE_NOTICE: "利用目的の通知",
@@ -37,8 +35,9 @@ TARGET_LABELS: dict[DisclosureTarget, str] = {
     DisclosureTarget.THIRD_PARTY_RECORDS: "第三者提供記録",
     DisclosureTarget.RECEIPTS: "レセプト（診療報酬明細書等）",
 }
+# The member picks the method by these labels (buttons), staff read them in the console.
 METHOD_LABELS: dict[Method, str] = {
-    Method.ELECTRONIC: "電磁的記録の提供",
+    Method.ELECTRONIC: "電磁的記録（データ）での提供",
     Method.PAPER: "書面の交付",
 }
 ROLE_LABELS: dict[RequesterRole, str] = {
@@ -169,13 +168,6 @@ def end_of_day(day: date) -> datetime:
     return datetime.combine(day, time.max, tzinfo=JST).astimezone(timezone.utc)
 
 
-def jst_date(moment: datetime) -> date:
-    """The calendar date in Japan at ``moment`` (aware)."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("an aware datetime is needed")
-    return moment.astimezone(JST).date()
-
-
 def due_on(received_at: datetime, days: int | None) -> datetime | None:
     """The end (JST) of the ``days``-th day after the day of receipt; None without days.
 
@@ -184,7 +176,7 @@ def due_on(received_at: datetime, days: int | None) -> datetime | None:
     """
     if days is None:
         return None
-    return end_of_day(jst_date(received_at) + timedelta(days=days))
+    return end_of_day(jst_day(received_at) + timedelta(days=days))
 
 
 def due_at(profile: Profile, received_at: datetime) -> datetime | None:
@@ -233,5 +225,4 @@ def describe_due(due: datetime | None) -> str:
     """The deadline in one member-facing Japanese sentence."""
     if due is None:
         return "決定の期限は方針に定められていません。遅滞なく対応することとされています。"
-    day = jst_date(due)
-    return f"{day.year}年{day.month}月{day.day}日までに決定します。"
+    return f"{japanese_date(due)}までに決定します。"

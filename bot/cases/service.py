@@ -18,7 +18,6 @@ and never staff's internal notes.
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
@@ -53,9 +52,10 @@ from bot.cases.types import (
     Opened,
     RequesterRole,
 )
+from bot.core.conversation import Conversation
+from bot.core.text import collapse_spaces, fold
 from bot.db.audit import audit
 from bot.db.models import Case, CaseDraft, Member
-from bot.identity.verification import Conversation
 from bot.policy.profiles.schema import Profile
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 
 def _normalized(text: str | None) -> str:
     # NFKC and single spaces: 全角/半角 and spacing differences are the same request.
-    return " ".join(unicodedata.normalize("NFKC", text or "").split())
+    return collapse_spaces(fold(text or ""))
 
 
 def _request_key(

@@ -38,7 +38,7 @@ from bot.cases.records import (
     target_of,
     utc,
 )
-from bot.cases.rules import OUTCOME_LABELS, TYPE_LABELS, jst_date
+from bot.cases.rules import OUTCOME_LABELS, TYPE_LABELS
 from bot.cases.types import (
     EXPLANATION_REQUIRED,
     GROUND_REQUIRED,
@@ -46,6 +46,7 @@ from bot.cases.types import (
     OUTCOMES_BY_TYPE,
     TRANSITIONS,
     CaseError,
+    CaseFieldValue,
     CaseStatus,
     CaseType,
     CaseView,
@@ -56,12 +57,25 @@ from bot.cases.types import (
     StaffCaseDetail,
     StaffCaseRow,
 )
+from bot.core.japan_time import japanese_date
 from bot.db.audit import audit
 from bot.db.models import Case, CaseEvent, Member
 
 logger = logging.getLogger(__name__)
 
 MAX_PAGE = 500
+# The fields staff see masked (the names, the agent's contact, the texts of a
+# correction), revealed one at a time by :func:`case_field_value`.
+MASKED_FIELDS = (
+    "requester_name",
+    "subject_name",
+    "agent_name",
+    "agent_contact",
+    "wrong_text",
+    "right_text",
+)
+# The masked names are the members', read from their records.
+_NAME_FIELDS = {"requester_name": "requester_member_id", "subject_name": "subject_member_id"}
 SMS_PREFIX = "【個人情報の請求】"
 SMS_EXTENDED = (
     SMS_PREFIX + "受付番号 {number} の決定の期限を{days}日延長し、{due}までとしました。"
@@ -71,11 +85,6 @@ SMS_DECIDED = (
     SMS_PREFIX + "受付番号 {number}（{kind}）について決定しました：{outcome}。"
     "詳しい内容は、チャットで本人確認のうえ「請求の状況」からご確認いただけます。"
 )
-
-
-def _date_text(moment: datetime) -> str:
-    day = jst_date(moment)
-    return f"{day.year}年{day.month}月{day.day}日"
 
 
 def _as_status(value: CaseStatus | str) -> CaseStatus:
@@ -255,6 +264,37 @@ def case_detail(session: Session, case_number: str, staff: str, now: datetime) -
     )
 
 
+def case_field_value(session: Session, case_number: str, field: str) -> CaseFieldValue | None:
+    """The clear value of one masked field of a case; the caller audits the look.
+
+    Args:
+        session: the unit of work.
+        case_number: the case.
+        field: one of :data:`MASKED_FIELDS`.
+
+    Returns:
+        The value (empty when the case has none), or None when there is no such case.
+
+    Raises:
+        ValueError: If ``field`` is not one of :data:`MASKED_FIELDS`.
+    """
+    if field not in MASKED_FIELDS:
+        raise ValueError(f"not a masked field of a case: {field!r}")
+    case = find_case(session, case_number)
+    if case is None:
+        return None
+    if field in _NAME_FIELDS:
+        member_id = getattr(case, _NAME_FIELDS[field])
+        value = session.execute(select(Member.name).where(Member.id == member_id)).scalar()
+    else:
+        value = getattr(case, field)
+    return CaseFieldValue(
+        case_number=case.case_number,
+        subject_member_id=case.subject_member_id,
+        value=str(value or ""),
+    )
+
+
 # --- changing ------------------------------------------------------------------------
 
 
@@ -366,7 +406,7 @@ def extend_case(
         )
     if now > case.due_at:
         raise CaseError(
-            f"決定の期限（{_date_text(case.due_at)}）を過ぎているため、延長できません。"
+            f"決定の期限（{japanese_date(case.due_at)}）を過ぎているため、延長できません。"
             " / the period has already ended"
         )
     left = case.max_extension_days - case.extended_days
@@ -395,7 +435,7 @@ def extend_case(
     notifier.notify(
         session,
         case.requester_member_id,
-        SMS_EXTENDED.format(number=case.case_number, days=days, due=_date_text(case.due_at)),
+        SMS_EXTENDED.format(number=case.case_number, days=days, due=japanese_date(case.due_at)),
         now,
         channel=case.channel,
         sender_id=case.sender_id,

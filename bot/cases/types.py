@@ -284,3 +284,12 @@ class StaffCaseDetail:
     decided_at: datetime | None
     closed_at: datetime | None
     history: tuple[HistoryEntry, ...]
+
+
+@dataclass(frozen=True)
+class CaseFieldValue:
+    """The clear value of one field staff see masked, and the case it belongs to."""
+
+    case_number: str
+    subject_member_id: int
+    value: str

@@ -2,7 +2,8 @@
 
 Filters: the action (a prefix: ``case.`` gives every case action), the actor (a prefix:
 ``staff:tanaka``), and a range of Japan dates. Pages go back by id (``?before=``), so a
-deep page costs what the first does. Looking at the log is itself audited.
+deep page costs what the first does (:mod:`bot.db.audit_log` reads it). Looking at the
+log is itself audited.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.cases.rules import JST
 from bot.console.context import OFFICER, allow, console_of, staff_of
 from bot.console.views import render
+from bot.core.japan_time import JST
 from bot.db.audit import audit
-from bot.db.models import AuditLog
+from bot.db.audit_log import PAGE_SIZE, AuditPage, AuditSearch, audit_page
 
-PAGE_SIZE = 50
 MAX_FILTER_CHARS = 64
 
 
@@ -35,7 +34,7 @@ class AuditFilter:
     until: date | None = None
     before: int | None = None
 
-    def query(self, **changes: Any) -> dict[str, str]:
+    def params(self, **changes: Any) -> dict[str, str]:
         """The filter as query parameters (for links), with ``changes`` applied."""
         values: dict[str, Any] = {
             "action": self.action,
@@ -47,19 +46,15 @@ class AuditFilter:
         values.update(changes)
         return {key: str(value) for key, value in values.items() if value}
 
-
-@dataclass(frozen=True)
-class AuditRow:
-    """One audit row as shown."""
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    member_id: int | None
-    channel: str | None
-    conversation: str | None  # the start of the sender id only
-    detail: dict[str, Any]
+    def search(self) -> AuditSearch:
+        """The rows this filter asks for: its Japan dates as a range of instants."""
+        return AuditSearch(
+            action=self.action,
+            actor=self.actor,
+            since=_start_of(self.since) if self.since else None,
+            until=_start_of(self.until + timedelta(days=1)) if self.until else None,
+            before=self.before,
+        )
 
 
 def _day(value: str) -> date | None:
@@ -67,6 +62,10 @@ def _day(value: str) -> date | None:
         return date.fromisoformat(value.strip()) if value.strip() else None
     except ValueError:
         return None
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=JST)
 
 
 def parse_filter(query: Any) -> tuple[AuditFilter, list[str]]:
@@ -92,44 +91,6 @@ def parse_filter(query: Any) -> tuple[AuditFilter, list[str]]:
     )
 
 
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=JST)
-
-
-def audit_page(
-    session: Session, wanted: AuditFilter, size: int = PAGE_SIZE
-) -> tuple[list[AuditRow], int | None]:
-    """One page of audit rows, newest first, and the id to pass as ``before`` for the next."""
-    query = select(AuditLog).order_by(AuditLog.id.desc()).limit(size + 1)
-    if wanted.action:
-        query = query.where(AuditLog.action.startswith(wanted.action, autoescape=True))
-    if wanted.actor:
-        query = query.where(AuditLog.actor.startswith(wanted.actor, autoescape=True))
-    if wanted.since:
-        query = query.where(AuditLog.at >= _start_of(wanted.since))
-    if wanted.until:
-        query = query.where(AuditLog.at < _start_of(wanted.until + timedelta(days=1)))
-    if wanted.before:
-        query = query.where(AuditLog.id < wanted.before)
-    found = list(session.execute(query).scalars())
-    more = len(found) > size
-    found = found[:size]
-    rows = [
-        AuditRow(
-            id=row.id,
-            at=row.at,
-            actor=row.actor,
-            action=row.action,
-            member_id=row.member_id,
-            channel=row.channel,
-            conversation=(row.sender_id[:6] + "…") if row.sender_id else None,
-            detail=dict(row.detail or {}),
-        )
-        for row in found
-    ]
-    return rows, (rows[-1].id if more and rows else None)
-
-
 @allow(OFFICER)
 async def audit_log(request: web.Request) -> web.StreamResponse:
     """``GET /audit``: the audit log with its filters (privacy officers)."""
@@ -138,27 +99,27 @@ async def audit_log(request: web.Request) -> web.StreamResponse:
     wanted, problems = parse_filter(request.query)
     now = console.now()
 
-    def load(session: Session) -> tuple[list[AuditRow], int | None]:
-        page = audit_page(session, wanted)
+    def load(session: Session) -> AuditPage:
+        page = audit_page(session, wanted.search(), PAGE_SIZE)
         audit(
             session,
             now,
             "console.viewed",
             f"staff:{staff.name}",
             page="audit",
-            filters=wanted.query(),
+            filters=wanted.params(),
         )
         return page
 
-    rows, next_before = await console.unit(load)
+    page = await console.unit(load)
     return render(
         request,
         "audit.html",
-        rows=rows,
+        rows=page.rows,
         wanted=wanted,
         problems=problems,
-        next_query=wanted.query(before=next_before) if next_before else None,
-        first_query=wanted.query(before="") if wanted.before else None,
+        next_query=wanted.params(before=page.next_before) if page.next_before else None,
+        first_query=wanted.params(before="") if wanted.before else None,
     )
 
 

@@ -16,12 +16,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.cases.records import find_case
 from bot.cases.staff import (
     case_detail,
+    case_field_value,
     close_case,
     decide_case,
     extend_case,
@@ -40,7 +39,6 @@ from bot.cases.types import (
 from bot.console.context import CASEWORKERS, OFFICER, allow, console_of, staff_of
 from bot.console.views import render, see_other
 from bot.db.audit import audit
-from bot.db.models import Member
 
 LIST_LIMIT = 200
 MAX_TEXT = 4000
@@ -295,26 +293,19 @@ async def reveal(request: web.Request) -> web.StreamResponse:
     now = console.now()
 
     def look(session: Session) -> str | None:
-        case = find_case(session, number)
-        if case is None:
+        found = case_field_value(session, number, name)
+        if found is None:
             return None
-        if name in ("requester_name", "subject_name"):
-            member_id = (
-                case.requester_member_id if name == "requester_name" else case.subject_member_id
-            )
-            value = session.execute(select(Member.name).where(Member.id == member_id)).scalar()
-        else:
-            value = getattr(case, name)
         audit(
             session,
             now,
             "console.revealed",
             f"staff:{staff.name}",
-            member_id=case.subject_member_id,
-            case_number=case.case_number,
+            member_id=found.subject_member_id,
+            case_number=found.case_number,
             field=name,
         )
-        return str(value or "")
+        return found.value
 
     value = await console.unit(look)
     if value is None:

@@ -84,8 +84,20 @@ class Console:
         with self.sessions.begin() as session:
             return work(session, *args)
 
+    async def tracker(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``work(connection, *args, **kwargs)`` on the tracker store, in a worker thread.
+
+        The transcripts' counterpart of :meth:`unit`: one connection to Rasa's tracker
+        store (read only), returned to the pool when ``work`` is done.
+        """
+        return await asyncio.to_thread(self._tracker, work, args, kwargs)
+
+    def _tracker(self, work: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        with self.tracker_engine.connect() as connection:
+            return work(connection, *args, **kwargs)
+
     async def thread(self, work: Callable[..., T], *args: Any) -> T:
-        """Run a blocking call (Rasa's API, the tracker store) in a worker thread."""
+        """Run a blocking call (Rasa's API, the reply relay) in a worker thread."""
         return await asyncio.to_thread(work, *args)
 
 

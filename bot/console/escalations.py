@@ -1,9 +1,7 @@
 """The queue and the escalation page: read the conversation, claim, reply, hand back, close.
 
-The queue lists the waiting escalations oldest first, then those in progress, 50 to a
-page. Each page costs two counts and two short index range scans of
-``ix_escalations_status_created_at`` (ids only, then the rows of those ids), whatever
-the number of escalations.
+The queue is read by :mod:`bot.handoff.queue` (waiting oldest first, then in progress,
+50 to a page), an escalation by :mod:`bot.handoff.detail`.
 
 The escalation page shows the conversation from Rasa's tracker store
 (:mod:`bot.handoff.transcripts`) with personal values masked; a masked value is revealed one at
@@ -14,35 +12,31 @@ value. New lines are fetched by the page's script (``/lines?after=``).
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Select
 
 from bot.console.context import CASEWORKERS, Console, allow, console_of, staff_of
 from bot.console.views import render, render_text, see_other
 from bot.db.audit import audit
-from bot.db.models import Escalation, EscalationStatus, Member, StaffMessage
+from bot.db.models import EscalationStatus
 from bot.handoff import escalations
+from bot.handoff.detail import EscalationDetail, escalation_detail
 from bot.handoff.escalations import EscalationError
+from bot.handoff.queue import PAGE_SIZE, queue_page
 from bot.handoff.rasa_api import RasaApiError
 from bot.handoff.relay import MAX_TEXT_LENGTH, RelayError, send_staff_message
 from bot.handoff.transcripts import Transcript, TranscriptError, read_transcript, reveal_field
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE = 50
 LINES_PER_PAGE = 100
 MAX_REPLY_CHARS = MAX_TEXT_LENGTH
 MAX_NOTE_CHARS = 2000
 
-WAITING = EscalationStatus.WAITING.value
 IN_PROGRESS = EscalationStatus.IN_PROGRESS.value
 CLOSED = EscalationStatus.CLOSED.value
 
@@ -54,202 +48,6 @@ TRANSCRIPT_DOWN = (
     "会話の記録を読み込めませんでした（会話の保存先に接続できません）。"
     "しばらくしてから、画面を読み込み直してください。"
 )
-
-
-# --- reading -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QueueRow:
-    """One escalation in the queue."""
-
-    id: int
-    status: str
-    reason: str
-    channel: str | None
-    created_at: datetime
-    waiting: timedelta
-    assigned_staff: str | None
-    claimed_at: datetime | None
-    verified: bool
-
-
-@dataclass(frozen=True)
-class QueuePage:
-    """One page of the queue: waiting ones first (oldest first), then those in progress."""
-
-    waiting: list[QueueRow]
-    in_progress: list[QueueRow]
-    page: int
-    pages: int
-    waiting_count: int
-    in_progress_count: int
-
-
-def _count(session: Session, status: str) -> int:
-    return int(
-        session.execute(
-            select(func.count()).select_from(Escalation).where(Escalation.status == status)
-        ).scalar_one()
-    )
-
-
-def queue_ids_statement(status: str, offset: int, limit: int) -> Select:
-    """The ids of one status's slice of the queue, oldest first.
-
-    Ids only: the index (status, created_at) answers it without reading the rows it
-    skips (on SQLite the id is part of every index), so a deep page costs little more
-    than the first.
-    """
-    return (
-        select(Escalation.id)
-        .where(Escalation.status == status)
-        .order_by(Escalation.created_at, Escalation.id)
-        .offset(offset)
-        .limit(limit)
-    )
-
-
-def _ids(session: Session, status: str, offset: int, limit: int) -> list[int]:
-    return list(session.execute(queue_ids_statement(status, offset, limit)).scalars())
-
-
-def _rows(session: Session, ids: list[int], now: datetime) -> list[QueueRow]:
-    if not ids:
-        return []
-    found = {
-        row.id: row
-        for row in session.execute(select(Escalation).where(Escalation.id.in_(ids))).scalars()
-    }
-    return [
-        QueueRow(
-            id=row.id,
-            status=row.status,
-            reason=row.reason,
-            channel=row.channel,
-            created_at=row.created_at,
-            waiting=now - row.created_at,
-            assigned_staff=row.assigned_staff,
-            claimed_at=row.claimed_at,
-            verified=row.member_id is not None,
-        )
-        for row in (found[i] for i in ids if i in found)
-    ]
-
-
-def queue_page(session: Session, now: datetime, page: int, size: int = PAGE_SIZE) -> QueuePage:
-    """Page ``page`` (from 1) of the open escalations: waiting first, then in progress.
-
-    Args:
-        session: the unit of work.
-        now: the current time, for the waiting times.
-        page: the page asked for; clamped to the pages there are.
-        size: escalations per page.
-    """
-    waiting_count = _count(session, WAITING)
-    in_progress_count = _count(session, IN_PROGRESS)
-    pages = max(1, math.ceil((waiting_count + in_progress_count) / size))
-    page = min(max(1, page), pages)
-    offset = (page - 1) * size
-    waiting_ids = _ids(session, WAITING, offset, size) if offset < waiting_count else []
-    room = size - len(waiting_ids)
-    progress_ids = (
-        _ids(session, IN_PROGRESS, max(0, offset - waiting_count), room) if room > 0 else []
-    )
-    return QueuePage(
-        waiting=_rows(session, waiting_ids, now),
-        in_progress=_rows(session, progress_ids, now),
-        page=page,
-        pages=pages,
-        waiting_count=waiting_count,
-        in_progress_count=in_progress_count,
-    )
-
-
-@dataclass(frozen=True)
-class PendingMessage:
-    """A staff reply stored but not yet delivered to the member."""
-
-    id: int
-    staff: str
-    text: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class EscalationDetail:
-    """Everything the escalation page shows besides the transcript."""
-
-    id: int
-    status: str
-    reason: str
-    channel: str | None
-    sender_id: str | None
-    member_id: int | None
-    member_name: str | None  # shown masked
-    created_at: datetime
-    waiting: timedelta
-    assigned_staff: str | None
-    claimed_at: datetime | None
-    closed_at: datetime | None
-    note: str | None
-    paused: bool
-    known_names: tuple[str, ...]
-    pending: tuple[PendingMessage, ...]
-
-
-def known_names(session: Session, member_id: int | None) -> tuple[str, ...]:
-    """The names to mask in a verified member's conversation.
-
-    The member's own, their dependants' and, for a dependant, the insured person's and
-    the other dependants': a family talks about each other.
-    """
-    if member_id is None:
-        return ()
-    member = session.get(Member, member_id)
-    if member is None:
-        return ()
-    family = member.insured_id or member.id
-    names = session.execute(
-        select(Member.name).where(or_(Member.id == family, Member.insured_id == family))
-    ).scalars()
-    return tuple(dict.fromkeys([member.name, *names]))
-
-
-def escalation_detail(
-    session: Session, escalation_id: int, now: datetime
-) -> EscalationDetail | None:
-    """One escalation with the verified member's name and the undelivered replies."""
-    row = session.get(Escalation, escalation_id, populate_existing=True)
-    if row is None:
-        return None
-    member = session.get(Member, row.member_id) if row.member_id is not None else None
-    pending = session.execute(
-        select(StaffMessage)
-        .where(StaffMessage.escalation_id == row.id, StaffMessage.delivered_at.is_(None))
-        .order_by(StaffMessage.id)
-    ).scalars()
-    return EscalationDetail(
-        id=row.id,
-        status=row.status,
-        reason=row.reason,
-        channel=row.channel,
-        sender_id=row.sender_id,
-        member_id=row.member_id,
-        member_name=member.name if member is not None else None,
-        created_at=row.created_at,
-        waiting=(row.claimed_at or row.closed_at or now) - row.created_at,
-        assigned_staff=row.assigned_staff,
-        claimed_at=row.claimed_at,
-        closed_at=row.closed_at,
-        note=row.note,
-        paused=bool(row.paused),
-        known_names=known_names(session, row.member_id),
-        pending=tuple(
-            PendingMessage(id=m.id, staff=m.staff, text=m.text, created_at=m.created_at)
-            for m in pending
-        ),
-    )
 
 
 def _viewed(
@@ -282,7 +80,7 @@ async def queue(request: web.Request) -> web.StreamResponse:
     """``GET /queue``: the open escalations, waiting first."""
     console = console_of(request)
     now = console.now()
-    page = await console.unit(queue_page, now, _int(request.query.get("page"), 1) or 1)
+    page = await console.unit(queue_page, now, _int(request.query.get("page"), 1) or 1, PAGE_SIZE)
     return render(request, "queue.html", queue=page)
 
 
@@ -299,20 +97,15 @@ async def _transcript(
     """The transcript page, or why it could not be read (the page is shown anyway)."""
     if not detail.sender_id:
         return None, None
-    sender_id = detail.sender_id
-
-    def read() -> Transcript:
-        with console.tracker_engine.connect() as connection:
-            return read_transcript(
-                connection,
-                sender_id,
-                known_names=detail.known_names,
-                public_numbers=console.public_numbers,
-                **kwargs,
-            )
-
     try:
-        return await console.thread(read), None
+        transcript = await console.tracker(
+            read_transcript,
+            detail.sender_id,
+            known_names=detail.known_names,
+            public_numbers=console.public_numbers,
+            **kwargs,
+        )
+        return transcript, None
     except SQLAlchemyError as error:
         logger.warning(
             "transcript of escalation %s unreadable: %s", detail.id, type(error).__name__
@@ -428,22 +221,15 @@ async def reveal(request: web.Request) -> web.StreamResponse:
     detail = await console.unit(escalation_detail, escalation_id, now)
     if detail is None or not detail.sender_id:
         return web.json_response({"error": "not_found", "message": "見つかりません。"}, status=404)
-    sender_id = detail.sender_id
-
-    def look() -> tuple[str, str]:
-        with console.tracker_engine.connect() as connection:
-            field, value = reveal_field(
-                connection,
-                sender_id,
-                event_id,
-                index,
-                known_names=detail.known_names,
-                public_numbers=console.public_numbers,
-            )
-        return field.kind, value
-
     try:
-        kind, value = await console.thread(look)
+        field, value = await console.tracker(
+            reveal_field,
+            detail.sender_id,
+            event_id,
+            index,
+            known_names=detail.known_names,
+            public_numbers=console.public_numbers,
+        )
     except TranscriptError:
         return web.json_response({"error": "not_found", "message": "見つかりません。"}, status=404)
     except SQLAlchemyError:
@@ -459,7 +245,7 @@ async def reveal(request: web.Request) -> web.StreamResponse:
             escalation_id=escalation_id,
             event_id=event_id,
             field=index,
-            kind=kind,
+            kind=field.kind,
         )
 
     await console.unit(record)

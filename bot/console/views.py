@@ -7,16 +7,14 @@ is shown, never interpreted. Every time is stored in UTC and shown in Japan time
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from aiohttp import web
 
-from bot.cases.records import jst_text
 from bot.cases.rules import (
-    JST,
     METHOD_LABELS,
     OUTCOME_LABELS,
     ROLE_LABELS,
@@ -26,6 +24,7 @@ from bot.cases.rules import (
     describe_fee,
 )
 from bot.console.context import console_of
+from bot.core.japan_time import japanese_date, jst_timestamp
 from bot.db.models import StaffRole
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -92,14 +91,6 @@ NOTICES: Mapping[str, str] = {
 }
 
 
-def jst_date(moment: datetime | None) -> str:
-    """The Japan date of a time, e.g. ``2026年2月5日``."""
-    if moment is None:
-        return "-"
-    local = moment.astimezone(JST)
-    return f"{local.year}年{local.month}月{local.day}日"
-
-
 def duration(span: timedelta | None) -> str:
     """A waiting time in Japanese: ``12分``, ``1時間5分``, ``2日3時間``."""
     if span is None:
@@ -148,8 +139,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        jst=jst_text,
-        jst_date=jst_date,
+        jst=jst_timestamp,
+        jst_date=japanese_date,
         duration=duration,
         mask_name=mask_name,
         reason=lambda key: label(REASON_LABELS, key),

@@ -1,4 +1,8 @@
-"""Conversation ids: which channel identity a conversation belongs to.
+"""Who is talking, and conversation ids: which channel identity a conversation belongs to.
+
+:class:`Conversation` is what every feature is told about who sent a turn; it lives
+here, not in one feature, so that features can pass it to each other without importing
+each other's services.
 
 Every member channel names its conversations ``<prefix>:<native id>``: ``line:U…`` for a
 LINE user, ``web:…`` for a website-chat session the server issued, ``rest:…`` for the
@@ -10,10 +14,27 @@ made in ``line:U1`` is invisible to ``rest:U1`` and to ``web:U1``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # Rasa's name of each input channel -> the prefix of its conversation ids.
 PREFIXES: dict[str, str] = {"line": "line", "socketio": "web", "rest": "rest"}
 _CHANNELS = {prefix: channel for channel, prefix in PREFIXES.items()}
 SEPARATOR = ":"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Who is talking: a verification belongs to exactly this sender and session.
+
+    Attributes:
+        sender_id: the conversation (sender) id, ``line:U…``, ``web:…``, ``rest:…``.
+        session_key: changes with a new Rasa session or a /restart.
+        channel: Rasa's name of the input channel.
+    """
+
+    sender_id: str
+    session_key: str
+    channel: str
 
 
 class ConversationIdError(ValueError):

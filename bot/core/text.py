@@ -1,10 +1,14 @@
-"""Japanese text normalization that keeps a map back to the original characters.
+"""Japanese text normalization, and a variant that keeps a map back to the original.
 
 Members type full-width digits, half-width kana, circled numbers and emoji. NFKC
-folds those to one spelling, but it changes the length of the text (``ｶﾞ`` → ``ガ``,
-``㍻`` → ``平成``), so every normalized character remembers the span of the original
-text it came from. The tokenizer relies on that to give Rasa offsets that point into
-the message exactly as the member sent it.
+folds those to one spelling (:func:`fold`); :func:`normalize` also folds dashes, for
+the numbers members type. NFKC changes the length of the text (``ｶﾞ`` → ``ガ``,
+``㍻`` → ``平成``), so :func:`normalize_with_spans` lets every normalized character
+remember the span of the original text it came from. The tokenizer relies on that to
+give Rasa offsets that point into the message exactly as the member sent it.
+
+The NLU's linear model (``bot/nlu/linear_blend.py``) has a fold of its own on purpose:
+its trained features depend on that exact text, so it must not change with these.
 """
 
 from __future__ import annotations
@@ -22,6 +26,19 @@ _JOINERS = {"\u200d"}
 # a dash only between digits ("090ー1234"); elsewhere it is part of a word (ナンバー).
 _DASHES = dict.fromkeys(map(ord, "‐‑‒–—―−－"), "-")
 _LONG_VOWEL_BETWEEN_DIGITS = re.compile(r"(?<=\d)ー(?=\d)")
+
+
+def fold(text: str) -> str:
+    """NFKC: full-width letters and digits, half-width kana, ㍻ and the like to one spelling.
+
+    Spaces are kept as NFKC leaves them (an ideographic space becomes an ASCII one).
+    """
+    return unicodedata.normalize("NFKC", text)
+
+
+def collapse_spaces(text: str) -> str:
+    """Every run of white space as one ASCII space, none at either end."""
+    return " ".join(text.split())
 
 
 def _attaches_to_previous(char: str) -> bool:
@@ -67,7 +84,7 @@ def normalize_with_spans(text: str) -> NormalizedText:
     out: list[str] = []
     spans: list[tuple[int, int]] = []
     for start, end in _groups(text):
-        piece = unicodedata.normalize("NFKC", text[start:end])
+        piece = fold(text[start:end])
         out.append(piece)
         spans.extend([(start, end)] * len(piece))
     return NormalizedText(original=text, text="".join(out), spans=tuple(spans))
@@ -75,5 +92,5 @@ def normalize_with_spans(text: str) -> NormalizedText:
 
 def normalize(text: str) -> str:
     """Fold a member's text to one spelling: NFKC, ASCII dashes, no outer spaces."""
-    folded = unicodedata.normalize("NFKC", text).translate(_DASHES)
+    folded = fold(text).translate(_DASHES)
     return _LONG_VOWEL_BETWEEN_DIGITS.sub("-", folded).strip()

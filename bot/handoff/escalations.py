@@ -23,12 +23,16 @@ from the ``escalations`` table, so the limits hold across action server replicas
 Past either, nothing is queued and the caller tells the member to contact the window.
 An escalation already open for the conversation is reused and costs nothing. The
 escalations the system opens (lockouts, cases) do not count and are never refused.
+
+Every ``Escalation`` row is made here (:func:`escalate` for a conversation,
+:func:`escalate_member` for what the system escalates about a member), so every one
+obeys these rules and is audited as ``escalation.opened``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,9 +40,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.core.conversation import Conversation
 from bot.db.audit import audit
 from bot.db.models import Escalation, EscalationStatus
-from bot.identity.verification import Conversation
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +60,8 @@ REASONS = (
 # The reasons a member sets off from the conversation (the hand-off dialog): only these
 # count towards, and are held back by, the hand-off limits.
 HANDOFF_REASONS = ("member_request", "complaint", "repeated_fallback")
+# The reasons the system escalates on its own about a member (:func:`escalate_member`).
+SYSTEM_REASONS = tuple(reason for reason in REASONS if reason not in HANDOFF_REASONS)
 # A PostgreSQL advisory lock key: new hand-offs are counted one transaction at a time,
 # so two at once cannot both see room for one more. (SQLite: every transaction already
 # holds the write lock from its start, see bot.db.session.)
@@ -176,11 +182,24 @@ def escalate(
         if pause and not existing.paused:
             existing.paused = True
         return _view(existing)
+    return _open(session, conversation, reason, now, member_id, note, pause)
+
+
+def _open(
+    session: Session,
+    conversation: Conversation | None,
+    reason: str,
+    now: datetime,
+    member_id: int | None,
+    note: str | None,
+    pause: bool,
+) -> EscalationView:
+    """Open a new escalation (waiting) and audit it: the one place a row is made."""
     row = Escalation(
         created_at=now,
         reason=reason,
-        sender_id=conversation.sender_id,
-        channel=conversation.channel,
+        sender_id=conversation.sender_id if conversation else None,
+        channel=conversation.channel if conversation else None,
         member_id=member_id,
         status=EscalationStatus.WAITING.value,
         note=note,
@@ -199,6 +218,80 @@ def escalate(
         reason=reason,
     )
     return _view(row, created=True)
+
+
+def _add_note(row: Escalation, note: str) -> None:
+    """Append ``note`` as a line of its own: a reused escalation collects them."""
+    row.note = f"{row.note}\n{note}" if row.note else note
+
+
+def escalate_member(
+    session: Session,
+    reason: str,
+    now: datetime,
+    note: str,
+    *,
+    member_id: int | None,
+    member_ids: Sequence[int] | None = None,
+    conversation: Conversation | None = None,
+) -> EscalationView:
+    """Tell staff about a member, once: add ``note`` to an open escalation, else open one.
+
+    For what the system escalates on its own (a lockout, a notification that could not
+    be sent): staff get one open escalation per member and reason, and the conversation
+    keeps its one open escalation. The open escalation reused is, in this order, one
+    with this ``reason`` about any of ``member_ids``, or else the conversation's (as
+    :func:`escalate` reuses it); ``note`` becomes a line of it. Otherwise a new
+    escalation is opened (waiting, not pausing the conversation) with ``note`` and
+    audited as ``escalation.opened``. These are never refused: no hand-off limit
+    applies. The caller serializes concurrent calls about one member (e.g. by holding
+    that member's row or lockout rows), so two of them cannot both open one.
+
+    Args:
+        session: the unit of work.
+        reason: one of :data:`SYSTEM_REASONS`.
+        now: the current time (aware).
+        note: one line for staff (no personal values).
+        member_id: the member it is about (recorded on a new escalation), if known.
+        member_ids: the members whose open escalation of this reason is reused;
+            by default ``member_id`` alone.
+        conversation: the conversation it happened in (sender id and channel are
+            recorded), if any.
+
+    Returns:
+        The escalation; ``created`` tells whether this call opened it.
+
+    Raises:
+        ValueError: for a reason that is not a system's escalation.
+    """
+    if reason not in SYSTEM_REASONS:
+        raise ValueError(f"not a system escalation reason: {reason}")
+    if member_ids is None:
+        member_ids = [] if member_id is None else [member_id]
+    keys = list(member_ids)
+    existing: Escalation | None = None
+    if keys:
+        existing = (
+            session.execute(
+                select(Escalation)
+                .where(
+                    Escalation.status.in_(OPEN_STATUSES),
+                    Escalation.reason == reason,
+                    Escalation.member_id.in_(keys),
+                )
+                .order_by(Escalation.id)
+                .limit(1)
+                .with_for_update()
+            )
+            .scalars()
+            .first()
+        )
+    if existing is None and conversation is not None:
+        existing = _open_row(session, conversation.sender_id, lock=True)
+    if existing is not None:
+        _add_note(existing, note)
+        return _view(existing)
+    return _open(session, conversation, reason, now, member_id, note, pause=False)
 
 
 @dataclass(frozen=True)
@@ -436,6 +529,6 @@ def _finish(
     row.closed_at = now
     row.assigned_staff = row.assigned_staff or staff
     if note:
-        row.note = f"{row.note}\n{note}" if row.note else note
+        _add_note(row, note)
     _staff_audit(session, now, action, staff, row)
     return _view(row)

@@ -11,11 +11,12 @@ year-end break are recorded as excluded but not computed, so callers only say
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 
-JST = timezone(timedelta(hours=9), "JST")
+from bot.core.japan_time import JST
+from bot.core.text import fold
+
 WEEKDAYS = "月火水木金土日"  # Monday = 0, as datetime.weekday()
 
 _DASH = "~〜～‐‑–—―－-"
@@ -56,10 +57,6 @@ class Schedule:
         raise AssertionError("a schedule with weekdays and ranges opens within a week")
 
 
-def _normalize(text: str) -> str:
-    return unicodedata.normalize("NFKC", text)
-
-
 def parse_hours(text: str | None) -> Schedule | None:
     """The schedule in ``text``, or None when it cannot be read reliably.
 
@@ -68,7 +65,7 @@ def parse_hours(text: str | None) -> Schedule | None:
     """
     if not text or not text.strip():
         return None
-    plain = _normalize(text)
+    plain = fold(text)
     ranges = []
     for match in _RANGE.finditer(plain):
         h1, m1, h2, m2 = (int(group) for group in match.groups())

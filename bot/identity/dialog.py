@@ -16,9 +16,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.core.conversation import Conversation
+from bot.core.japan_time import japanese_date
 from bot.identity import verification
 from bot.identity.parsing import InputError, parse_birth_date, parse_code, parse_member_number
-from bot.identity.verification import Conversation, MemberView, Outcome, Status
+from bot.identity.verification import MemberView, Outcome, Status
 from bot.outbound.sms import SmsSender
 from bot.policy.answers import Button, Reply, answer, citation, contact_line
 from bot.policy.profiles.schema import Profile
@@ -321,18 +323,14 @@ def start_verification(subject: str) -> Reply:
     )
 
 
-def _japanese_date(value: date | None) -> str:
-    return f"{value.year}年{value.month}月{value.day}日" if value else "なし"
-
-
 def own_record(profile: Profile, view: MemberView) -> list[Reply]:
     """The verified member's own registered data, masked where it can be."""
     dependants = "、".join(f"{name} 様" for name in view.dependant_names) or "なし"
     lines = [
         "ご登録内容は次のとおりです。",
         f"・記号・番号：{view.masked_member_number}",
-        f"・資格取得日：{_japanese_date(view.acquired_on)}",
-        f"・資格喪失日：{_japanese_date(view.lost_on)}",
+        f"・資格取得日：{japanese_date(view.acquired_on, missing='なし')}",
+        f"・資格喪失日：{japanese_date(view.lost_on, missing='なし')}",
         f"・電話番号：{view.masked_phone or 'ご登録なし'}",
         f"・被扶養者：{dependants}",
     ]

@@ -53,14 +53,11 @@ from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from bot.core.conversation import Conversation
 from bot.db.audit import audit
 from bot.db.models import (
-    AuditLog,
-    Escalation,
-    EscalationStatus,
     LockoutKind,
     Member,
-    OutboundMessage,
     Relationship,
     Verification,
     VerificationEvent,
@@ -69,7 +66,9 @@ from bot.db.models import (
     VerificationLockout,
     VerificationStatus,
 )
+from bot.handoff.escalations import escalate_member
 from bot.identity.parsing import MemberNumber, mask_phone
+from bot.outbound.sender import send_sms
 from bot.outbound.sms import SmsSender
 from bot.settings import Settings, ensure_secret, load_settings
 
@@ -91,7 +90,6 @@ SMS_RATE_WINDOW = timedelta(minutes=1)  # the window of SmsLimits.per_minute
 # nothing else in the database uses).
 SMS_RATE_LOCK_KEY = 7_040_117_118_101_001
 LOCK_ESCALATION_REASON = "verification_locked"
-_OPEN_ESCALATIONS = (EscalationStatus.WAITING.value, EscalationStatus.IN_PROGRESS.value)
 
 CODE_MASK = "*" * CODE_DIGITS
 SMS_TEXT = "【本人確認】認証コード：{code}（5分間有効）。このコードを他人に教えないでください。"
@@ -103,15 +101,6 @@ READ_FIELDS = (
     "phone_masked",
     "dependant_names",
 )
-
-
-@dataclass(frozen=True)
-class Conversation:
-    """Who is talking: a verification belongs to exactly this sender and session."""
-
-    sender_id: str
-    session_key: str  # changes with a new Rasa session or a /restart
-    channel: str
 
 
 class Status(str, Enum):
@@ -421,55 +410,24 @@ def _lock_escalation(
 
     A number locked again (after its lock ended, or by a sender's lock during it) adds a
     line to the open escalation instead of another row in the staff queue; the sender's
-    open escalation is reused too, as :func:`bot.handoff.escalations.escalate` does (one open
-    escalation per sender). The caller holds the lockout rows of the number and the
-    sender, so two locks of one member cannot both open one.
+    open escalation is reused too (one open escalation per sender). The hand-off service
+    applies those rules (:func:`bot.handoff.escalations.escalate_member`). The caller
+    holds the lockout rows of the number and the sender, so two locks of one member
+    cannot both open one.
 
     Returns:
         The escalation's id and whether it was opened now.
     """
-    open_rows = select(Escalation).where(Escalation.status.in_(_OPEN_ESCALATIONS))
-    existing: Escalation | None = None
-    if holders:
-        existing = (
-            session.execute(
-                open_rows.where(
-                    Escalation.reason == LOCK_ESCALATION_REASON,
-                    Escalation.member_id.in_(list(holders)),
-                )
-                .order_by(Escalation.id)
-                .limit(1)
-                .with_for_update()
-            )
-            .scalars()
-            .first()
-        )
-    if existing is None:
-        existing = (
-            session.execute(
-                open_rows.where(Escalation.sender_id == conversation.sender_id)
-                .order_by(Escalation.id)
-                .limit(1)
-                .with_for_update()
-            )
-            .scalars()
-            .first()
-        )
-    if existing is not None:
-        existing.note = f"{existing.note}\n{note}" if existing.note else note
-        return existing.id, False
-    row = Escalation(
-        created_at=now,
-        reason=LOCK_ESCALATION_REASON,
-        sender_id=conversation.sender_id,
-        channel=conversation.channel,
+    view = escalate_member(
+        session,
+        LOCK_ESCALATION_REASON,
+        now,
+        note,
         member_id=member_id,
-        status=EscalationStatus.WAITING.value,
-        note=note,
+        member_ids=holders,
+        conversation=conversation,
     )
-    session.add(row)
-    session.flush()
-    return row.id, True
+    return view.id, view.created
 
 
 def _lock_taken(
@@ -661,16 +619,16 @@ def _issue_code(
     for other in others:
         other.status = VerificationStatus.CANCELLED.value
         other.code_hash = None
-        session.add(
-            AuditLog(
-                at=now,
-                actor="system",
-                action="verification.code_replaced",
-                member_id=member.id,
-                sender_id=other.sender_id,
-                channel=other.channel,
-                detail={"verification_id": other.id, "replaced_by": row.id},
-            )
+        # Audited as the conversation whose code died, not the one that replaced it.
+        replaced = Conversation(other.sender_id, other.session_key, other.channel)
+        _audit(
+            session,
+            now,
+            "verification.code_replaced",
+            replaced,
+            member_id=member.id,
+            verification_id=other.id,
+            replaced_by=row.id,
         )
     session.flush()  # the old code is dead before the new one exists (unique index)
 
@@ -684,19 +642,17 @@ def _issue_code(
     row.last_seen_at = now
     # Counted before sending: an SMS that fails at the carrier was still tried.
     _record_event(session, member_key, VerificationEventKind.CODE_SENT, now)
-    message = OutboundMessage(
-        channel="sms", to=phone, text=SMS_TEXT.format(code=CODE_MASK), created_at=now
+    delivery = send_sms(
+        session,
+        sender,
+        phone,
+        SMS_TEXT.format(code=code),
+        now,
+        recorded_text=SMS_TEXT.format(code=CODE_MASK),
     )
-    try:
-        sender.send(phone, SMS_TEXT.format(code=code))
-    except Exception as error:  # any carrier failure: record it, never leak it
-        message.status = "failed"
-        # The class name and carrier error code only: carrier messages quote numbers.
-        message.error = f"{type(error).__name__} {getattr(error, 'code', '') or ''}".strip()
+    if not delivery.sent:
         row.status = VerificationStatus.FAILED.value
         row.code_hash = None
-        session.add(message)
-        session.flush()
         _audit(
             session,
             now,
@@ -704,14 +660,10 @@ def _issue_code(
             conversation,
             member_id=member.id,
             verification_id=row.id,
-            outbound_message_id=message.id,
+            outbound_message_id=delivery.message_id,
         )
-        logger.warning("verification %s: the SMS could not be sent (%s)", row.id, message.error)
+        logger.warning("verification %s: the SMS could not be sent (%s)", row.id, delivery.error)
         return Outcome(Status.NO_PENDING)
-    message.status = "sent"
-    message.sent_at = now
-    session.add(message)
-    session.flush()
     _audit(
         session,
         now,
@@ -719,7 +671,7 @@ def _issue_code(
         conversation,
         member_id=member.id,
         verification_id=row.id,
-        outbound_message_id=message.id,
+        outbound_message_id=delivery.message_id,
         codes_sent=row.codes_sent,
     )
     logger.info("verification %s: code %d sent", row.id, row.codes_sent)

@@ -32,6 +32,9 @@ from bot.nlu.persisted import read_persisted
 _MODEL_FILE = "linear_intents.joblib"
 
 
+# Not bot.core.text.fold on purpose: the trained model's features are n-grams of exactly
+# this text, so a change to a shared helper would silently change what a trained model
+# sees. It changes only here, and then the model is retrained.
 def normalized(text: str) -> str:
     """Full-width digits and letters as half-width, lower case: 「ＭＹ」 is 「my」."""
     return unicodedata.normalize("NFKC", text).lower()

@@ -1,1 +1,1 @@
-"""Messages the product sends on its own: SMS (and their record)."""
+"""Messages the product sends on its own: SMS senders, and the record of each message."""

@@ -1,4 +1,5 @@
-"""The channel benchmark (bench/channels.py): its pure parts, and one tiny real run."""
+"""The channel benchmark (bench/channels.py, bench/line.py): its pure parts, the LINE
+stand-in, and one tiny real run."""
 
 from __future__ import annotations
 
@@ -13,32 +14,37 @@ import pytest
 
 from bench.channels import (
     LINE_DOCS,
-    MESSAGES_PER_LINE_USER,
     QUESTIONS,
-    Delivery,
-    Latencies,
-    LineOutcome,
     Results,
     WebSession,
-    _pool,
     confirmed_session,
-    count_line,
     count_web,
-    line_user_count,
     line_view,
     main,
+    report,
+    socket_view,
+    web_scripts,
+)
+from bench.line import (
+    MESSAGES_PER_LINE_USER,
+    PUSH_PATH,
+    REPLY_PATH,
+    ApiCall,
+    Delivery,
+    LineOutcome,
+    LineStandIn,
+    count_line,
+    line_user_count,
     parts,
     plan_line,
     redelivery_count,
-    report,
     signed_headers,
-    socket_view,
     text_event,
-    web_scripts,
     webhook_body,
 )
-from bench.line_stand_in import PUSH_PATH, REPLY_PATH, ApiCall, LineStandIn
-from bench.procs import free_port
+from bench.rest import pool
+from bench.servers import free_port
+from bench.stats import Timings
 from bot.channels.line import LineConfig, LineInput
 
 SECRET = "bench-test-secret"
@@ -47,7 +53,7 @@ SECRET = "bench-test-secret"
 
 
 def test_the_full_plan_has_200_deliveries_five_of_them_redeliveries():
-    plan = plan_line(200, concurrency=8)
+    plan = plan_line(200, 8, QUESTIONS)
     assert len(plan) == 200
     originals = [d for d in plan if not d.is_redelivery]
     repeats = [d for d in plan if d.is_redelivery]
@@ -64,7 +70,7 @@ def test_the_full_plan_has_200_deliveries_five_of_them_redeliveries():
 
 
 def test_a_redelivery_repeats_its_original_event_with_a_reply_token_of_its_own():
-    plan = plan_line(40, concurrency=4)
+    plan = plan_line(40, 4, QUESTIONS)
     repeat = next(d for d in plan if d.is_redelivery)
     assert repeat.redelivery_of is not None
     original = plan[repeat.redelivery_of]
@@ -81,20 +87,20 @@ def test_a_redelivery_repeats_its_original_event_with_a_reply_token_of_its_own()
 
 
 def test_tiny_plans_and_user_counts():
-    plan = plan_line(6, concurrency=8)
+    plan = plan_line(6, 8, QUESTIONS)
     assert [d.is_redelivery for d in plan] == [False] * 5 + [True]
     assert len({d.user_id for d in plan}) == 5
-    assert [d.is_redelivery for d in plan_line(1, concurrency=1)] == [False]
+    assert [d.is_redelivery for d in plan_line(1, 1, QUESTIONS)] == [False]
     assert line_user_count(195, 8) == 39
     assert line_user_count(20, 8) == 10
     assert line_user_count(50, 16) == 17  # more users than deliveries in flight
     assert line_user_count(3, 8) == 3
-    assert plan_line(10, 2, seed=1) == plan_line(10, 2, seed=1)
-    assert plan_line(10, 2, seed=1) != plan_line(10, 2, seed=2)
+    assert plan_line(10, 2, QUESTIONS, seed=1) == plan_line(10, 2, QUESTIONS, seed=1)
+    assert plan_line(10, 2, QUESTIONS, seed=1) != plan_line(10, 2, QUESTIONS, seed=2)
 
 
 def test_the_channel_accepts_the_signed_body_and_refuses_another_secret():
-    delivery = plan_line(2, 1)[0]
+    delivery = plan_line(2, 1, QUESTIONS)[0]
     body = webhook_body([text_event(delivery)])
     headers = signed_headers(SECRET, body)
     channel = LineInput(LineConfig(channel_secret=SECRET, access_token="token"))
@@ -143,7 +149,7 @@ def _reply(delivery: Delivery, at: float, texts=("answer",), status: int = 200) 
 
 
 def test_count_line_finds_missing_duplicate_late_mismatched_and_redelivered_replies():
-    plan = plan_line(6, concurrency=2)
+    plan = plan_line(6, 2, QUESTIONS)
     d = plan
     outcomes = {i: LineOutcome(sent_at=10.0 * i, status=200, ack_s=0.002) for i in range(6)}
     outcomes[2] = LineOutcome(sent_at=20.0, status=500, ack_s=0.001)
@@ -174,7 +180,7 @@ def test_count_line_finds_missing_duplicate_late_mismatched_and_redelivered_repl
 
 
 def test_count_line_of_a_clean_run_is_ok():
-    plan = plan_line(6, concurrency=2)
+    plan = plan_line(6, 2, QUESTIONS)
     outcomes = {d.index: LineOutcome(sent_at=float(d.index), status=200, ack_s=0.01) for d in plan}
     calls = [_reply(d, d.index + 0.25) for d in plan if not d.is_redelivery]
     counts = count_line(plan, outcomes, calls, {}, timeout_s=60.0)
@@ -233,7 +239,7 @@ def test_the_pool_runs_every_job_once_with_bounded_concurrency():
         seen.append(index)
         running -= 1
 
-    asyncio.run(_pool(20, 4, job))
+    asyncio.run(pool(20, 4, job))
     assert sorted(seen) == list(range(20))
     assert most == 4
 
@@ -271,21 +277,23 @@ def test_the_stand_in_answers_like_line_and_hands_over_the_reply():
 
 
 def _results(ok: bool) -> Results:
-    plan = plan_line(6, 2)
+    plan = plan_line(6, 2, QUESTIONS)
     outcomes = {d.index: LineOutcome(sent_at=float(d.index), status=200, ack_s=0.003) for d in plan}
     calls = [_reply(d, d.index + 0.2) for d in plan if not d.is_redelivery]
     line = count_line(plan, outcomes, calls if ok else calls[1:], {}, 60.0)
     web = count_web([WebSession(0, ["q"], True, [1.0], [(1.1, "a")])], {(0, 0): ["a"]}, 60.0)
-    rest = Latencies("REST", 2, [0.1, 0.1], wall_s=1.0)
     return Results(
         line=line,
         web=web,
-        rest_sequential=Latencies("REST sequential", 1, [0.05], wall_s=1.0),
-        rest_line=rest,
-        line_latency=Latencies("LINE", 2, line.reply_s, line.missing, 1.0),
-        rest_web=Latencies("REST", 1, [0.1], wall_s=1.0),
-        web_latency=Latencies("website chat", 1, web.reply_s, web.unanswered, 1.0),
+        latencies={
+            "REST sequential": Timings([0.05], wall_s=1.0),
+            "REST like LINE": Timings([0.1, 0.1], wall_s=1.0),
+            "LINE": Timings(line.reply_s, {"missing": line.missing}, 1.0),
+            "REST like website chat": Timings([0.1], wall_s=1.0),
+            "website chat": Timings(web.reply_s, {}, 1.0),
+        },
         concurrency=2,
+        sessions=1,
         messages_per_session=1,
         line_users=5,
         timeout_s=60.0,
@@ -293,18 +301,20 @@ def _results(ok: bool) -> Results:
 
 
 def test_the_report_gives_the_counts_ratios_machine_and_line_s_limit():
-    header = {"date": "2026-01-01 00:00 UTC", "took": "1.0 min", "machine": "nproc 2"}
-    header["software"] = "Python 3.10"
+    header = ["- Date: 2026-01-01 00:00 UTC · took 1.0 min", "- Machine: nproc 2"]
     text = report(_results(ok=True), header)
     assert LINE_DOCS in text and "within 2 seconds" in text
     assert "| acknowledgement p50 / p95 / max | 3.0 / 3.0 / 3.0 ms |" in text
     assert "| replies received | 5 of 5 |" in text
     assert "| redeliveries answered again | 0 of 1 |" in text
-    assert "| LINE | 2 | 5 | 0 | 200.0 | 200.0 | 200.0 | 5.0 | 2.00× | 2.00× | REST at 2 |" in text
+    row = "| LINE (webhook sent → reply call) | 2 | 5 | 0 | 200.0 | 200.0 | 200.0 | 5.0 |"
+    assert row + " 2.00× | 2.00× | REST at 2 |" in text
+    assert "| website chat (question sent → whole answer) | 1 | 1 | 0 | 100.0 |" in text
     assert "nproc 2" in text and "2026-01-01" in text
     assert text.endswith("Nothing dropped or duplicated: yes")
     failed = report(_results(ok=False), header)
     assert "| missing replies | 1 |" in failed
+    assert "| LINE (webhook sent → reply call) | 2 | 4 | 1 |" in failed
     assert failed.endswith("Nothing dropped or duplicated: **NO** (see the counts above)")
 
 

@@ -1,4 +1,5 @@
-"""The staff console benchmark (bench/console.py): its seed, and one small real run.
+"""The staff console benchmark (bench/console.py, bench/console_seed.py): its seed, and
+one small real run.
 
 The seed must be what the console really reads: Rasa's own ``events`` table filled
 with events Rasa can load back, in the amounts asked for. The small run starts the
@@ -21,25 +22,28 @@ import sqlalchemy as sa
 from rasa.shared.core.events import Event
 
 from bench.console import (
-    AGENT,
-    MIN_EVENTS,
     PAGE_TITLES,
     PAGES,
-    TYPICAL_EVENTS,
     ConsoleResults,
+    console_server,
+    hidden_fields,
+    main,
+    report,
+    run_console_benchmark,
+)
+from bench.console_seed import (
+    AGENT,
+    MIN_EVENTS,
+    TYPICAL_EVENTS,
     Conversation,
     EventFactory,
     Scale,
-    console_server,
     conversation_rows,
     default_tracker_url,
-    hidden_fields,
-    main,
     plan_conversations,
-    report,
-    run_console_benchmark,
     seed_database,
 )
+from bench.databases import backends
 from bot.core.conversation import channel_of
 from bot.db.migrate import upgrade
 from bot.db.models import AuditLog, Escalation, StaffAccount, StaffMessage
@@ -47,8 +51,6 @@ from bot.db.session import dispose, engine_for
 from bot.handoff.relay import STAFF_PREFIX
 from bot.handoff.transcripts import read_transcript, tracker_engine
 from tests.db_fixtures import backend_of, postgres_base_url
-
-pytest_plugins = ["tests.db_fixtures"]
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
 
@@ -236,6 +238,14 @@ def test_the_console_gets_no_secret_from_the_environment_and_keeps_its_own(tmp_p
         assert kept.read_text().strip() not in ("", "from-the-environment")
 
 
+def test_each_sqlite_database_keeps_its_events_apart(tmp_path):
+    # The product keeps them in tracker.db beside the app database: one folder each.
+    (sqlite,) = backends(tmp_path, ["sqlite"])
+    with sqlite.fresh_database("baseline") as small, sqlite.fresh_database("large") as large:
+        assert small != large
+        assert default_tracker_url(small) != default_tracker_url(large)
+
+
 def test_hidden_fields_reads_the_login_form():
     page = '<form><input type="hidden" name="csrf" value="abc"><input name="name"></form>'
     assert hidden_fields(page) == {"csrf": "abc"}
@@ -252,25 +262,27 @@ def test_a_small_run_times_every_page_and_reports_sane_figures(backend, secret):
     large = Scale(escalations=300, events=14_000, long_events=600)
     baseline = Scale(escalations=10, events=1_200, long_events=600)
     samples = 5
-    results = run_console_benchmark(large, baseline, samples=samples, warmup=1, backends=[backend])
+    results = run_console_benchmark(large, baseline, samples=samples, warmup=1, wanted=[backend])
     assert isinstance(results, ConsoleResults)
     (run,) = results.backends
     assert run.skipped is None and run.baseline is not None and run.large is not None
-    assert run.large.paths["queue_deep"] == "/queue?page=2"
-    assert run.baseline.paths["queue_deep"] == "/queue?page=1"
+    assert run.large.pages["queue_deep"].path == "/queue?page=2"
+    assert run.baseline.pages["queue_deep"].path == "/queue?page=1"
     for measured, scale in ((run.baseline, baseline), (run.large, large)):
         assert measured.seeded.escalations == scale.escalations
         assert measured.seeded.events == scale.events
         assert measured.seeded.long_events == scale.long_events
-        assert set(measured.pages) == set(PAGES)
-        for key, timings in measured.pages.items():
-            assert len(timings.ms) == samples, key
-            assert all(value > 0 for value in timings.ms), key
-            assert 0 < timings.p(50) <= timings.p(95) <= max(timings.ms), key
+        assert set(measured.timings) == set(PAGES)
+        for key, timings in measured.timings.items():
+            assert len(timings.seconds) == samples, key
+            assert all(value > 0 for value in timings.seconds), key
+            p50, p95 = timings.ms(50), timings.ms(95)
+            assert p50 is not None and p95 is not None
+            assert 0 < p50 <= p95 <= max(timings.seconds) * 1000, key
             if key.startswith("poll"):
-                assert timings.size == 0  # nothing new after the last line
+                assert measured.sizes[key] == 0  # nothing new after the last line
             else:
-                assert timings.size > 1000, key
+                assert measured.sizes[key] > 1000, key
     for key in PAGES:
         r50, r95 = run.ratios(key)
         assert r50 is not None and r95 is not None
@@ -281,8 +293,7 @@ def test_a_small_run_times_every_page_and_reports_sane_figures(backend, secret):
     if backend == "sqlite":  # no statistics: SQLite's plan does not depend on the data
         for key in ("long", "long_before", "poll", "poll_typical"):
             assert any("ix_events_sender_id" in line for line in run.large.plans[key]), key
-    header = {"date": "2026-11-24 01:00 UTC", "took": "0.5 min", "machine": "nproc 2"}
-    text = report(results, {**header, "software": "Python 3.10"})
+    text = report(results, ["- Date: 2026-11-24 01:00 UTC · took 0.5 min", "- Machine: nproc 2"])
     table_rows = [line for line in text.splitlines() if line.startswith(f"| {run.name} |")]
     assert len(table_rows) == len(PAGES)
     assert all("×" in line for line in table_rows)

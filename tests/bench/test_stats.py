@@ -1,22 +1,22 @@
-"""The benchmark's pure helpers on hand-made data (no Rasa, no servers, no timings)."""
+"""The benchmarks' shared pure helpers on hand-made data (no Rasa, no servers)."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
 import pytest
 
-from bench.messages import plan_messages
-from bench.nlu import entity_scores, intent_scores
-from bench.results import LabelScore, LatencySummary, NluScores, SystemRun
-from bench.settings import Settings
-from bench.stats import (
-    chunk,
-    confusion_pairs,
-    percentile,
-    ratio,
-    seeded_sample,
-    summarize_latencies,
-)
-from bench.targets import evaluate
+from bench import cli
+from bench.__main__ import Results, parse_settings, render, targets
+from bench.latency import Settings, SystemRun, plan_messages
+from bench.nlu import NluScores, read_results, section
+from bench.report import Machine, header, num, ratio_line, table, times, timing_line
+from bench.rest import RestPhase
+from bench.stats import Timings, chunk, percentile, ratio, seeded_sample
 
 
 def test_percentile_interpolates_linearly_like_numpy():
@@ -35,36 +35,29 @@ def test_percentile_rejects_empty_sample_and_bad_rank():
         percentile([1.0], 101)
 
 
-def test_summarize_latencies_reports_milliseconds_and_throughput():
-    summary = summarize_latencies(
-        [0.1, 0.2, 0.3, 0.4],
-        planned=6,
-        sent=5,
-        empty_replies=1,
-        wall_s=2.0,
-        error_kinds={"timeout": 1},
-    )
-    assert summary.ok == 4
-    assert summary.errors == 1
-    assert summary.p50_ms == pytest.approx(250.0)
-    assert summary.mean_ms == pytest.approx(250.0)
-    assert summary.max_ms == pytest.approx(400.0)
-    assert summary.throughput == pytest.approx(2.0)
+def test_timings_report_milliseconds_rate_and_failures():
+    timings = Timings([0.1, 0.2, 0.3, 0.4], wall_s=2.0)
+    timings.fail("timeout")
+    timings.fail("timeout")
+    timings.fail("HTTP 500")
+    assert (timings.ok, timings.errors) == (4, 3)
+    assert timings.failures == {"timeout": 2, "HTTP 500": 1}
+    assert timings.ms(50) == pytest.approx(250.0)
+    assert timings.mean_ms == pytest.approx(250.0)
+    assert timings.max_ms == pytest.approx(400.0)
+    assert timings.per_second == pytest.approx(2.0)
+    empty = Timings(failures={"HTTP 500": 3}, wall_s=1.0)
+    assert empty.ms(50) is None and empty.mean_ms is None and empty.max_ms is None
+    assert empty.per_second == 0.0 and Timings().per_second is None
 
 
-def test_summarize_latencies_without_successes():
-    summary = summarize_latencies(
-        [], planned=3, sent=3, empty_replies=0, wall_s=1.0, error_kinds={"HTTP 500": 3}
-    )
-    assert summary.p50_ms is None and summary.p95_ms is None
-    assert summary.throughput == 0.0
-    assert summary.errors == 3
-
-
-def test_confusion_pairs_counts_sorts_and_ignores_correct_pairs():
-    pairs = [("a", "b"), ("a", "b"), ("c", "a"), ("b", "b"), ("a", "c"), ("c", "a")]
-    ranked = confusion_pairs(pairs, top=2)
-    assert [(p.true, p.predicted, p.count) for p in ranked] == [("a", "b", 2), ("c", "a", 2)]
+def test_timing_a_block_adds_its_duration_unless_it_raises():
+    timings = Timings()
+    with timings.timing():
+        time.sleep(0.01)
+    with pytest.raises(RuntimeError), timings.timing():
+        raise RuntimeError("failed")
+    assert len(timings.seconds) == 1 and timings.seconds[0] >= 0.01
 
 
 def test_ratio_handles_missing_and_zero():
@@ -85,18 +78,68 @@ def test_seeded_sample_is_deterministic_and_uses_every_item_before_repeating():
 def test_chunk_and_message_plan_sizes():
     assert chunk(["a", "b", "c"], 2) == [["a", "b"], ["c"]]
     settings = Settings(sequential_messages=7, conversations=3, messages_per_conversation=4)
-    plan = plan_messages(["x", "y"], "test", settings)
+    plan = plan_messages(["x", "y"], settings)
     assert len(plan.sequential) == 7
     assert [len(conversation) for conversation in plan.concurrent] == [4, 4, 4]
     assert len(plan.warmup) == settings.warmup_messages
+    assert plan == plan_messages(["y", "x", "x"], settings)  # the same pool, the same plan
+
+
+def test_quick_sends_fewer_messages():
+    assert parse_settings([]) == Settings()
+    quick = parse_settings(["--quick"])
+    assert (quick.sequential_messages, quick.concurrent_messages) == (40, 100)
+
+
+def test_counts_below_the_minimum_are_refused():
+    assert cli.at_least(1)("3") == 3
+    with pytest.raises(argparse.ArgumentTypeError):
+        cli.at_least(1)("0")
+    with pytest.raises(ValueError):
+        cli.at_least(0)("many")
+
+
+# --- the report writer -------------------------------------------------------------------
+
+
+def test_tables_numbers_and_ratios():
+    assert table(["a", "b"], [["1", "2"]], "lr") == ["| a | b |", "| :--- | ---: |", "| 1 | 2 |"]
+    assert num(None) == "—" and num(0.12345) == "0.123" and num(2.5, ".1f") == "2.5"
+    assert times(1.234) == "1.23×" and times(None) == "—"
+
+
+def test_timing_and_ratio_lines():
+    baseline = {"hit": Timings([0.001, 0.002]), "miss": Timings([0.004])}
+    large = {"hit": Timings([0.002, 0.004]), "miss": Timings([0.004])}
+    line = timing_line("SQLite      large", large)
+    assert line == "SQLite      large: hit p50   3.00 p95   3.90 ms  miss p50   4.00 p95   4.00 ms"
+    ratios = ratio_line("SQLite      large/baseline", baseline, large)
+    assert ratios == "SQLite      large/baseline: hit p50 2.00× p95 2.00×  miss p50 1.00× p95 1.00×"
+
+
+def test_the_header_gives_the_date_the_machine_and_the_software():
+    machine = Machine.collect()
+    started = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    date, mode, hardware, software = header(started, machine, "- Mode: quick")
+    assert date.startswith("- Date: 2026-01-01 12:00 UTC · took ")
+    assert mode == "- Mode: quick"
+    assert f"nproc {machine.nproc}" in hardware and "load average" in hardware
+    assert f"Rasa {machine.rasa}" in software and "jsonschema" in software
+
+
+# --- NLU scores and the targets ----------------------------------------------------------
 
 
 def _row(precision: float, recall: float, f1: float, support: int) -> dict[str, float]:
     return {"precision": precision, "recall": recall, "f1-score": f1, "support": support}
 
 
-def test_intent_scores_read_rasa_report_and_errors():
-    report = {
+def _write(folder: Path, name: str, content: object) -> None:
+    (folder / name).write_text(json.dumps(content), encoding="utf-8")
+
+
+def test_the_scores_are_rasa_s_reports_with_the_top_confusions(tmp_path):
+    intents = {
         "greet": {**_row(1.0, 0.5, 0.667, 2), "confused_with": {"bye": 1}},
         "bye": _row(0.5, 1.0, 0.667, 1),
         "accuracy": 0.667,
@@ -104,59 +147,79 @@ def test_intent_scores_read_rasa_report_and_errors():
         "weighted avg": _row(0.833, 0.667, 0.667, 3),
         "micro avg": _row(0.667, 0.667, 0.667, 3),
     }
-    errors = [{"text": "hi", "intent": "greet", "intent_prediction": {"name": "bye"}}]
-    scores = intent_scores("product", report, errors, [])
-    assert scores.examples == 3
-    assert scores.accuracy == pytest.approx(0.667)
-    assert scores.macro_f1 == pytest.approx(0.667)
-    assert set(scores.per_intent) == {"greet", "bye"}
-    assert [(c.true, c.predicted, c.count) for c in scores.confusions] == [("greet", "bye", 1)]
-
-
-def test_entity_scores_use_rasa_micro_average():
-    report = {
+    entities = {
         "city": _row(1.0, 0.5, 0.667, 4),
         "name": _row(0.5, 0.5, 0.5, 2),
         "micro avg": _row(0.75, 0.5, 0.6, 6),
-        "macro avg": _row(0.75, 0.5, 0.583, 6),
-        "weighted avg": _row(0.833, 0.5, 0.611, 6),
         "accuracy": 0.9,
     }
-    scores = entity_scores("DIETClassifier", report)
-    assert scores is not None
-    assert scores.micro == LabelScore(0.75, 0.5, 0.6, 6)
-    assert set(scores.per_entity) == {"city", "name"}
-    assert entity_scores("DIETClassifier", {}) is None
-
-
-def _summary(p95_ms: float, throughput: float) -> LatencySummary:
-    return LatencySummary(
-        planned=10,
-        sent=10,
-        ok=10,
-        errors=0,
-        empty_replies=0,
-        p50_ms=p95_ms / 2,
-        p95_ms=p95_ms,
-        mean_ms=p95_ms / 2,
-        max_ms=p95_ms,
-        wall_s=1.0,
-        throughput=throughput,
+    errors = [
+        {"intent": true, "intent_prediction": {"name": predicted}}
+        for true, predicted in [("a", "b"), ("a", "b"), ("c", "a"), ("b", "b"), ("a", "c")]
+    ]
+    _write(tmp_path, "intent_report.json", intents)
+    _write(tmp_path, "intent_errors.json", errors)
+    _write(tmp_path, "DIETClassifier_report.json", entities)
+    _write(tmp_path, "RegexEntityExtractor_report.json", {"accuracy": 1.0})  # no entities
+    _write(tmp_path, "response_selection_report.json", {"micro avg": _row(1, 1, 1, 1)})
+    scores = read_results(tmp_path)
+    assert scores.accuracy == pytest.approx(0.667)
+    assert scores.intents == intents and scores.entities == {"DIETClassifier": entities}
+    # Most frequent first, then by the labels; a correct prediction is no confusion.
+    assert scores.confusions == [("a", "b", 2), ("a", "c", 1), ("c", "a", 1)]
+    product = NluScores(intents, {"DIETClassifier": entities}, scores.confusions)
+    default = NluScores(intents, {}, [])
+    text = "\n".join(
+        section(["- Held-out split: ..."], {}, {"product": product, "default": default})
     )
+    assert "| examples evaluated | 3 | 3 |" in text
+    assert "| entity F1, micro (DIETClassifier) | 0.600 | — |" in text
+    assert "| entity precision / recall, micro (DIETClassifier) | 0.750 / 0.500 | — |" in text
+    assert "| city | 4 | 0.667 | — |" in text
+    assert "| a → b | 2 |" in text and "No misclassified messages." in text
 
 
-def _nlu(accuracy: float) -> NluScores:
-    return NluScores("p", 10, accuracy, accuracy, accuracy, {}, [], [])
+def _phase(p95_ms: float, per_second: float) -> RestPhase:
+    seconds = [p95_ms / 1000] * 20  # 20 answers as fast as one another
+    return RestPhase(seconds, wall_s=len(seconds) / per_second, planned=20)
+
+
+def _scores(accuracy: float) -> NluScores:
+    summary = _row(accuracy, accuracy, accuracy, 10)
+    return NluScores({"accuracy": accuracy, "macro avg": summary, "weighted avg": summary}, {}, [])
+
+
+def _results(product_accuracy: float | None) -> Results:
+    results = Results(Settings(), Machine.collect(), datetime.now(timezone.utc))
+    if product_accuracy is not None:
+        results.nlu["product"] = _scores(product_accuracy)
+        results.nlu["default"] = _scores(0.80)
+        results.systems["product"] = SystemRun(
+            "product", sequential=_phase(150.0, 5.0), concurrent=_phase(10.0, 8.0)
+        )
+        results.systems["rasa-init"] = SystemRun(
+            "rasa init", sequential=_phase(100.0, 9.0), concurrent=_phase(10.0, 10.0)
+        )
+    return results
 
 
 def test_targets_are_ratios_against_the_baseline():
-    product = SystemRun("product", sequential=_summary(150.0, 5.0), concurrent=_summary(0, 8.0))
-    baseline = SystemRun("rasa init", sequential=_summary(100.0, 9.0), concurrent=_summary(0, 10.0))
-    accuracy, throughput, p95 = evaluate(_nlu(0.96), _nlu(0.80), product, baseline, 20)
+    accuracy, throughput, p95 = targets(_results(0.96))
     assert accuracy.met is True and accuracy.value == pytest.approx(0.96)
     assert "+0.160" in accuracy.detail
     assert throughput.value == pytest.approx(0.8) and throughput.met is True
-    assert "20 concurrent" in throughput.name
+    assert "20 concurrent" in throughput.name and "8.00 / 10.00 msg/s" in throughput.detail
     assert p95.value == pytest.approx(1.5) and p95.met is True
-    missing = evaluate(None, None, None, None, 20)
-    assert all(target.met is None for target in missing)
+    assert all(target.met is None for target in targets(_results(None)))
+
+
+def test_the_report_has_every_section_and_the_targets():
+    results = _results(0.96)
+    results.errors.append("rasa init servers: it failed\nthe log's tail")
+    text = render(results, targets(results))
+    for title in ("## 1. NLU", "## 2. Latency", "## 3. Training", "## 4. Peak memory", "## 5."):
+        assert title in text
+    assert "| product | 1 conversation, sequential | 20/20 | 0 | 0 | 150.0 | 150.0 |" in text
+    assert "| intent accuracy | 0.960 | 0.800 |" in text and "| examples evaluated | 10 |" in text
+    assert "| p95 latency of 1 conversation, product / rasa init | 1.500 | ≤ 1.5 | met |" in text
+    assert "- rasa init servers: it failed\n\n```text\nthe log's tail\n```" in text

@@ -8,6 +8,7 @@ would: the validation action for each answer, the ask action for each question.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -22,14 +23,11 @@ from actions.cases import (
     ValidateCancelCaseForm,
     ValidateCaseForm,
 )
-from actions.identity import ValidateVerificationForm
 from bot.db.session import session_factory
-from tests.test_identity_actions import outbox_code, run, slot_events, tracker
-
-pytest_plugins = ["tests.db_fixtures"]
+from tests.action_runs import run, slot_events
+from tests.identity.verifying import MEMBER_A, verify
 
 CASE_NUMBER = re.compile(r"PR-\d{4}-\d{6}")
-MEMBER_A = ("記号1001 番号23", "1985年4月1日")
 MEMBER_B = ("1001-57", "昭和54年11月30日")
 
 
@@ -39,28 +37,11 @@ def database(demo, migrated_url, monkeypatch):
     return migrated_url
 
 
-def verify(tmp_path, member=MEMBER_A, sender: str = "member-1") -> list[dict[str, Any]]:
-    """The history of a conversation that went through the verification form."""
-    form = ValidateVerificationForm()
-    history: list[dict[str, Any]] = []
-    for text, slot in [
-        (member[0], "id_member_number"),
-        (member[1], "id_birth_date"),
-        (None, "id_code"),
-    ]:
-        text = text or outbox_code(tmp_path)
-        events, _ = run(
-            form, tracker(text, slots={"requested_slot": slot}, history=history, sender=sender)
-        )
-        history += [{"event": "user", "text": text}, *events]
-    assert slot_events(history)["verification_outcome"] == "verified"
-    return history
-
-
 class Conversation:
-    """A verified conversation driven through the request actions."""
+    """A conversation driven through the request actions (verified unless its history is empty)."""
 
-    def __init__(self, history: list[dict[str, Any]], sender: str = "member-1") -> None:
+    def __init__(self, tracker, history: list[dict[str, Any]], sender: str = "member-1") -> None:
+        self.tracker = tracker
         self.history = history
         self.sender = sender
         self.slots: dict[str, Any] = {}
@@ -68,7 +49,9 @@ class Conversation:
     def act(self, action, text: str = "", intent: str = "inform") -> str:
         events, said = run(
             action,
-            tracker(text, intent, slots=dict(self.slots), history=self.history, sender=self.sender),
+            self.tracker(
+                text, intent, slots=dict(self.slots), history=self.history, sender=self.sender
+            ),
         )
         self.history += [{"event": "user", "text": text}, *events]
         self.slots.update(slot_events(events))
@@ -92,6 +75,16 @@ class Conversation:
         return self.answer(text, intent)
 
 
+@pytest.fixture
+def verified(tracker, tmp_path) -> Callable[..., Conversation]:
+    """Starts the conversation of a demo member who went through the verification form."""
+
+    def start(member: tuple[str, str] = MEMBER_A, sender: str = "member-1") -> Conversation:
+        return Conversation(tracker, verify(tracker, tmp_path, member, sender), sender)
+
+    return start
+
+
 def ask_action(slot: str):
     return next(a for a in ASK_ACTIONS if a().name() == f"action_ask_{slot}")()
 
@@ -102,7 +95,7 @@ def cases_in_db(url: str) -> list[tuple[str, str, str]]:
         return [tuple(row) for row in rows]
 
 
-def test_a_request_before_verification_verifies_first(database):
+def test_a_request_before_verification_verifies_first(database, tracker):
     events, said = run(ActionStartCase(), tracker("レセプトを開示してほしい", "request_disclosure"))
     assert "本人確認" in said
     assert slot_events(events)["pending_request"] == "request_disclosure:receipts"
@@ -111,8 +104,8 @@ def test_a_request_before_verification_verifies_first(database):
     ]
 
 
-def test_a_disclosure_is_opened_once_with_number_due_date_and_fee(database, tmp_path):
-    talk = Conversation(verify(tmp_path))
+def test_a_disclosure_is_opened_once_with_number_due_date_and_fee(database, verified):
+    talk = verified()
     said = talk.act(ActionStartCase(), "自分の情報を開示してほしい", "request_disclosure")
     assert "開示のご請求を承ります" in said
     assert talk.slots["case_wrong"] == "-" and talk.slots["case_target"] is None
@@ -142,8 +135,8 @@ def test_a_disclosure_is_opened_once_with_number_due_date_and_fee(database, tmp_
     assert len(cases_in_db(database)) == 1
 
 
-def test_a_correction_keeps_what_was_typed_out_of_the_slots(database, tmp_path):
-    talk = Conversation(verify(tmp_path))
+def test_a_correction_keeps_what_was_typed_out_of_the_slots(database, verified):
+    talk = verified()
     talk.act(ActionStartCase(), "登録内容を訂正したい", "request_correction")
     talk.fill("本人")
     talk.fill("住所が旧住所の東京都港区1-1のままです")
@@ -158,8 +151,8 @@ def test_a_correction_keeps_what_was_typed_out_of_the_slots(database, tmp_path):
     assert [row[1:] for row in cases_in_db(database)] == [("correction", "received")]
 
 
-def test_a_parent_requests_for_a_minor_dependant(database, tmp_path):
-    talk = Conversation(verify(tmp_path))
+def test_a_parent_requests_for_a_minor_dependant(database, verified):
+    talk = verified()
     talk.act(ActionStartCase(), "利用をやめてほしい", "request_suspension")
     assert talk.fill("花子") == ""
     assert talk.slots["case_subject"] == "guardian"
@@ -171,8 +164,8 @@ def test_a_parent_requests_for_a_minor_dependant(database, tmp_path):
     assert CASE_NUMBER.search(talk.fill("はい", "affirm"))
 
 
-def test_an_appointed_agent_starts_awaiting_documents(database, tmp_path):
-    talk = Conversation(verify(tmp_path))
+def test_an_appointed_agent_starts_awaiting_documents(database, verified):
+    talk = verified()
     talk.act(ActionStartCase(), "利用目的を通知してほしい", "request_purpose_notice")
     talk.fill("代理人")
     assert talk.requested == "case_agent"
@@ -182,15 +175,15 @@ def test_an_appointed_agent_starts_awaiting_documents(database, tmp_path):
     assert [row[1:] for row in cases_in_db(database)] == [("purpose_notice", "awaiting_documents")]
 
 
-def test_a_request_the_policy_does_not_offer_is_not_opened(database, tmp_path):
-    talk = Conversation(verify(tmp_path))
+def test_a_request_the_policy_does_not_offer_is_not_opened(database, verified):
+    talk = verified()
     said = talk.act(ActionStartCase(), "医療費通知を別送にしてほしい", "request_mailing_opt_out")
     assert "記載がない" in said and "お受けできません" in said
     assert "case_draft_id" not in talk.slots or talk.slots["case_draft_id"] is None
 
 
-def test_bad_input_gets_a_polite_answer_and_a_way_out(database, tmp_path):
-    talk = Conversation(verify(tmp_path))
+def test_bad_input_gets_a_polite_answer_and_a_way_out(database, verified):
+    talk = verified()
     talk.act(ActionStartCase(), "訂正したい", "request_correction")
     talk.fill("1")
     said = talk.fill("あ" * 5000)
@@ -202,16 +195,16 @@ def test_bad_input_gets_a_polite_answer_and_a_way_out(database, tmp_path):
     assert cases_in_db(database) == []
 
 
-def test_a_question_in_the_form_is_answered_and_asked_again(database, tmp_path):
-    talk = Conversation(verify(tmp_path))
+def test_a_question_in_the_form_is_answered_and_asked_again(database, verified):
+    talk = verified()
     talk.act(ActionStartCase(), "開示してほしい", "request_disclosure")
     said = talk.fill("手数料はいくらですか？", "ask_fee")
     assert "出典" in said or "記載" in said
     assert talk.slots["case_subject"] is None
 
 
-def test_status_and_withdrawal_show_only_the_members_own_cases(database, tmp_path):
-    talk = Conversation(verify(tmp_path))
+def test_status_and_withdrawal_show_only_the_members_own_cases(database, verified):
+    talk = verified()
     talk.act(ActionStartCase(), "訂正したい", "request_correction")
     talk.fill("1")
     talk.fill("電話番号が古いです")
@@ -220,7 +213,7 @@ def test_status_and_withdrawal_show_only_the_members_own_cases(database, tmp_pat
     assert opened
     number = opened.group()
 
-    other = Conversation(verify(tmp_path, MEMBER_B, sender="member-2"), sender="member-2")
+    other = verified(MEMBER_B, "member-2")
     assert "お受けしているご請求はありません" in other.act(
         ActionCaseStatus(), "状況", "check_case_status"
     )
@@ -239,24 +232,24 @@ def test_status_and_withdrawal_show_only_the_members_own_cases(database, tmp_pat
     assert cases_in_db(database) == [(number, "correction", "withdrawn")]
 
 
-def test_a_forged_draft_id_or_slot_opens_nothing(database, tmp_path):
-    verify(tmp_path, MEMBER_B, sender="member-2")
-    owner = Conversation(verify(tmp_path))
+def test_a_forged_draft_id_or_slot_opens_nothing(database, tracker, verified):
+    verified(MEMBER_B, "member-2")
+    owner = verified()
     owner.act(ActionStartCase(), "開示してほしい", "request_disclosure")
     stolen = owner.slots["case_draft_id"]
 
-    thief = Conversation(verify(tmp_path, MEMBER_B, sender="member-2"), sender="member-2")
+    thief = verified(MEMBER_B, "member-2")
     thief.slots = {"case_draft_id": stolen, "requested_slot": "case_confirm"}
     said = thief.answer("はい", "affirm")
     assert "見つかりませんでした" in said
-    unverified = Conversation([], sender="member-3")
+    unverified = Conversation(tracker, [], sender="member-3")
     unverified.slots = {"case_draft_id": stolen, "requested_slot": "case_confirm"}
     assert "有効期限が切れました" in unverified.answer("はい", "affirm")
     assert cases_in_db(database) == []
 
 
-def test_a_third_party_stop_takes_scope_and_reason(database, tmp_path):
-    talk = Conversation(verify(tmp_path))
+def test_a_third_party_stop_takes_scope_and_reason(database, verified):
+    talk = verified()
     talk.act(ActionStartCase(), "第三者への提供をやめてほしい", "request_third_party_stop")
     assert talk.slots["case_method"] == "-" and talk.slots["case_scope"] is None
     talk.fill("1")
@@ -270,9 +263,9 @@ def test_a_third_party_stop_takes_scope_and_reason(database, tmp_path):
     assert [row[1:] for row in cases_in_db(database)] == [("third_party_stop", "received")]
 
 
-def test_household_mailing_opt_out_where_the_policy_has_it(database, tmp_path, monkeypatch):
+def test_household_mailing_opt_out_where_the_policy_has_it(database, monkeypatch, verified):
     monkeypatch.setenv("PRIVACY_BOT_ORG", "benesse-kenpo")
-    talk = Conversation(verify(tmp_path))
+    talk = verified()
     said = talk.act(ActionStartCase(), "医療費通知を別送にしてほしい", "request_mailing_opt_out")
     assert "承ります" in said
     talk.fill("1")
@@ -280,9 +273,9 @@ def test_household_mailing_opt_out_where_the_policy_has_it(database, tmp_path, m
     assert [row[1:] for row in cases_in_db(database)] == [("mailing_opt_out", "received")]
 
 
-def test_fee_and_deadline_come_from_the_policy(database, tmp_path, monkeypatch):
+def test_fee_and_deadline_come_from_the_policy(database, monkeypatch, verified):
     monkeypatch.setenv("PRIVACY_BOT_ORG", "osaka-city-kyosai")
-    talk = Conversation(verify(tmp_path))
+    talk = verified()
     talk.act(ActionStartCase(), "第三者提供記録を開示してほしい", "request_disclosure")
     assert talk.slots["case_target"] == "third_party_records"
     assert talk.slots["case_scope"] == "-"
@@ -298,8 +291,8 @@ def test_fee_and_deadline_come_from_the_policy(database, tmp_path, monkeypatch):
     assert "第28条）" in said
 
 
-def test_a_kind_of_information_is_taken_as_the_scope_not_as_a_question(database, tmp_path):
-    talk = Conversation(verify(tmp_path))
+def test_a_kind_of_information_is_taken_as_the_scope_not_as_a_question(database, verified):
+    talk = verified()
     talk.act(ActionStartCase(), "利用を停止してほしい", "request_suspension")
     talk.fill("1")
     # The NLU may read a bare kind of information as a question about it.
@@ -309,9 +302,8 @@ def test_a_kind_of_information_is_taken_as_the_scope_not_as_a_question(database,
     assert "出典" in said and talk.slots["case_reason"] is None
 
 
-def test_the_request_made_before_verifying_goes_on_after_it(database, tmp_path):
-    history = verify(tmp_path)
-    talk = Conversation(history)
+def test_the_request_made_before_verifying_goes_on_after_it(database, verified):
+    talk = verified()
     talk.slots = {"pending_request": "request_disclosure:receipts"}
     said = talk.act(ActionStartCase(), "123456")
     assert "レセプト（診療報酬明細書等）の開示のご請求を承ります" in said
@@ -326,8 +318,8 @@ def escalations_in_db(url: str) -> list[tuple[str, str, str | None, bool]]:
         return [(row[0], row[1], row[2], bool(row[3])) for row in rows]
 
 
-def test_asking_about_an_overdue_case_hands_it_to_a_person(database, tmp_path):
-    talk = Conversation(verify(tmp_path))
+def test_asking_about_an_overdue_case_hands_it_to_a_person(database, verified):
+    talk = verified()
     talk.act(ActionStartCase(), "訂正したい", "request_correction")
     talk.fill("1")
     talk.fill("電話番号が古いです")
@@ -358,3 +350,9 @@ def test_asking_about_an_overdue_case_hands_it_to_a_person(database, tmp_path):
     ]
     talk.act(ActionCaseStatus(), "状況は？", "check_case_status")
     assert len([e for e in escalations_in_db(database) if e[0] == "case_needs_person"]) == 1
+    # Opened by the hand-off service, so audited like every escalation.
+    with session_factory(database).begin() as session:
+        opened = session.execute(
+            sa.text("SELECT actor, sender_id FROM audit_log WHERE action = 'escalation.opened'")
+        )
+        assert [tuple(row) for row in opened] == [("system", "member-1")]

@@ -17,14 +17,6 @@ from bot.cases import CaseStatus, RequesterRole
 from bot.cases.cli import main
 from bot.db.models import OutboundMessage
 from tests.conftest import ROOT
-from tests.test_cases_service import Desk
-
-pytest_plugins = ["tests.db_fixtures"]
-
-
-@pytest.fixture
-def desk(demo, tmp_path) -> Desk:
-    return Desk(demo, tmp_path / "outbox.jsonl")
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ that no real profile exercises); no database.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
 from bot.cases import rules
 from bot.cases.drafts import adult_on, is_minor
 from bot.cases.rules import (
-    JST,
     describe_due,
     describe_fee,
     due_at,
@@ -33,9 +32,11 @@ from bot.cases.types import (
     CaseType,
     DisclosureTarget,
     Fee,
+    Method,
     Outcome,
     RequesterRole,
 )
+from bot.core.japan_time import JST
 from bot.policy.profiles.loader import load_all
 from bot.policy.profiles.schema import Fees, ProcessingTime, Profile, Requests
 
@@ -311,12 +312,7 @@ def test_every_value_has_a_japanese_label():
     assert set(rules.TARGET_LABELS) == set(DisclosureTarget)
     assert set(rules.STATUS_LABELS) == set(CaseStatus)
     assert set(rules.OUTCOME_LABELS) == set(Outcome)
+    assert set(rules.METHOD_LABELS) == set(Method)
     assert rules.TYPE_LABELS[T.CORRECTION] == "訂正・追加・削除"
     assert rules.TARGET_LABELS[D.RECEIPTS] == "レセプト（診療報酬明細書等）"
     assert rules.TYPE_LABELS[T.MAILING_OPT_OUT] == "世帯あて送付の停止（個別送付への変更）"
-
-
-def test_one_day_is_a_calendar_day_in_japan():
-    # The pause and the period are counted in JST calendar days, never in 24-hour units.
-    late_evening = jst(2025, 1, 6, 23, 0)
-    assert rules.jst_date(late_evening + timedelta(hours=2)) == date(2025, 1, 7)

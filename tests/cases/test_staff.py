@@ -30,7 +30,7 @@ from bot.cases import (
 )
 from bot.cases.types import EXPLANATION_REQUIRED, GROUND_REQUIRED, OUTCOMES_BY_TYPE, TRANSITIONS
 from bot.db.models import Escalation, Member, OutboundMessage
-from tests.test_cases_service import (
+from tests.cases.desk import (
     BENESSE,
     DUE0,
     KOKUSAI,
@@ -41,16 +41,9 @@ from tests.test_cases_service import (
     conv,
 )
 
-pytest_plugins = ["tests.db_fixtures"]
-
 S = CaseStatus
 STAFF = "田中"
 _scopes = itertools.count()
-
-
-@pytest.fixture
-def desk(demo, tmp_path) -> Desk:
-    return Desk(demo, tmp_path / "outbox.jsonl")
 
 
 def bring_to(desk: Desk, status: CaseStatus, profile=OSAKA, **fields) -> str:
@@ -423,6 +416,35 @@ def test_a_carrier_failure_is_recorded_without_its_message(desk):
     [message] = desk.rows(OutboundMessage)
     assert (message.status, message.error) == ("failed", "ConnectionError")
     assert len(desk.rows(Escalation)) == 1
+
+
+def test_failed_notifications_reach_staff_through_the_hand_off_service(desk):
+    class Broken:
+        def send(self, to: str, text: str) -> None:
+            raise ConnectionError(f"carrier refused {to}")
+
+    number = bring_to(desk, S.UNDER_REVIEW)
+    notifier = SmsNotifier(Broken())
+    desk.run(lambda s: extend_case(s, number, 10, STAFF, "照会中のため", at(2), notifier))
+    desk.run(lambda s: decide_case(s, number, Outcome.DISCLOSED, STAFF, at(3), notifier))
+    first, second = desk.rows(OutboundMessage)
+    # One escalation for the member while it is open: each failure adds a line to it.
+    [escalation] = desk.rows(Escalation)
+    assert (escalation.reason, escalation.sender_id, escalation.status) == (
+        "case_notification_failed",
+        None,
+        "waiting",
+    )
+    assert escalation.note == (
+        f"outbound message #{first.id}: ConnectionError\n"
+        f"outbound message #{second.id}: ConnectionError"
+    )
+    [opened] = desk.audit("escalation.opened")
+    assert (opened.actor, opened.member_id, opened.detail) == (
+        "system",
+        escalation.member_id,
+        {"escalation_id": escalation.id, "reason": "case_notification_failed"},
+    )
 
 
 def test_the_default_notifier_writes_to_the_configured_outbox(desk, tmp_path, monkeypatch):

@@ -33,8 +33,6 @@ from bot.db.models import WebSession
 from bot.db.session import dispose, session_factory
 from tests.conftest import ROOT
 
-pytest_plugins = ["tests.db_fixtures"]
-
 NOW = datetime(2026, 12, 6, 10, 0, tzinfo=timezone.utc)
 HEX32 = re.compile(r"[0-9a-f]{32}")
 

@@ -16,9 +16,9 @@ import requests
 import sqlalchemy as sa
 
 from bot.console.app import CONTENT_SECURITY_POLICY
+from bot.core.conversation import Conversation
 from bot.db.models import Escalation, StaffAccount, StaffSession
 from bot.handoff import escalations
-from bot.identity.verification import Conversation
 from bot.settings import load_settings
 from bot.staff import accounts
 from bot.staff.accounts import create_account, set_active

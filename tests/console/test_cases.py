@@ -1,7 +1,7 @@
 """Formal requests (cases) in the console: the work list, the masked case page, and the
 move, extend, decide and close forms, over real HTTP against the real databases.
 
-Cases are opened with the real case service (``tests.test_cases_service.Desk``); the
+Cases are opened with the real case service (``tests.cases.test_service.Desk``); the
 console notifies members through its default notifier, the SMS outbox of the test's
 var dir.
 """
@@ -16,8 +16,8 @@ import pytest
 
 from bot.cases import move_case
 from bot.cases.types import CaseStatus, CaseType
+from tests.cases.test_service import OSAKA, T0, Desk
 from tests.console_fixtures import RunningConsole, Staff
-from tests.test_cases_service import OSAKA, T0, Desk
 
 pytest_plugins = ["tests.db_fixtures", "tests.console_fixtures"]
 

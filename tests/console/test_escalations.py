@@ -28,9 +28,9 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.core.conversation import Conversation
 from bot.db.models import Escalation, Member, StaffMessage
 from bot.handoff import escalations
-from bot.identity.verification import Conversation
 from bot.launcher import tracker_store_config
 from tests.console_fixtures import RunningConsole, Staff, text_of
 

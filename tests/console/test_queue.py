@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from bot.console.escalations import queue_ids_statement
 from bot.db.models import Escalation
+from bot.handoff.queue import queue_ids_statement
 from tests.console_fixtures import RunningConsole, Staff
 from tests.db_fixtures import backend_of
 

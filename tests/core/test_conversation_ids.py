@@ -1,8 +1,25 @@
-"""Conversation ids name the channel they belong to, and nothing else can."""
+"""Who is talking; conversation ids name the channel they belong to, and nothing else can."""
+
+import dataclasses
 
 import pytest
 
-from bot.core.conversation import ConversationIdError, channel_of, conversation_id, native_id
+from bot.core.conversation import (
+    Conversation,
+    ConversationIdError,
+    channel_of,
+    conversation_id,
+    native_id,
+)
+
+
+def test_a_conversation_is_a_value_that_cannot_be_changed():
+    talk = Conversation(sender_id="line:U0abc", session_key="s1", channel="line")
+    assert talk == Conversation("line:U0abc", "s1", "line")
+    assert talk != Conversation("line:U0abc", "s2", "line")  # a new Rasa session
+    assert len({talk, Conversation("line:U0abc", "s1", "line")}) == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        talk.session_key = "s2"  # type: ignore[misc]
 
 
 def test_each_channel_names_its_conversations_with_its_own_prefix():

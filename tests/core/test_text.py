@@ -1,6 +1,6 @@
 import pytest
 
-from bot.core.text import normalize, normalize_with_spans
+from bot.core.text import collapse_spaces, fold, normalize, normalize_with_spans
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,25 @@ def test_voiced_half_width_kana_is_one_character_spanning_two():
     norm = normalize_with_spans("ｶﾞ")
     assert norm.text == "ガ"
     assert norm.original_span(0, 1) == (0, 2)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ＰＲ－２０２６", "PR-2026"),  # full-width letters, digits and hyphen
+        ("ﾚｾﾌﾟﾄ", "レセプト"),
+        ("㍻", "平成"),
+        ("　山田　太郎 ", " 山田 太郎 "),  # ideographic spaces become ASCII ones, kept
+        ("090−1234", "090−1234"),  # only normalize() folds the minus sign
+    ],
+)
+def test_fold_is_nfkc_and_nothing_else(raw, expected):
+    assert fold(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("  a \t b\n\nc  ", "a b c"), ("", ""), ("   ", ""), ("山田 太郎", "山田 太郎")],
+)
+def test_collapse_spaces_leaves_single_spaces_between_words(raw, expected):
+    assert collapse_spaces(raw) == expected

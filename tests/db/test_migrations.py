@@ -17,8 +17,6 @@ from bot.db.models import Member, metadata
 from bot.db.session import engine_for, session_factory
 from tests.conftest import ROOT
 
-pytest_plugins = ["tests.db_fixtures"]
-
 APP_TABLES = {
     "members",
     "verifications",

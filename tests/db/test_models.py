@@ -11,8 +11,6 @@ from bot.db.demo import load_demo
 from bot.db.models import AuditLog, Member, Verification
 from bot.db.session import engine_for, session_factory
 
-pytest_plugins = ["tests.db_fixtures"]
-
 NOW = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 
 

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
 
+from bot.core.conversation import Conversation
 from bot.db.models import (
     AuditLog,
     CaseDraft,
@@ -24,10 +25,7 @@ from bot.db.models import (
 )
 from bot.db.session import engine_for
 from bot.handoff import escalations
-from bot.identity.verification import Conversation
 from bot.retention import RetentionPolicy, purge
-
-pytest_plugins = ["tests.db_fixtures"]
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
 EVENTS = SQLTrackerStore.SQLEvent.__table__
@@ -56,18 +54,18 @@ def senders(engine: sa.engine.Engine) -> dict[str, int]:
 
 
 @pytest.fixture
-def tracker(migrated_url):
+def tracker_store(migrated_url):
     """Rasa's events table in the app database, as the default settings share it."""
     engine = engine_for(migrated_url)
     EVENTS.create(engine, checkfirst=True)
     return engine
 
 
-def test_silent_conversations_go_recent_and_handed_off_ones_stay(demo, tracker):
-    add_events(tracker, "old", NOW - timedelta(days=91))
-    add_events(tracker, "recent", NOW - timedelta(days=89))
-    add_events(tracker, "old-but-waiting", NOW - timedelta(days=200))
-    add_events(tracker, "old-and-closed", NOW - timedelta(days=120))
+def test_silent_conversations_go_recent_and_handed_off_ones_stay(demo, tracker_store):
+    add_events(tracker_store, "old", NOW - timedelta(days=91))
+    add_events(tracker_store, "recent", NOW - timedelta(days=89))
+    add_events(tracker_store, "old-but-waiting", NOW - timedelta(days=200))
+    add_events(tracker_store, "old-and-closed", NOW - timedelta(days=120))
     with demo.begin() as session:
         escalations.escalate(
             session,
@@ -83,9 +81,9 @@ def test_silent_conversations_go_recent_and_handed_off_ones_stay(demo, tracker):
         )
         escalations.close(session, closed.id, "tanaka", None, NOW - timedelta(days=119))
 
-    result = purge(demo, tracker, NOW)
+    result = purge(demo, tracker_store, NOW)
 
-    assert senders(tracker) == {"recent": 3, "old-but-waiting": 3}
+    assert senders(tracker_store) == {"recent": 3, "old-but-waiting": 3}
     assert (result.conversations, result.events) == (2, 6)
     with demo.begin() as session:
         row = session.execute(
@@ -101,7 +99,7 @@ def test_a_shorter_period_and_no_events_table(demo, migrated_url):
     assert result.conversations == 0
 
 
-def test_abandoned_drafts_are_wiped_and_old_failures_and_sessions_deleted(demo, tracker):
+def test_abandoned_drafts_are_wiped_and_old_failures_and_sessions_deleted(demo, tracker_store):
     with demo.begin() as session:
         member_id = session.execute(sa.select(Member.id).limit(1)).scalar_one()
         for draft_id, updated in (("a" * 32, NOW - timedelta(hours=25)), ("b" * 32, NOW)):
@@ -183,7 +181,7 @@ def test_abandoned_drafts_are_wiped_and_old_failures_and_sessions_deleted(demo, 
                 )
             )
 
-    result = purge(demo, tracker, NOW)
+    result = purge(demo, tracker_store, NOW)
 
     assert (result.drafts, result.failures, result.staff_sessions) == (1, 1, 1)
     assert result.web_sessions == 1  # unseen for the 90 days of the transcripts

@@ -21,3 +21,8 @@ def rest_post(assistant: RunningAssistant, conversation: str, text: str) -> list
     )
     response.raise_for_status()
     return response.json()
+
+
+def joined(messages: list[dict]) -> str:
+    """The texts of the assistant's answers, one per line."""
+    return "\n".join(m.get("text", "") for m in messages)

@@ -7,7 +7,8 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.test_verification import database, joined, latest_code
+from tests.e2e.records import database, latest_code
+from tests.e2e.rest import joined
 
 pytestmark = pytest.mark.e2e
 

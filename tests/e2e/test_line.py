@@ -55,6 +55,9 @@ def line_assistant(tmp_path_factory, stand_in) -> Iterator[RunningAssistant]:
         database_url=f"sqlite:///{var_dir / 'app.db'}",
         rasa_token="e2e-line-token",
         rest_enabled=True,  # an operator's REST must still not reach LINE conversations
+        # Settings the launcher hands on exactly (bot/settings.py's ENVIRONMENT).
+        line_channel_access_token=ACCESS_TOKEN,
+        line_api_base_url=stand_in.url,
         **ports,
     )
     # `running` hands the servers a copy of os.environ when it starts them: set the

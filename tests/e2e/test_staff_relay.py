@@ -16,13 +16,13 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from bot.core.conversation import Conversation
 from bot.db.models import Escalation, StaffMessage
 from bot.db.session import session_factory
 from bot.handoff import escalations
 from bot.handoff.rasa_api import RasaApi
 from bot.handoff.relay import RelayError, send_staff_message
 from bot.handoff.transcripts import read_transcript, tracker_engine
-from bot.identity.verification import Conversation
 from tests.e2e.rest import rest_post
 
 pytestmark = pytest.mark.e2e

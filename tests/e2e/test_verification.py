@@ -7,7 +7,6 @@ by editing the verification record, since a running server keeps the real clock.
 from __future__ import annotations
 
 import json
-import re
 from datetime import date, timedelta
 
 import pytest
@@ -16,33 +15,17 @@ import sqlalchemy as sa
 
 from bot.db.models import Member, Verification
 from bot.db.session import session_factory
-from tests.e2e.rest import rest_post
+from tests.e2e.records import database, latest_code
+from tests.e2e.rest import joined, rest_post
 
 pytestmark = pytest.mark.e2e
 
-PHONE_A = "+819012345678"
 # What must never appear in a server log: the demo members' data in clear.
 PERSONAL_VALUES = [
     "1985-04-01", "1985/4/1", "昭和60年4月1日", "19850401", "2012-06-15", "1979-11-30",
     "090-1234-5678", "09012345678", "+819012345678", "080-2222-3333", "08022223333",
     "+818022223333", "1001-23", "1001の23", "記号1001", "1001-57",
 ]  # fmt: skip
-
-
-def joined(messages: list[dict]) -> str:
-    return "\n".join(m.get("text", "") for m in messages)
-
-
-def latest_code(assistant, to: str = PHONE_A) -> str:
-    lines = (assistant.var_dir / "outbox.jsonl").read_text("utf-8").splitlines()
-    texts = [json.loads(line)["text"] for line in lines if json.loads(line)["to"] == to]
-    match = re.search(r"\d{6}", texts[-1])
-    assert match, texts[-1]
-    return match.group()
-
-
-def database(assistant) -> sa.engine.Engine:
-    return sa.create_engine(assistant.settings.database_url)
 
 
 def move_back(assistant, sender: str, field: str, minutes: int) -> None:

@@ -15,13 +15,11 @@ from actions.common import active_profile
 from actions.handoff import ActionOfferHuman, ActionRelayStaffMessage, ActionRequestHuman
 from actions.policy_answers import ActionAnswerPolicy
 from actions.session import ActionSessionStart
+from bot.core.conversation import Conversation
 from bot.db.models import Escalation, StaffMessage
 from bot.handoff import escalations as service
 from bot.handoff.dialog import Decision, decide, offered_reasons, payload_reason_of
-from bot.identity.verification import Conversation
 from bot.policy.answers import contact_line
-
-pytest_plugins = ["tests.db_fixtures"]
 
 SESSION_START = {"event": "session_started", "timestamp": 1000.0}
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
@@ -31,35 +29,6 @@ NOW = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
 def database(demo, migrated_url, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", migrated_url)
     return demo
-
-
-def tracker(
-    text: str,
-    intent: str = "request_human",
-    slots: dict[str, Any] | None = None,
-    entities: list[dict[str, Any]] | None = None,
-    sender: str = "member-1",
-    paused: bool = False,
-    events: list[dict[str, Any]] | None = None,
-) -> Tracker:
-    latest: dict[str, Any] = {
-        "text": text,
-        "intent": {"name": intent, "confidence": 0.99},
-        "entities": entities or [],
-    }
-    return Tracker.from_dict(
-        {
-            "sender_id": sender,
-            "slots": slots or {},
-            "latest_message": latest,
-            "events": events
-            or [SESSION_START, {"event": "user", "text": text, "parse_data": latest}],
-            "paused": paused,
-            "followup_action": None,
-            "active_loop": {},
-            "latest_action_name": "action_listen",
-        }
-    )
 
 
 def run(
@@ -93,8 +62,8 @@ def reason(value: str) -> list[dict[str, Any]]:
     return [{"entity": "handoff_reason", "value": value}]
 
 
-def test_the_first_request_offers_and_the_second_escalates_and_pauses(database):
-    events, dispatcher = run(ActionRequestHuman(), tracker("担当者と話したい"))
+def test_the_first_request_offers_and_the_second_escalates_and_pauses(database, tracker):
+    events, dispatcher = run(ActionRequestHuman(), tracker("担当者と話したい", "request_human"))
     assert events == [
         {"event": "slot", "name": "handoff_offered", "value": True, "timestamp": None}
     ]
@@ -103,7 +72,8 @@ def test_the_first_request_offers_and_the_second_escalates_and_pauses(database):
     assert escalations(database) == []
 
     events, dispatcher = run(
-        ActionRequestHuman(), tracker("人と話したい", slots={"handoff_offered": True})
+        ActionRequestHuman(),
+        tracker("人と話したい", "request_human", slots={"handoff_offered": True}),
     )
     assert "担当者におつなぎします" in said(dispatcher)
     assert "受付時間は公表されていません" in said(dispatcher)  # the default profile has none
@@ -121,6 +91,7 @@ def bot_events(dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
 
 
 def pressed(
+    tracker,
     offered_by: CollectingDispatcher | None,
     value: str,
     sender: str = "member-1",
@@ -132,6 +103,7 @@ def pressed(
     earlier = bot_events(offered_by) if offered_by is not None else []
     return tracker(
         text,
+        "request_human",
         entities=reason(value),
         sender=sender,
         slots=slots,
@@ -181,72 +153,83 @@ def test_offered_reasons_come_from_the_assistants_buttons_of_this_session():
     assert payload_reason_of("/request_human") is None
 
 
-def test_the_button_the_assistant_offered_escalates_at_once(database):
-    _, offer = run(ActionRequestHuman(), tracker("担当者と話したい"))
-    events, _ = run(ActionRequestHuman(), pressed(offer, "member_request"))
+def test_the_button_the_assistant_offered_escalates_at_once(database, tracker):
+    _, offer = run(ActionRequestHuman(), tracker("担当者と話したい", "request_human"))
+    events, _ = run(ActionRequestHuman(), pressed(tracker, offer, "member_request"))
     assert "pause" in [e["event"] for e in events]
     assert escalations(database) == [("member_request", "waiting", "member-1")]
 
 
-def test_the_complaint_answer_offers_a_person_and_the_button_escalates(database):
+def test_the_complaint_answer_offers_a_person_and_the_button_escalates(database, tracker):
     _, answer = run(ActionAnswerPolicy(), tracker("苦情を言いたい", "ask_complaint"))
     assert '/request_human{"handoff_reason": "complaint"}' in payloads(answer)
-    events, _ = run(ActionRequestHuman(), pressed(answer, "complaint"))
+    events, _ = run(ActionRequestHuman(), pressed(tracker, answer, "complaint"))
     assert "pause" in [e["event"] for e in events]
     assert escalations(database) == [("complaint", "waiting", "member-1")]
 
 
-def test_a_payload_the_assistant_did_not_offer_only_gets_the_offer(database):
+def test_a_payload_the_assistant_did_not_offer_only_gets_the_offer(database, tracker):
     # The flood: many conversations each sending the complaint payload straight away.
     for number in range(20):
-        events, dispatcher = run(ActionRequestHuman(), pressed(None, "complaint", f"web:{number}"))
+        events, dispatcher = run(
+            ActionRequestHuman(), pressed(tracker, None, "complaint", f"web:{number}")
+        )
         assert [e["event"] for e in events] == ["slot"]  # handoff_offered, no pause
         assert "このチャットでも" in said(dispatcher)
     assert escalations(database) == []
 
 
-def test_a_reason_offered_in_an_earlier_session_does_not_count(database):
+def test_a_reason_offered_in_an_earlier_session_does_not_count(database, tracker):
     _, answer = run(ActionAnswerPolicy(), tracker("苦情を言いたい", "ask_complaint"))
-    stale = pressed(answer, "complaint")
+    stale = pressed(tracker, answer, "complaint")
     stale.events.insert(-1, {"event": "session_started", "timestamp": 2000.0})
     events, _ = run(ActionRequestHuman(), stale)
     assert "pause" not in [e["event"] for e in events]
     assert escalations(database) == []
 
 
-def test_after_the_offer_a_reason_never_offered_is_a_plain_request(database):
-    _, offer = run(ActionRequestHuman(), tracker("担当者と話したい"))
-    run(ActionRequestHuman(), pressed(offer, "complaint", slots={"handoff_offered": True}))
+def test_after_the_offer_a_reason_never_offered_is_a_plain_request(database, tracker):
+    _, offer = run(ActionRequestHuman(), tracker("担当者と話したい", "request_human"))
+    run(ActionRequestHuman(), pressed(tracker, offer, "complaint", slots={"handoff_offered": True}))
     # Handed over, but as what the member was offered, not the reason they typed.
     assert escalations(database) == [("member_request", "waiting", "member-1")]
 
 
-def test_a_second_escalation_reuses_the_first(database):
-    _, offer = run(ActionRequestHuman(), tracker("担当者と話したい"))
-    run(ActionRequestHuman(), pressed(offer, "member_request"))
-    events, dispatcher = run(ActionRequestHuman(), pressed(offer, "member_request"))
+def test_a_second_escalation_reuses_the_first(database, tracker):
+    _, offer = run(ActionRequestHuman(), tracker("担当者と話したい", "request_human"))
+    run(ActionRequestHuman(), pressed(tracker, offer, "member_request"))
+    events, dispatcher = run(ActionRequestHuman(), pressed(tracker, offer, "member_request"))
     assert "すでに担当者へおつなぎしています" in said(dispatcher)
     assert "pause" in [e["event"] for e in events]
     assert escalations(database) == [("member_request", "waiting", "member-1")]
 
 
-def test_repeated_fallbacks_offer_a_person(database):
+def test_repeated_fallbacks_offer_a_person(database, tracker):
     _, dispatcher = run(ActionOfferHuman(), tracker("ぱぴぷぺぽ", "nlu_fallback"))
     assert '/request_human{"handoff_reason": "repeated_fallback"}' in payloads(dispatcher)
-    run(ActionRequestHuman(), pressed(dispatcher, "repeated_fallback"))
+    run(ActionRequestHuman(), pressed(tracker, dispatcher, "repeated_fallback"))
     assert escalations(database) == [("repeated_fallback", "waiting", "member-1")]
 
 
-def test_past_the_limit_across_conversations_the_member_gets_the_window(database, monkeypatch):
+def test_past_the_limit_across_conversations_the_member_gets_the_window(
+    database, monkeypatch, tracker
+):
     monkeypatch.setenv("HANDOFF_MAX_PER_HOUR", "2")
     for number in range(2):
         run(
             ActionRequestHuman(),
-            tracker("人と話したい", slots={"handoff_offered": True}, sender=f"web:{number}"),
+            tracker(
+                "人と話したい",
+                "request_human",
+                slots={"handoff_offered": True},
+                sender=f"web:{number}",
+            ),
         )
     events, dispatcher = run(
         ActionRequestHuman(),
-        tracker("人と話したい", slots={"handoff_offered": True}, sender="web:late"),
+        tracker(
+            "人と話したい", "request_human", slots={"handoff_offered": True}, sender="web:late"
+        ),
     )
     assert [e["event"] for e in events] == ["slot"]  # not paused: the assistant answers on
     text = said(dispatcher)
@@ -255,9 +238,13 @@ def test_past_the_limit_across_conversations_the_member_gets_the_window(database
     assert [row[2] for row in escalations(database)] == ["web:0", "web:1"]
 
 
-def test_past_the_limit_of_a_conversation_the_member_gets_the_window(database, monkeypatch):
+def test_past_the_limit_of_a_conversation_the_member_gets_the_window(
+    database, monkeypatch, tracker
+):
     monkeypatch.setenv("HANDOFF_MAX_PER_CONVERSATION", "1")
-    insisting = tracker("人と話したい", slots={"handoff_offered": True}, sender="line:U1")
+    insisting = tracker(
+        "人と話したい", "request_human", slots={"handoff_offered": True}, sender="line:U1"
+    )
     run(ActionRequestHuman(), insisting)
     with database.begin() as session:
         [view] = service.queue(session, NOW + timedelta(days=365))
@@ -298,7 +285,7 @@ def add_reply(database, escalation_id: int, text: str, sender: str = "member-1")
         )
 
 
-def test_the_relay_utters_each_reply_as_staff_and_keeps_the_pause(database):
+def test_the_relay_utters_each_reply_as_staff_and_keeps_the_pause(database, tracker):
     escalation_id = open_hand_off(database)
     add_reply(database, escalation_id, "お待たせしました。")
     add_reply(database, escalation_id, "ご住所を確認します。")
@@ -321,14 +308,14 @@ def test_the_relay_utters_each_reply_as_staff_and_keeps_the_pause(database):
         assert list(undelivered) == ["ほかの方宛て"]
 
 
-def test_the_relay_pauses_again_a_hand_off_that_was_unpaused(database):
+def test_the_relay_pauses_again_a_hand_off_that_was_unpaused(database, tracker):
     escalation_id = open_hand_off(database)
     add_reply(database, escalation_id, "お待たせしました。")
     events, _ = run(ActionRelayStaffMessage(), tracker("/restart", paused=False))
     assert [e["event"] for e in events] == ["pause", "action"]
 
 
-def test_a_relay_in_a_lockout_escalation_does_not_pause(database):
+def test_a_relay_in_a_lockout_escalation_does_not_pause(database, tracker):
     escalation_id = open_hand_off(database, pause=False)
     add_reply(database, escalation_id, "ロックを解除しました。")
     events, dispatcher = run(ActionRelayStaffMessage(), tracker("x", paused=False))
@@ -336,7 +323,7 @@ def test_a_relay_in_a_lockout_escalation_does_not_pause(database):
     assert [e["event"] for e in events] == ["action"]
 
 
-def session_start_events(database, sender: str = "member-1", carry_over: bool = False):
+def session_start_events(tracker, database, sender: str = "member-1", carry_over: bool = False):
     previous = [
         SESSION_START,
         {"event": "slot", "name": "handoff_offered", "value": True, "timestamp": 1001.0},
@@ -350,29 +337,35 @@ def session_start_events(database, sender: str = "member-1", carry_over: bool = 
     return events
 
 
-def test_a_new_session_starts_as_rasas_default_when_nobody_holds_it(database):
-    assert [e["event"] for e in session_start_events(database)] == ["session_started", "action"]
-    carried = session_start_events(database, carry_over=True)
+def test_a_new_session_starts_as_rasas_default_when_nobody_holds_it(database, tracker):
+    assert [e["event"] for e in session_start_events(tracker, database)] == [
+        "session_started",
+        "action",
+    ]
+    carried = session_start_events(tracker, database, carry_over=True)
     assert [e["event"] for e in carried] == ["session_started", "slot", "action"]
     assert (carried[1]["name"], carried[1]["value"]) == ("handoff_offered", True)
     assert carried[-1]["name"] == "action_listen"
 
 
-def test_a_new_session_of_a_paused_hand_off_is_paused_again(database):
+def test_a_new_session_of_a_paused_hand_off_is_paused_again(database, tracker):
     escalation_id = open_hand_off(database)
-    events = session_start_events(database)
+    events = session_start_events(tracker, database)
     assert [e["event"] for e in events] == ["session_started", "pause", "action"]
     # Another member's conversation and a lockout's are not held.
-    assert "pause" not in [e["event"] for e in session_start_events(database, "member-2")]
+    assert "pause" not in [e["event"] for e in session_start_events(tracker, database, "member-2")]
     open_hand_off(database, "member-3", pause=False)
-    assert "pause" not in [e["event"] for e in session_start_events(database, "member-3")]
+    assert "pause" not in [e["event"] for e in session_start_events(tracker, database, "member-3")]
     # Once staff close it, the next session is the assistant's again.
     with database.begin() as session:
         service.close(session, escalation_id, "tanaka", None, NOW, resume=lambda sender: None)
-    assert "pause" not in [e["event"] for e in session_start_events(database)]
+    assert "pause" not in [e["event"] for e in session_start_events(tracker, database)]
 
 
-def test_a_new_session_without_the_database_starts_unpaused(database, monkeypatch):
+def test_a_new_session_without_the_database_starts_unpaused(database, monkeypatch, tracker):
     open_hand_off(database)
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
-    assert [e["event"] for e in session_start_events(database)] == ["session_started", "action"]
+    assert [e["event"] for e in session_start_events(tracker, database)] == [
+        "session_started",
+        "action",
+    ]

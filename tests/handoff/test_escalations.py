@@ -7,14 +7,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from bot.core.conversation import Conversation
 from bot.db.migrate import downgrade, upgrade
-from bot.db.models import AuditLog, Escalation
+from bot.db.models import AuditLog, Escalation, Member
 from bot.db.session import engine_for
 from bot.handoff import escalations
 from bot.handoff.escalations import EscalationError
-from bot.identity.verification import Conversation
-
-pytest_plugins = ["tests.db_fixtures"]
 
 NOW = datetime(2025, 11, 24, 1, 0, tzinfo=timezone.utc)
 
@@ -230,3 +228,113 @@ def test_hand_off_takes_only_a_members_reasons(sessions):
     for reason in ("verification_locked", "case_needs_person", "anything"):
         with sessions.begin() as session, pytest.raises(ValueError):
             escalations.hand_off(session, conv("web:a"), reason, NOW, limits)
+
+
+# --- what the system escalates about a member -----------------------------------------
+
+
+def member_ids(sessions) -> tuple[int, int]:
+    """The demo's 山田 太郎 and his dependant 山田 花子 (one 記号・番号)."""
+    with sessions.begin() as session:
+        ids = {name: id_ for name, id_ in session.execute(sa.select(Member.name, Member.id))}
+    return ids["山田 太郎"], ids["山田 花子"]
+
+
+def escalation_rows(sessions) -> list[tuple[str, str | None, int | None, str, str | None]]:
+    with sessions.begin() as session:
+        rows = session.execute(sa.select(Escalation).order_by(Escalation.id)).scalars()
+        return [(r.reason, r.sender_id, r.member_id, r.status, r.note) for r in rows]
+
+
+def test_a_system_escalation_opens_once_per_member_and_collects_notes(demo):
+    taro, hanako = member_ids(demo)
+    with demo.begin() as session:
+        first = escalations.escalate_member(
+            session, "case_notification_failed", NOW, "one", member_id=taro
+        )
+    with demo.begin() as session:
+        again = escalations.escalate_member(
+            session, "case_notification_failed", NOW, "two", member_id=taro
+        )
+        other_reason = escalations.escalate_member(
+            session, "verification_locked", NOW, "locked", member_id=taro
+        )
+        other_member = escalations.escalate_member(
+            session, "case_notification_failed", NOW, "three", member_id=hanako
+        )
+    assert first.created and not again.created and again.id == first.id
+    assert other_reason.created and other_member.created
+    assert escalation_rows(demo) == [
+        ("case_notification_failed", None, taro, "waiting", "one\ntwo"),
+        ("verification_locked", None, taro, "waiting", "locked"),
+        ("case_notification_failed", None, hanako, "waiting", "three"),
+    ]
+    # Every new one is audited as the service's escalate() audits it; a reuse is not.
+    opened_reason = "case_notification_failed"
+    with demo.begin() as session:
+        opened = session.execute(
+            sa.select(AuditLog).where(AuditLog.action == "escalation.opened").order_by(AuditLog.id)
+        ).scalars()
+        rows = [(r.actor, r.member_id, r.sender_id, r.detail) for r in opened]
+    assert rows == [
+        ("system", taro, None, {"escalation_id": first.id, "reason": "case_notification_failed"}),
+        ("system", taro, None, {"escalation_id": other_reason.id, "reason": "verification_locked"}),
+        ("system", hanako, None, {"escalation_id": other_member.id, "reason": opened_reason}),
+    ]
+    # Once closed, the next one is news again.
+    with demo.begin() as session:
+        escalations.close(session, first.id, "tanaka", None, NOW)
+        fresh = escalations.escalate_member(
+            session, "case_notification_failed", NOW, "four", member_id=taro
+        )
+    assert fresh.created and fresh.id != first.id
+
+
+def test_a_system_escalation_reuses_the_open_one_of_any_member_given(demo):
+    taro, hanako = member_ids(demo)
+    with demo.begin() as session:
+        opened = escalations.escalate_member(
+            session, "verification_locked", NOW, "one", member_id=hanako, conversation=conv("a")
+        )
+    with demo.begin() as session:
+        # Another conversation, about the insured person of the same number.
+        again = escalations.escalate_member(
+            session,
+            "verification_locked",
+            NOW,
+            "two",
+            member_id=taro,
+            member_ids=[taro, hanako],
+            conversation=conv("b"),
+        )
+    assert again.id == opened.id and not again.created
+    assert escalation_rows(demo) == [("verification_locked", "a", hanako, "waiting", "one\ntwo")]
+
+
+def test_a_system_escalation_keeps_one_open_escalation_per_conversation(demo):
+    taro, _ = member_ids(demo)
+    with demo.begin() as session:
+        handed = escalations.escalate(session, conv("a"), "member_request", NOW, pause=True)
+    with demo.begin() as session:
+        locked = escalations.escalate_member(
+            session, "verification_locked", NOW, "locked", member_id=taro, conversation=conv("a")
+        )
+    assert (locked.id, locked.created, locked.reason, locked.paused) == (
+        handed.id,
+        False,
+        "member_request",
+        True,
+    )
+    assert escalation_rows(demo) == [("member_request", "a", None, "waiting", "locked")]
+    assert audit_actions(demo) == [("system", "escalation.opened")]
+
+
+def test_a_system_escalation_takes_only_the_systems_reasons(sessions):
+    for reason in ("member_request", "complaint", "repeated_fallback", "anything"):
+        with sessions.begin() as session, pytest.raises(ValueError):
+            escalations.escalate_member(session, reason, NOW, "note", member_id=None)
+    assert set(escalations.SYSTEM_REASONS) == {
+        "verification_locked",
+        "case_needs_person",
+        "case_notification_failed",
+    }

@@ -6,8 +6,9 @@ from datetime import datetime, time
 
 import pytest
 
+from bot.core.japan_time import JST
 from bot.handoff.dialog import when_answered
-from bot.handoff.hours import JST, parse_hours
+from bot.handoff.hours import parse_hours
 from bot.policy.profiles.loader import load_profile
 
 WEEKDAYS = frozenset(range(5))

@@ -21,10 +21,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import sqlalchemy as sa
-from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff import ActionRelayStaffMessage
+from bot.core.conversation import Conversation
 from bot.db.models import AuditLog, StaffMessage
 from bot.handoff import escalations
 from bot.handoff.rasa_api import RasaApi, RasaApiError
@@ -34,10 +34,7 @@ from bot.handoff.relay import (
     send_staff_message,
     take_undelivered,
 )
-from bot.identity.verification import Conversation
 from bot.staff.cli import main
-
-pytest_plugins = ["tests.db_fixtures"]
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
 TOKEN = "relay-test-token"
@@ -60,23 +57,8 @@ class RasaStandIn:
     known: set[str] = field(default_factory=set)  # conversations that exist
 
 
-def tracker_of(sender: str) -> Tracker:
-    return Tracker.from_dict(
-        {
-            "sender_id": sender,
-            "slots": {},
-            "latest_message": {},
-            "events": [],
-            "paused": True,
-            "followup_action": None,
-            "active_loop": {},
-            "latest_action_name": "action_listen",
-        }
-    )
-
-
 @pytest.fixture
-def rasa(database) -> Iterator[RasaStandIn]:
+def rasa(database, tracker) -> Iterator[RasaStandIn]:
     state = RasaStandIn()
 
     class Handler(BaseHTTPRequestHandler):
@@ -93,10 +75,10 @@ def rasa(database) -> Iterator[RasaStandIn]:
             if sender not in state.known:
                 status = 404
             elif parts.path.endswith("/execute") and state.run_action:
+                # The conversation, held by the hand-off.
+                held = tracker(sender=sender, paused=True, latest_message={}, events=[])
                 dispatcher = CollectingDispatcher()
-                events = asyncio.run(
-                    ActionRelayStaffMessage().run(dispatcher, tracker_of(sender), {})
-                )
+                events = asyncio.run(ActionRelayStaffMessage().run(dispatcher, held, {}))
                 answer = {"tracker": {"events": events}, "messages": dispatcher.messages}
             payload = json.dumps(answer).encode()
             self.send_response(status)

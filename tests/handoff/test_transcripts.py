@@ -42,8 +42,6 @@ from bot.handoff.transcripts import (
 from bot.launcher import tracker_store_config
 from tests.db_fixtures import backend_of
 
-pytest_plugins = ["tests.db_fixtures"]
-
 T0 = 1_795_000_000.0
 NAMES = ("山田 太郎", "山田 花子")
 HANDOFF = '/request_human{"handoff_reason": "member_request"}'

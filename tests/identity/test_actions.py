@@ -1,28 +1,26 @@
 """The identity actions with tracker fixtures, on a real migrated database with demo data.
 
-In the style of RasaHQ/financial-demo: a ``Tracker.from_dict`` fixture, assertions on
-the returned events and on ``dispatcher.messages``.
+In the style of RasaHQ/financial-demo: trackers from the ``tracker`` fixture
+(``Tracker.from_dict``), assertions on the returned events and on ``dispatcher.messages``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-from typing import Any
 
 import pytest
-from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import active_profile
 from actions.identity import ActionMyData, ActionVerificationDone, ValidateVerificationForm
 from actions.policy_answers import ActionAnswerPolicy
 from bot.policy.answers import contact_line
+from tests.action_runs import run, run_messages, slot_events
+from tests.identity.verifying import outbox_code, verify
 
-pytest_plugins = ["tests.db_fixtures"]
-
-SESSION_START = {"event": "session_started", "timestamp": 1000.0}
+# 山田 太郎 as a member may type it: full-width digits, the 和暦 abbreviated.
+MEMBER_A_TYPED = ("記号１００１ 番号２３", "S60.4.1")
 
 
 @pytest.fixture
@@ -31,47 +29,7 @@ def database(demo, migrated_url, monkeypatch):
     return demo
 
 
-def tracker(
-    text: str = "",
-    intent: str = "inform",
-    slots: dict[str, Any] | None = None,
-    history: list[dict[str, Any]] | None = None,
-    sender: str = "member-1",
-) -> Tracker:
-    latest = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": []}
-    events = [
-        SESSION_START,
-        *(history or []),
-        {"event": "user", "text": text, "parse_data": latest},
-    ]
-    return Tracker.from_dict(
-        {
-            "sender_id": sender,
-            "slots": slots or {},
-            "latest_message": latest,
-            "events": events,
-            "paused": False,
-            "followup_action": None,
-            "active_loop": {"name": "verification_form"} if slots else {},
-            "latest_action_name": "action_listen",
-        }
-    )
-
-
-def run(action, tracker: Tracker) -> tuple[list[dict[str, Any]], str]:
-    dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, tracker, {}))
-    return events, "\n".join(m.get("text") or "" for m in dispatcher.messages)
-
-
-def run_messages(action, tracker: Tracker) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The events and the whole messages (text and buttons) an action returns."""
-    dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, tracker, {}))
-    return events, dispatcher.messages
-
-
-def give_factors(number_text: str, birth_date_text: str, sender: str):
+def give_factors(tracker, number_text: str, birth_date_text: str, sender: str):
     """The birth-date step after ``number_text`` was accepted as 記号・番号."""
     history = [
         {"event": "user", "text": number_text},
@@ -93,35 +51,7 @@ def outbox_lines(tmp_path) -> list[str]:
     return path.read_text("utf-8").splitlines() if path.exists() else []
 
 
-def slot_events(events: list[dict[str, Any]]) -> dict[str, Any]:
-    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
-
-
-def outbox_code(tmp_path) -> str:
-    last = (tmp_path / "var" / "outbox.jsonl").read_text("utf-8").splitlines()[-1]
-    match = re.search(r"\d{6}", json.loads(last)["text"])
-    assert match
-    return match.group()
-
-
-def verified_history(tmp_path, sender: str = "member-1") -> list[dict[str, Any]]:
-    """Runs the three form steps through the validation action; returns the history."""
-    form = ValidateVerificationForm()
-    history: list[dict[str, Any]] = []
-    for text, slot in [
-        ("記号１００１ 番号２３", "id_member_number"),
-        ("S60.4.1", "id_birth_date"),
-        (None, "id_code"),
-    ]:
-        text = text or outbox_code(tmp_path)
-        events, _ = run(
-            form, tracker(text, slots={"requested_slot": slot}, history=history, sender=sender)
-        )
-        history += [{"event": "user", "text": text}, *events]
-    return history
-
-
-def test_own_data_before_verification_starts_the_form(database):
+def test_own_data_before_verification_starts_the_form(database, tracker):
     events, said = run(ActionMyData(), tracker("私の登録内容を見たい", "ask_my_data"))
     assert "本人確認" in said
     assert {"event": "followup", "name": "verification_form"} in [
@@ -130,7 +60,7 @@ def test_own_data_before_verification_starts_the_form(database):
     assert slot_events(events)["pending_request"] == "ask_my_data"
 
 
-def test_the_member_number_is_kept_masked(database):
+def test_the_member_number_is_kept_masked(database, tracker):
     events, said = run(
         ValidateVerificationForm(),
         tracker("１００１の２３です", slots={"requested_slot": "id_member_number"}),
@@ -139,7 +69,7 @@ def test_the_member_number_is_kept_masked(database):
     assert said == ""
 
 
-def test_factors_send_a_code_and_the_slot_keeps_no_birth_date(database, tmp_path):
+def test_factors_send_a_code_and_the_slot_keeps_no_birth_date(database, tmp_path, tracker):
     history = [
         {"event": "user", "text": "1001-23"},
         {"event": "slot", "name": "id_member_number", "value": "記号****・番号**23"},
@@ -153,8 +83,8 @@ def test_factors_send_a_code_and_the_slot_keeps_no_birth_date(database, tmp_path
     assert re.fullmatch(r"\d{6}", outbox_code(tmp_path))
 
 
-def test_a_full_verification_then_shows_the_own_record(database, tmp_path):
-    history = verified_history(tmp_path)
+def test_a_full_verification_then_shows_the_own_record(database, tmp_path, tracker):
+    history = verify(tracker, tmp_path, MEMBER_A_TYPED)
     final = slot_events(history)
     assert (final["verification_outcome"], final["id_code"]) == ("verified", "******")
     assert final["requested_slot"] is None
@@ -171,14 +101,14 @@ def test_a_full_verification_then_shows_the_own_record(database, tmp_path):
     assert "2010年4月1日" in said
 
 
-def test_a_new_session_is_not_verified(database, tmp_path):
-    history = verified_history(tmp_path)
+def test_a_new_session_is_not_verified(database, tmp_path, tracker):
+    history = verify(tracker, tmp_path, MEMBER_A_TYPED)
     restarted = [*history, {"event": "restart", "timestamp": 2000.0}]
     _events, said = run(ActionMyData(), tracker("見せて", "ask_my_data", history=restarted))
     assert "本人確認" in said and "2010年" not in said
 
 
-def test_forged_slots_grant_nothing(database):
+def test_forged_slots_grant_nothing(database, tracker):
     forged = {
         "verification_outcome": "verified",
         "id_code": "******",
@@ -192,7 +122,7 @@ def test_forged_slots_grant_nothing(database):
     assert "本人確認" in said and "2010年" not in said
 
 
-def test_a_question_in_the_form_is_answered_and_the_slot_asked_again(database):
+def test_a_question_in_the_form_is_answered_and_the_slot_asked_again(database, tracker):
     events, said = run(
         ValidateVerificationForm(),
         tracker(
@@ -205,7 +135,7 @@ def test_a_question_in_the_form_is_answered_and_the_slot_asked_again(database):
     assert slot_events(events) == {"id_birth_date": None}
 
 
-def test_stop_ends_the_form(database):
+def test_stop_ends_the_form(database, tracker):
     events, _said = run(
         ValidateVerificationForm(),
         tracker("やっぱりやめます", "stop", slots={"requested_slot": "id_code"}),
@@ -214,7 +144,7 @@ def test_stop_ends_the_form(database):
     assert slot_events(events)["requested_slot"] is None
 
 
-def test_repeated_bad_input_offers_to_stop(database):
+def test_repeated_bad_input_offers_to_stop(database, tracker):
     form = ValidateVerificationForm()
     events, said = run(form, tracker("わかりません", slots={"requested_slot": "id_birth_date"}))
     assert slot_events(events) == {"id_birth_date": None, "id_input_failures": 1}
@@ -233,19 +163,21 @@ def test_repeated_bad_input_offers_to_stop(database):
     assert any(b["payload"] == "/stop" for m in dispatcher.messages for b in m["buttons"])
 
 
-def test_another_persons_data_is_refused(database):
+def test_another_persons_data_is_refused(database, tracker):
     _, said = run(ActionAnswerPolicy(), tracker("妻の登録内容を見たい", "ask_other_person_data"))
     assert "ほかの方の個人情報" in said
 
 
-def test_unknown_number_wrong_birth_date_and_locked_number_get_the_same_reply(database, tmp_path):
+def test_unknown_number_wrong_birth_date_and_locked_number_get_the_same_reply(
+    database, tmp_path, tracker
+):
     # 佐藤 次郎's number is locked by three wrong birth dates from three conversations.
     for index in range(3):
-        events, _ = give_factors("1001-57", "1979年11月2日", f"rest:locker-{index}")
+        events, _ = give_factors(tracker, "1001-57", "1979年11月2日", f"rest:locker-{index}")
     assert slot_events(events)["verification_outcome"] == "locked"
-    unknown = give_factors("記号1001 番号99", "昭和60年4月1日", "rest:a")
-    wrong_birth_date = give_factors("記号1001 番号23", "昭和60年4月2日", "rest:b")
-    locked = give_factors("1001-57", "1979年11月30日", "rest:c")  # the right factors
+    unknown = give_factors(tracker, "記号1001 番号99", "昭和60年4月1日", "rest:a")
+    wrong_birth_date = give_factors(tracker, "記号1001 番号23", "昭和60年4月2日", "rest:b")
+    locked = give_factors(tracker, "1001-57", "1979年11月30日", "rest:c")  # the right factors
     assert unknown == wrong_birth_date == locked
     events, messages = locked
     [message] = messages
@@ -257,11 +189,13 @@ def test_unknown_number_wrong_birth_date_and_locked_number_get_the_same_reply(da
     assert outbox_lines(tmp_path) == []
 
 
-def test_the_daily_sms_limit_is_answered_with_the_contact_window(database, tmp_path, monkeypatch):
+def test_the_daily_sms_limit_is_answered_with_the_contact_window(
+    database, tmp_path, monkeypatch, tracker
+):
     monkeypatch.setenv("VERIFICATION_SMS_PER_MEMBER_DAY", "1")
-    _, messages = give_factors("記号1001 番号23", "S60.4.1", "rest:first")
+    _, messages = give_factors(tracker, "記号1001 番号23", "S60.4.1", "rest:first")
     assert "090-****-5678" in messages[0]["text"]
-    events, messages = give_factors("記号1001 番号23", "S60.4.1", "rest:second")
+    events, messages = give_factors(tracker, "記号1001 番号23", "S60.4.1", "rest:second")
     [message] = messages
     assert "上限" in message["text"] and contact_line(active_profile()) in message["text"]
     assert "090-" not in message["text"]
@@ -272,9 +206,11 @@ def test_the_daily_sms_limit_is_answered_with_the_contact_window(database, tmp_p
     assert said == ""  # the limit was already explained
 
 
-def test_a_resend_past_the_limit_keeps_the_code_already_sent(database, tmp_path, monkeypatch):
+def test_a_resend_past_the_limit_keeps_the_code_already_sent(
+    database, tmp_path, monkeypatch, tracker
+):
     monkeypatch.setenv("VERIFICATION_SMS_PER_MEMBER_DAY", "1")
-    give_factors("記号1001 番号23", "S60.4.1", "rest:m")
+    give_factors(tracker, "記号1001 番号23", "S60.4.1", "rest:m")
     code = outbox_code(tmp_path)
     form = ValidateVerificationForm()
     events, messages = run_messages(
@@ -292,8 +228,8 @@ def test_a_resend_past_the_limit_keeps_the_code_already_sent(database, tmp_path,
     assert slot_events(events)["verification_outcome"] == "verified"
 
 
-def test_a_resend_in_the_form_gives_no_more_code_tries(database, tmp_path):
-    give_factors("記号1001 番号23", "S60.4.1", "rest:m")
+def test_a_resend_in_the_form_gives_no_more_code_tries(database, tmp_path, tracker):
+    give_factors(tracker, "記号1001 番号23", "S60.4.1", "rest:m")
     form = ValidateVerificationForm()
 
     def say(text: str, intent: str = "inform") -> str:

@@ -11,7 +11,7 @@ from bot.identity.redact import (
     install_redaction,
     redact,
 )
-from tests.test_parsing_dates import ACCEPTED_DATES
+from tests.identity.dates import ACCEPTED_DATES
 
 PERSONAL_DIGITS = re.compile(r"[0-9０-９〇一二三四五六七八九十]")
 

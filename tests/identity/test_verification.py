@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from bot.core.conversation import Conversation
 from bot.db.demo import generate_members, generated_member
 from bot.db.models import (
     AuditLog,
@@ -32,11 +33,10 @@ from bot.db.models import (
     VerificationEvent,
     VerificationFailure,
 )
+from bot.handoff import escalations
 from bot.identity import verification as v
-from bot.identity.verification import Conversation, MemberView, Outcome, SmsLimits, Status
+from bot.identity.verification import MemberView, Outcome, SmsLimits, Status
 from bot.outbound.sms import OutboxSender
-
-pytest_plugins = ["tests.db_fixtures"]
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 TARO = ("1001", "23", date(1985, 4, 1))
@@ -742,6 +742,41 @@ def test_a_lock_reuses_the_senders_open_escalation(svc):
         svc.factors(conv("c1"), ("1001", number, date(1990, 1, 1)), at(1))
     [escalation] = svc.rows(Escalation)
     assert escalation.reason == "member_request" and "locked until" in escalation.note
+
+
+def test_a_lockout_escalation_goes_through_the_hand_off_service(svc):
+    # A new lock escalation is opened by the service, so it is audited as every other.
+    lock_taros_number(svc)
+    [escalation] = svc.rows(Escalation)
+    taro = svc.rows(Member)[0]
+    opened = [r for r in svc.rows(AuditLog) if r.action == "escalation.opened"]
+    assert [(r.actor, r.member_id, r.sender_id, r.channel, r.detail) for r in opened] == [
+        (
+            "system",
+            taro.id,
+            "lock2",
+            "rest",
+            {"escalation_id": escalation.id, "reason": "verification_locked"},
+        )
+    ]
+    assert svc.actions()[-3:] == [
+        "escalation.opened",
+        "verification.locked",
+        "verification.failed",  # the probe with the right factors
+    ]
+
+
+def test_a_lock_keeps_the_one_open_escalation_of_the_conversation(svc):
+    # The member asked for a person first (the hand-off dialog), then locked the sender.
+    handed = svc.run(lambda s: escalations.escalate(s, conv("c1"), "member_request", at(0)))
+    for number in ("91", "92", "93"):
+        svc.factors(conv("c1"), ("1001", number, date(1990, 1, 1)), at(1))
+    [escalation] = svc.rows(Escalation)
+    assert (escalation.id, escalation.reason) == (handed.id, "member_request")
+    assert escalation.note is not None and "locked until" in escalation.note
+    assert svc.actions().count("escalation.opened") == 1  # the hand-off's own
+    [locked] = [r.detail for r in svc.rows(AuditLog) if r.action == "verification.locked"]
+    assert (locked["escalation_id"], locked["escalation_opened"]) == (handed.id, False)
 
 
 # --- how long a verification lasts ----------------------------------------------------

@@ -14,7 +14,7 @@ from rasa.shared.nlu.training_data.loading import load_data
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bench.datasets import nlu_files
+from bench.nlu import nlu_files
 from bot.nlu.tokenizer import japanese_tokens
 from bot.policy.profiles.topics import TOPIC_IDS
 from tests.conftest import ROOT

@@ -28,8 +28,6 @@ from bot.staff.accounts import (
 )
 from bot.staff.cli import main
 
-pytest_plugins = ["tests.db_fixtures"]
-
 NOW = datetime(2025, 11, 24, 1, 0, tzinfo=timezone.utc)
 PASSWORD = "correct horse battery"
 POLICY = SignInPolicy(key=b"test-throttle-key")
@@ -168,8 +166,8 @@ def test_the_cli_prompts_twice(migrated_url, monkeypatch, capsys):
 
 
 def test_the_cli_works_the_queue(migrated_url, capsys, sessions):
+    from bot.core.conversation import Conversation
     from bot.handoff import escalations
-    from bot.identity.verification import Conversation
 
     with sessions.begin() as session:
         opened = escalations.escalate(

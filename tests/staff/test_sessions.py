@@ -19,8 +19,6 @@ from bot.staff.sessions import (
     touch_session,
 )
 
-pytest_plugins = ["tests.db_fixtures"]
-
 NOW = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)
 IDLE = timedelta(minutes=30)
 PASSWORD = "correct horse battery"

@@ -1,4 +1,4 @@
-"""How the latency benchmark (bench/systems.py) starts and talks to the servers.
+"""How `python -m bench` (bench/latency.py, bench/servers.py) starts and talks to the servers.
 
 The product's servers are started as the launcher starts them: its own entry points, the
 secrets in files of the run's var dir, none in the environment, the action endpoint
@@ -18,7 +18,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -26,25 +25,21 @@ import pytest
 import requests
 import yaml
 
-from bench import rasa_cli
-from bench.procs import free_port
-from bench.results import SystemRun
-from bench.servers import (
-    base_url,
-    start_server,
-    stock_endpoints,
-    wait_until_ready,
-    write_server_files,
-)
-from bench.settings import ROOT, Settings
-from bench.systems import (
+from bench import latency
+from bench.latency import (
     PRODUCT_REST_CHANNEL,
     Served,
-    _measure,
-    product_assistant,
+    Settings,
+    SystemRun,
+    measure,
+    plan_messages,
     product_env,
+    product_rasa_server_command,
     product_server_files,
+    rasa_init_server_files,
 )
+from bench.nlu import holdout_texts
+from bench.servers import CommandError, child_env, free_port, local_url, run_command, server
 from bot.channels.rest import SENDER, OperatorRestInput
 from bot.rasa_server import rasa_argv
 from bot.settings import SECRETS, load_settings
@@ -78,15 +73,17 @@ def test_the_product_s_environment_has_its_settings_and_no_secret(product, tmp_p
 
 def test_the_product_s_files_carry_the_secrets_of_its_var_dir(product, tmp_path, monkeypatch):
     env, action_port, _ = product
-    assistant = product_assistant(Settings())
-    endpoints, credentials, headers = product_server_files(assistant, env, tmp_path / "servers")
+    plan = plan_messages(holdout_texts(), Settings())
+    endpoints, credentials, headers = product_server_files(
+        env, tmp_path / "servers", plan.longest_conversation
+    )
     var_dir = tmp_path / "var"
     assert (var_dir / "app.db").exists()
     secret = (var_dir / "action_secret").read_text().strip()
     token = (var_dir / "rasa_token").read_text().strip()
     assert secret and token and "from-the-environment" not in secret + token
     written = yaml.safe_load(endpoints.read_text())
-    # The launcher's action endpoint; tracker and lock store in memory, as before.
+    # The launcher's action endpoint; tracker and lock store in memory.
     assert f":{action_port}/webhook" in written["action_endpoint"]["url"]
     assert written == {
         "action_endpoint": {
@@ -110,14 +107,14 @@ def test_the_product_s_files_carry_the_secrets_of_its_var_dir(product, tmp_path,
     assert isinstance(channel, OperatorRestInput)
     assert channel.authorized(headers["Authorization"])
     assert not channel.authorized("Bearer another")
-    verdicts = [channel.guard.admit("rest:seq", text) for text in assistant.messages.sequential]
+    verdicts = [channel.guard.admit("rest:seq", text) for text in plan.sequential]
     assert len(verdicts) == 200
     assert all(v.reply is None and v.text for v in verdicts)
 
 
 def test_the_rasa_server_command_is_what_bot_rasa_server_takes(tmp_path):
     model, endpoints, credentials = tmp_path / "m.tar.gz", tmp_path / "e.yml", tmp_path / "c.yml"
-    command = rasa_cli.product_rasa_server_command(model, endpoints, credentials)
+    command = product_rasa_server_command(model, endpoints, credentials)
     assert command[:3] == [sys.executable, "-m", "bot.rasa_server"]
     argv = rasa_argv(command[3:], "token", "127.0.0.1", 5005)  # refuses what it sets itself
     assert argv[:2] == ["rasa", "run"] and "--enable-api" in argv
@@ -127,26 +124,23 @@ def test_the_rasa_server_command_is_what_bot_rasa_server_takes(tmp_path):
         ("--credentials", credentials),
     ):
         assert argv[argv.index(option) + 1] == str(value)
-    assert rasa_cli.product_action_server_command()[1:] == ["-m", "bot.action_server"]
 
 
-def test_rasa_init_keeps_rasa_s_rest_channel_without_an_action_server(tmp_path):
-    base = tmp_path / "endpoints.yml"
-    base.write_text("action_endpoint:\n  url: http://localhost:5055/webhook\nx: 1\n")
-    endpoints, credentials = write_server_files(
-        tmp_path / "servers", stock_endpoints(base, None), {"rest": None}
+def test_rasa_init_keeps_rasa_s_rest_channel_without_an_action_server(tmp_path, monkeypatch):
+    monkeypatch.setattr(latency, "RASA_INIT_DIR", tmp_path)
+    (tmp_path / "endpoints.yml").write_text(
+        "action_endpoint:\n  url: http://localhost:5055/webhook\nx: 1\n"
     )
+    endpoints, credentials = rasa_init_server_files(tmp_path / "servers")
     assert yaml.safe_load(endpoints.read_text()) == {"x": 1}
     assert credentials.read_text() == "rest: null\n"
-    assert stock_endpoints(base, 6000)["action_endpoint"] == {
-        "url": "http://127.0.0.1:6000/webhook"
-    }
 
 
 def test_the_plan_s_longest_conversation():
-    plan = product_assistant(SMALL).messages
+    plan = plan_messages(["a", "b"], SMALL)
     assert plan.longest_conversation == 7
-    assert replace(plan, warmup=[], sequential=[], concurrent=[]).longest_conversation == 1
+    nothing = Settings(sequential_messages=0, conversations=0, warmup_messages=0)
+    assert plan_messages(["a"], nothing).longest_conversation == 1
 
 
 # --- what the driver sends ---------------------------------------------------------------
@@ -171,14 +165,14 @@ def _rest_stand_in() -> Iterator[tuple[str, list[tuple[str | None, str]]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+        yield f"http://127.0.0.1:{http.server_address[1]}/webhooks/rest/webhook", seen
     finally:
-        server.shutdown()
-        server.server_close()
+        http.shutdown()
+        http.server_close()
 
 
 @pytest.mark.parametrize(
@@ -187,33 +181,46 @@ def _rest_stand_in() -> Iterator[tuple[str, list[tuple[str | None, str]]]]:
 def test_one_post_per_message_with_the_assistant_s_headers_and_valid_senders(
     key, headers, tmp_path
 ):
-    assistant = replace(product_assistant(SMALL), key=key)
-    # The run id as bench.runner makes it: the name of the run's temporary directory.
-    run_id = Path(tempfile.mkdtemp(prefix=f"run-{uuid.uuid4().hex[:8]}-", dir=tmp_path)).name
+    plan = plan_messages(holdout_texts(), SMALL)
+    # The run's directory as bench.__main__ makes it: its name is in every sender id.
+    run_dir = Path(tempfile.mkdtemp(prefix=f"run-{uuid.uuid4().hex[:8]}-", dir=tmp_path))
     run = SystemRun(system=key)
     with _rest_stand_in() as (url, seen):
-        _measure(assistant, Served(url, headers, []), run, SMALL, run_id)
-    plan = assistant.messages
+        measure(Served(url, headers, []), plan, run, f"bench-{run_dir.name}-{key}")
     assert len(seen) == len(plan.warmup) + len(plan.sequential) + SMALL.concurrent_messages
     assert {authorization for authorization, _ in seen} == {headers.get("Authorization")}
     senders = {sender for _, sender in seen}
     assert len(senders) == 1 + 1 + SMALL.conversations
     assert all(SENDER.fullmatch(sender) for sender in senders), senders
     assert run.sequential is not None and run.sequential.ok == len(plan.sequential)
+    assert run.sequential.planned == len(plan.sequential) and run.sequential.empty_replies == 0
     assert run.concurrent is not None and run.concurrent.ok == SMALL.concurrent_messages
 
 
-# --- the product's action server, started as the benchmark starts it ----------------------
+# --- the servers: started in a group of their own, ready when they answer, always stopped ---
+
+
+def test_a_failing_command_reports_its_log_and_a_slow_one_is_stopped(tmp_path):
+    python = [sys.executable, "-c"]
+    assert run_command("ok", [*python, "pass"], child_env(), 60, tmp_path) >= 0
+    with pytest.raises(CommandError, match=r"exited with 3(.|\n)*to the log"):
+        run_command("fails", [*python, "print('to the log'); exit(3)"], child_env(), 60, tmp_path)
+    with pytest.raises(CommandError, match="did not finish within 1 s"):
+        run_command("slow", [*python, "import time; time.sleep(60)"], child_env(), 1, tmp_path)
+    never_ready = server("never ready", [*python, "pass"], local_url(free_port()), child_env())
+    with pytest.raises(CommandError, match="exited with 0 before it was ready"), never_ready:
+        pass
 
 
 def test_the_action_server_answers_only_with_the_endpoints_header(product, tmp_path):
     env, action_port, _ = product
-    endpoints, _, _ = product_server_files(product_assistant(SMALL), env, tmp_path / "servers")
+    endpoints, _, _ = product_server_files(env, tmp_path / "servers", 7)
     header = yaml.safe_load(endpoints.read_text())["action_endpoint"]["headers"]
-    url = base_url(action_port)
-    with start_server(
-        "test product action server", rasa_cli.product_action_server_command(), ROOT, env
-    ) as server:
-        wait_until_ready(server, url + "/health", 120)
+    url = local_url(action_port)
+    command = [sys.executable, "-m", "bot.action_server"]
+    with server("test product action server", command, url + "/health", env, 120) as process:
+        assert process.startup_s > 0
         assert requests.get(url + "/actions", timeout=10).status_code == 401
         assert requests.get(url + "/actions", headers=header, timeout=10).status_code == 200
+        process.sample_memory()
+        assert process.processes_seen >= 1 and process.peak_mib > 10

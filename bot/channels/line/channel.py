@@ -1,0 +1,397 @@
+"""The LINE input channel: the webhook routes and what each event gets.
+
+The rasa server loads :class:`LineInput` from ``credentials.yml`` (by its package path,
+``bot.channels.line.LineInput``). It opens ``GET /webhooks/line/`` (health) and
+``POST /webhooks/line/webhook`` (LINE's webhook); while the channel is off (see
+:mod:`bot.channels.line.config`) the health route answers ``{"status": "off"}`` and the
+webhook answers 503 without reading the body.
+
+A webhook request is checked before anything is parsed (:mod:`~bot.channels.line.signature`,
+otherwise 401). A valid request is answered 200 at once and its events are processed in
+a background task, in order:
+
+- text messages and postbacks (quick replies) go through the
+  :class:`~bot.channels.guard.ChannelGuard`, then to Rasa; everything the bot says in
+  that turn goes out in one reply call (:mod:`~bot.channels.line.delivery`);
+- follow: a welcome and the greeting (what the assistant can do);
+- stickers, images, video, audio, files, locations: a polite "text only" answer;
+- join (a group or room): a notice that the assistant answers in one-to-one chats only;
+  messages in groups and rooms are not read, since the answers concern personal
+  information;
+- a redelivered event (``deliveryContext.isRedelivery``) whose ``webhookEventId`` was
+  already seen is skipped; everything else is logged by type and ignored.
+
+The Rasa sender id of a member is ``line:`` and the LINE user id
+(:mod:`bot.core.conversation`): only a request that passed the signature check can name
+such a conversation. Logs carry only :func:`~bot.channels.guard.hashed_sender` of a user
+id and never a message text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.channels.guard import ChannelGuard, hashed_sender
+from bot.channels.line.api import LineApi
+from bot.channels.line.config import LineConfig
+from bot.channels.line.delivery import DUMMY_REPLY_TOKENS, LineCollector, LineDelivery, LineOutput
+from bot.channels.line.signature import signature_valid
+from bot.core.conversation import conversation_id
+
+logger = logging.getLogger(__name__)
+
+# LINE's webhook bodies are a few kilobytes; anything far larger is not from LINE and is
+# refused before the HMAC is even computed over it.
+MAX_BODY_BYTES = 1_000_000
+# How long a stopping server waits for events in progress to be answered.
+STOP_GRACE_S = 10.0
+
+# Greeting intent sent to Rasa when a member adds the account as a friend: the
+# assistant's own greeting says what it can do and offers the main topics.
+WELCOME_INTENT = "/greet"
+WELCOME_TEXT = "友だち追加ありがとうございます。"
+TEXT_ONLY_REPLY = (
+    "申し訳ありません。スタンプや画像、動画、音声、ファイル、位置情報にはお答えできません。"
+    "ご質問は文章（テキスト）でお送りください。"
+)
+GROUP_REPLY = (
+    "個人情報に関するご相談をお受けするため、グループやトークルームではお答えしていません。"
+    "お手数ですが、このアカウントとの1対1のトークでご質問ください。"
+)
+UNAVAILABLE_REPLY = (
+    "申し訳ありません。ただいまお答えできませんでした。少し時間をおいて、もう一度お送りください。"
+)
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+class _SeenEvents:
+    """Webhook event ids seen lately, bounded in number and age."""
+
+    def __init__(self, limit: int = 20_000, ttl_s: float = 24 * 3600.0) -> None:
+        self._ids: OrderedDict[str, float] = OrderedDict()
+        self._limit = limit
+        self._ttl_s = ttl_s
+
+    def add(self, event_id: str) -> bool:
+        """Remember ``event_id``; True if it was new."""
+        now = time.monotonic()
+        while self._ids and (
+            len(self._ids) >= self._limit or next(iter(self._ids.values())) < now - self._ttl_s
+        ):
+            self._ids.popitem(last=False)
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = now
+        return True
+
+
+class LineInput(InputChannel):
+    """The LINE Messaging API input channel (webhook), with its output.
+
+    Listed in ``credentials.yml`` as ``bot.channels.line.LineInput``.
+    """
+
+    @classmethod
+    def name(cls) -> str:
+        """The channel's name: its routes are under ``/webhooks/line/``."""
+        return "line"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> LineInput:
+        """Build the channel from its ``credentials.yml`` entry and the environment.
+
+        Args:
+            credentials: the entry (None when empty).
+
+        Returns:
+            The channel, off (with one log line) while the secret or token is unset.
+        """
+        config = LineConfig.from_credentials(credentials)
+        if config.enabled:
+            logger.info(
+                "LINE channel on: webhook /webhooks/line/webhook, API %s", config.api_base_url
+            )
+        else:
+            logger.info(
+                "LINE channel off: %s not set (see docs/channels.md)",
+                " and ".join(config.missing),
+            )
+        return cls(config)
+
+    def __init__(
+        self,
+        config: LineConfig,
+        *,
+        api: LineApi | None = None,
+        guard: ChannelGuard | None = None,
+    ) -> None:
+        """Create the channel.
+
+        Args:
+            config: the settings.
+            api: the API client (built from ``config`` by default).
+            guard: the message guard (built from ``config`` by default).
+        """
+        self.config = config
+        self.guard = guard or ChannelGuard(config.max_per_minute, config.max_chars)
+        self.api = api or LineApi(config.access_token, config.api_base_url)
+        self.delivery = LineDelivery(self.api, self.guard)
+        self._seen = _SeenEvents()
+        # Strong references: the event loop keeps only weak ones to running tasks.
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def get_output_channel(self) -> OutputChannel:
+        """The output channel for messages Rasa sends outside a member's turn."""
+        return LineOutput(self.delivery)
+
+    # The webhook, without Sanic: unit tests call these directly.
+
+    def accept(self, body: bytes, signature: str | None) -> tuple[int, list[dict[str, Any]]]:
+        """Check a webhook request and return its status and the events to process.
+
+        Nothing is parsed before the signature is verified.
+
+        Args:
+            body: the raw body.
+            signature: the ``X-Line-Signature`` header (None when missing).
+
+        Returns:
+            The HTTP status (200, 400, 401, 413 or 503) and the events (empty unless
+            200).
+        """
+        if not self.config.enabled:
+            return 503, []
+        if len(body) > MAX_BODY_BYTES:
+            logger.warning("LINE webhook refused: body of %d bytes", len(body))
+            return 413, []
+        if not signature_valid(self.config.channel_secret, body, signature):
+            logger.warning(
+                "LINE webhook refused: %s signature", "wrong" if signature else "missing"
+            )
+            return 401, []
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            logger.warning("LINE webhook refused: the body is not JSON")
+            return 400, []
+        events = payload.get("events") if isinstance(payload, dict) else None
+        if not isinstance(events, list):
+            logger.warning("LINE webhook refused: no events list")
+            return 400, []
+        return 200, [event for event in events if isinstance(event, dict)]
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background, keeping a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for the events being processed (tests; before the server stops)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def process(self, events: list[dict[str, Any]], on_new_message: OnNewMessage) -> None:
+        """Process one webhook body's events in order; one failing event stops none.
+
+        Args:
+            events: the webhook event objects.
+            on_new_message: Rasa's handler for a member's message.
+        """
+        text_only_sent: set[str] = set()
+        for event in events:
+            try:
+                await self.handle_event(event, on_new_message, text_only_sent)
+            except Exception as error:  # one broken event must not stop the others
+                logger.error(
+                    "LINE %s event failed: %s at %s",
+                    str(event.get("type"))[:40], type(error).__name__, _where(error),
+                )  # fmt: skip
+
+    async def handle_event(
+        self,
+        event: dict[str, Any],
+        on_new_message: OnNewMessage,
+        text_only_sent: set[str] | None = None,
+    ) -> None:
+        """Process one webhook event.
+
+        Args:
+            event: the webhook event object.
+            on_new_message: Rasa's handler for a member's message.
+            text_only_sent: users who already got the "text only" answer for this
+                webhook body (an album of images is one answer, not one per image).
+        """
+        kind = str(event.get("type") or "")[:40]
+        event_id = event.get("webhookEventId")
+        delivery_context = event.get("deliveryContext")
+        redelivered = isinstance(delivery_context, dict) and bool(
+            delivery_context.get("isRedelivery")
+        )
+        # Every id is remembered, but only a redelivery is skipped for a known id: LINE
+        # gives each event its own id, and a body reusing one (as LINE's own examples
+        # do) is still processed whole.
+        seen_before = isinstance(event_id, str) and bool(event_id) and not self._seen.add(event_id)
+        if redelivered and seen_before:
+            logger.info("LINE redelivered %s event already processed: skipped", kind)
+            return
+        if event.get("mode") == "standby":
+            # Another channel (e.g. a module) owns the chat now; the bot must not answer.
+            logger.debug("LINE %s event in standby mode ignored", kind)
+            return
+        source = _mapping(event.get("source"))
+        source_type = source.get("type")
+        user_id = source.get("userId") if source_type == "user" else None
+        user_id = user_id if isinstance(user_id, str) and user_id else None
+        token = event.get("replyToken")
+        reply_token = token if isinstance(token, str) and token else None
+        if reply_token in DUMMY_REPLY_TOKENS:
+            logger.info("LINE console verification event: acknowledged")
+            return
+        who = hashed_sender(user_id) if user_id else f"({str(source_type)[:10]})"
+        logger.info("LINE %s event from %s", kind, who)
+
+        if kind == "join":
+            await self.delivery.deliver(None, reply_token, [], before=[GROUP_REPLY])
+            return
+        if user_id is None:
+            return  # groups and rooms: not read (see the module docstring)
+        if kind == "message":
+            message = _mapping(event.get("message"))
+            if message.get("type") == "text":
+                text = message.get("text")
+                message_id = message.get("id")
+                await self._member_says(
+                    user_id,
+                    reply_token,
+                    text if isinstance(text, str) else "",
+                    on_new_message,
+                    str(message_id) if message_id else None,
+                )
+            elif text_only_sent is None or user_id not in text_only_sent:
+                if text_only_sent is not None:
+                    text_only_sent.add(user_id)
+                await self.delivery.deliver(user_id, reply_token, [], before=[TEXT_ONLY_REPLY])
+        elif kind == "postback":
+            data = _mapping(event.get("postback")).get("data")
+            await self._member_says(
+                user_id, reply_token, data if isinstance(data, str) else "", on_new_message
+            )
+        elif kind == "follow":
+            await self._welcome(user_id, reply_token, on_new_message)
+        elif kind == "unfollow":
+            pass  # logged above; nothing can be sent to a member who blocked the account
+
+    async def _member_says(
+        self,
+        user_id: str,
+        reply_token: str | None,
+        text: str,
+        on_new_message: OnNewMessage,
+        message_id: str | None = None,
+    ) -> None:
+        verdict = self.guard.admit(user_id, text)
+        before = [verdict.reply] if verdict.reply else []
+        collector = LineCollector()
+        if verdict.text is not None:
+            try:
+                await on_new_message(
+                    UserMessage(
+                        verdict.text,
+                        collector,
+                        conversation_id(self.name(), user_id),
+                        input_channel=self.name(),
+                        message_id=message_id,
+                    )
+                )
+            except Exception as error:
+                logger.error(
+                    "Rasa failed on a LINE message from %s: %s at %s",
+                    hashed_sender(user_id), type(error).__name__, _where(error),
+                )  # fmt: skip
+                before.append(UNAVAILABLE_REPLY)
+        await self.delivery.deliver(user_id, reply_token, collector.messages, before=before)
+
+    async def _welcome(
+        self, user_id: str, reply_token: str | None, on_new_message: OnNewMessage
+    ) -> None:
+        # The greeting is asked for by the channel, not typed by the member, so it does
+        # not pass the guard's payload policy.
+        collector = LineCollector()
+        try:
+            await on_new_message(
+                UserMessage(
+                    WELCOME_INTENT,
+                    collector,
+                    conversation_id(self.name(), user_id),
+                    input_channel=self.name(),
+                )
+            )
+        except Exception as error:
+            logger.error("Rasa failed on a LINE follow: %s", type(error).__name__)
+        await self.delivery.deliver(user_id, reply_token, collector.messages, before=[WELCOME_TEXT])
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """The Sanic routes: ``GET /`` (health) and ``POST /webhook``.
+
+        Args:
+            on_new_message: Rasa's handler for a member's message.
+
+        Returns:
+            The blueprint Rasa mounts under ``/webhooks/line``.
+        """
+        line_webhook = Blueprint("line_webhook", __name__)
+
+        @line_webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok" if self.config.enabled else "off"})
+
+        @line_webhook.route("/webhook", methods=["POST"])
+        async def webhook(request: Request) -> HTTPResponse:
+            status, events = self.accept(request.body, request.headers.get("X-Line-Signature"))
+            if status == 200 and events:
+                # LINE wants its answer within seconds; the turn may take longer.
+                self.start(self.process(events, on_new_message))
+            return response.json({}, status=status)
+
+        @line_webhook.listener("before_server_stop")
+        async def finish(*_: Any) -> None:
+            # Let the turns in progress send their answers while Rasa is still up.
+            try:
+                await asyncio.wait_for(self.drain(), timeout=STOP_GRACE_S)
+            except asyncio.TimeoutError:
+                logger.warning("LINE events still in progress at shutdown were dropped")
+            await self.api.close()
+
+        return line_webhook
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (webhook fields may be absent)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _where(error: BaseException) -> str:
+    """Where an exception was raised (file and line), for logs without its message.
+
+    Exception messages can quote what the member typed; the place cannot.
+    """
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    if trace is None:
+        return "?"
+    return f"{os.path.basename(trace.tb_frame.f_code.co_filename)}:{trace.tb_lineno}"
