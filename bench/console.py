@@ -88,7 +88,8 @@ def query_plans(seeded: Seeded, now: datetime) -> dict[str, list[str]]:
     Returns:
         Per page key, the plan lines (``Index Scan ...``, ``SEARCH ... USING INDEX ...``).
     """
-    from bot.console.escalations import LINES_PER_PAGE, PAGE_SIZE, queue_page
+    from bot.console.escalations import LINES_PER_PAGE
+    from bot.handoff.queue import PAGE_SIZE, queue_page
     from bot.handoff.transcripts import read_transcript
 
     app = sa.create_engine(seeded.url, future=True)
@@ -226,7 +227,7 @@ def pages_of(seeded: Seeded) -> list[Page]:
     The queue shows the waiting escalations oldest first, then those in progress, so
     its last page ends with the long conversation's (the newest in progress).
     """
-    from bot.console.escalations import PAGE_SIZE
+    from bot.handoff.queue import PAGE_SIZE
 
     last_page = max(1, math.ceil(seeded.open_count / PAGE_SIZE))
     long = f"/escalations/{seeded.long_id}"

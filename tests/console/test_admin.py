@@ -18,8 +18,6 @@ from bot.staff.accounts import SignInPolicy, authenticate
 from bot.staff.cli import main as cli_main
 from tests.console_fixtures import PASSWORD, RunningConsole
 
-pytest_plugins = ["tests.db_fixtures", "tests.console_fixtures"]
-
 FAILED = "サインインできませんでした。"
 NEW = "a brand new passphrase"
 

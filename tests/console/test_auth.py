@@ -32,8 +32,6 @@ from tests.console_fixtures import (
     text_of,
 )
 
-pytest_plugins = ["tests.db_fixtures", "tests.console_fixtures"]
-
 FAILED = "サインインできませんでした。名前とパスワードをご確認ください。"
 
 

@@ -16,10 +16,8 @@ import pytest
 
 from bot.cases import move_case
 from bot.cases.types import CaseStatus, CaseType
-from tests.cases.test_service import OSAKA, T0, Desk
+from tests.cases.desk import OSAKA, T0, Desk
 from tests.console_fixtures import RunningConsole, Staff
-
-pytest_plugins = ["tests.db_fixtures", "tests.console_fixtures"]
 
 S = CaseStatus
 

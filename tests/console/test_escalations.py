@@ -34,8 +34,6 @@ from bot.handoff import escalations
 from bot.launcher import tracker_store_config
 from tests.console_fixtures import RunningConsole, Staff, text_of
 
-pytest_plugins = ["tests.db_fixtures", "tests.console_fixtures"]
-
 SENDER = "member-line-1"
 PHONE = "090-1234-5678"
 BIRTH = "1985年4月1日"

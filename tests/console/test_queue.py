@@ -18,8 +18,6 @@ from bot.handoff.queue import queue_ids_statement
 from tests.console_fixtures import RunningConsole, Staff
 from tests.db_fixtures import backend_of
 
-pytest_plugins = ["tests.db_fixtures", "tests.console_fixtures"]
-
 REASONS = {
     "member_request": "担当者希望",
     "complaint": "苦情",
