@@ -213,6 +213,24 @@ def test_run_prints_the_console_and_how_to_create_a_staff_account(capsys, tmp_pa
     assert "スタッフ用コンソール: http://localhost:5002/" in out and "create-account" not in out
 
 
+def test_run_says_which_addresses_are_public_and_whether_rest_is_on(capsys, tmp_path):
+    settings = replace(load_settings({}), var_dir=tmp_path)
+    assistant = RunningAssistant(
+        "http://127.0.0.1:5005", "http://127.0.0.1:5055", "s3cr3t-t0ken", [], settings
+    )
+    _print_how_to_talk(settings, assistant)
+    out = capsys.readouterr().out
+    assert "公開アドレス:      なし（すべて 127.0.0.1 で待ち受け" in out
+    assert "REST:              無効" in out and "s3cr3t-t0ken" not in out
+    exposed = replace(settings, bind_host="0.0.0.0", rest_enabled=True)
+    _print_how_to_talk(exposed, assistant)
+    out = capsys.readouterr().out
+    assert "公開アドレス:      0.0.0.0 のポート 5005, 5055, 8080, 5002" in out
+    assert "ファイアウォールで閉じてください" in out
+    # The REST line names the token's file, never the token itself.
+    assert f"Bearer $(cat {tmp_path / 'rasa_token'})" in out and "s3cr3t-t0ken" not in out
+
+
 def test_has_staff_account_reads_the_app_database(migrated_url, tmp_path):
     settings = replace(load_settings({}), var_dir=tmp_path, database_url=migrated_url)
     assert not has_staff_account(settings)

@@ -37,7 +37,9 @@ class RasaApi:
         self.token = token
 
     def _conversation(self, sender_id: str, tail: str) -> str:
-        return f"{self.url}/conversations/{quote(sender_id, safe='')}/{tail}"
+        # The channel prefix's colon stays as it is: Sanic does not decode %3A in a path
+        # parameter, so a quoted one would name another conversation (rest%3A…).
+        return f"{self.url}/conversations/{quote(sender_id, safe=':@')}/{tail}"
 
     def _post(
         self, url: str, params: dict[str, str], body: dict[str, Any], timeout: float

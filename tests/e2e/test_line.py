@@ -342,19 +342,16 @@ def test_a_verified_line_conversation_cannot_be_entered_through_rest(
     assert "山田 花子 様" in line_says(line_assistant, stand_in, user, code.group())
     # ...and someone who learned the LINE user id asks through REST, even with the
     # operators' token, claiming to be LINE: it is another conversation, unverified.
-    for body in (
-        {"sender": user, "message": "自分の登録内容を確認したい"},
-        {"sender": user, "message": "自分の登録内容を確認したい", "input_channel": "line"},
-    ):
-        answer = requests.post(
-            line_assistant.rest_url, json=body, headers=line_assistant.rest_headers, timeout=60
-        )
-        texts = "\n".join(m.get("text", "") for m in answer.json())
-        assert "本人確認" in texts
-        assert "山田 花子" not in texts and "2010年4月1日" not in texts
+    body = {"sender": user, "message": "自分の登録内容を確認したい", "input_channel": "line"}
+    answer = requests.post(
+        line_assistant.rest_url, json=body, headers=line_assistant.rest_headers, timeout=60
+    )
+    texts = "\n".join(m.get("text", "") for m in answer.json())
+    assert "本人確認" in texts  # a new, unverified conversation: rest:<the LINE user id>
+    assert "山田 花子" not in texts and "2010年4月1日" not in texts
     status = requests.post(
         line_assistant.rest_url,
-        json={"sender": user, "message": "請求の状況を教えて"},
+        json={"sender": user, "message": "請求の状況を教えて", "input_channel": "line"},
         headers=line_assistant.rest_headers,
         timeout=60,
     )

@@ -274,3 +274,13 @@ def test_the_cli_replies_and_refuses(database, rasa, migrated_url, monkeypatch, 
     assert main([*base, "--text", " ", "--rasa-url", rasa.url]) == 2
     assert "空です" in capsys.readouterr().err
     assert stored(database) == [("tanaka", "お待たせしました", True)]
+
+
+def test_the_rasa_api_names_a_prefixed_conversation_as_it_is():
+    # Sanic does not decode %3A in a path parameter: a quoted colon would send the
+    # resume, pause or relay to another conversation (rest%3A…), leaving this one paused.
+    api = RasaApi("http://127.0.0.1:5005", "token")
+    assert api._conversation("line:U0abc", "execute") == (
+        "http://127.0.0.1:5005/conversations/line:U0abc/execute"
+    )
+    assert api._conversation("web:a/b", "tracker/events").endswith("/web:a%2Fb/tracker/events")

@@ -50,10 +50,9 @@ async function userTexts(page) {
 
 /** A bot message sent through Rasa's HTTP API to a conversation (web:<session id>). */
 async function sendAsBot(conversation, text) {
-  const url = new URL(
-    `/conversations/${encodeURIComponent(conversation)}/tracker/events`,
-    RASA_URL,
-  );
+  // The id goes in as it is: Rasa's server does not decode %3A in the path, so an
+  // encoded colon would name another conversation (web%3A…).
+  const url = new URL(`/conversations/${conversation}/tracker/events`, RASA_URL);
   url.searchParams.set("token", RASA_TOKEN);
   url.searchParams.set("output_channel", "socketio");
   url.searchParams.set("execute_side_effects", "true");
