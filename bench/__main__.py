@@ -167,7 +167,10 @@ def render(results: Results, found: list[Target]) -> str:
     lines += training.section(results.trainings)
     lines += latency.memory_section(list(results.systems.values()))
     status = {None: "n/a", True: "met", False: "not met"}
-    rows = [[t.name, num(t.value), t.goal, status[t.met], t.detail] for t in found]
+    rows = [
+        [target.name, num(target.value), target.goal, status[target.met], target.detail]
+        for target in found
+    ]
     lines += [
         "",
         "## 5. Targets",

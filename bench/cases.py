@@ -1,14 +1,13 @@
 """Formal-request cases at scale: ``python -m bench.cases``.
 
-Per backend (a SQLite file; PostgreSQL when reachable, see bench/databases.py) it builds
-two databases of the same ``--members`` generated members (the code path of ``python -m
-bot.db upgrade --generate N``): a baseline with ``--baseline-cases`` cases and a large one
-with ``--cases`` cases, bulk-loaded (``executemany`` in chunks on SQLite, ``COPY`` on
-PostgreSQL). On each it times, one transaction per call as the action server and the
-staff CLI make them:
+Per backend (a SQLite file; PostgreSQL when reachable) it builds two databases of the
+same ``--members`` generated members (as ``python -m bot.db upgrade --generate N``
+does): a baseline with ``--baseline-cases`` cases and a large one with ``--cases``
+cases, bulk-loaded. On each it times, one transaction per call as the action server and
+the staff CLI make them:
 
-- ``confirm``: ``confirm_draft`` of a prepared disclosure draft (the whole draft -> case
-  unit of work: locks, duplicate check, case number, case, history, audit);
+- ``confirm``: ``confirm_draft`` of a prepared disclosure draft (locks, duplicate
+  check, case number, case, history, audit);
 - ``member_cases``: the case list (newest first, audited) of a random member who has
   cases (in the baseline about 1 case each, in the large one about ``cases/members``);
 - ``list_cases``: the staff work list's first page (open cases by due date, audited).
@@ -21,8 +20,6 @@ last 60 days are open.
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 import re
 import tempfile
@@ -35,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench import cli
-from bench.databases import Backend, backends
+from bench.databases import Backend, analyze, backends, bulk_load, explain, stamp
 from bench.report import ratio_line, timing_line
 from bench.stats import Timings
 from bot.cases import CaseType, DisclosureTarget, Method, confirm_draft, list_cases, member_cases
@@ -57,167 +54,80 @@ SPAN = timedelta(days=5 * 365)
 OPEN_WINDOW = timedelta(days=60)
 PROFILE_ID = "osaka-city-kyosai"
 PERIOD_DAYS = 30
-CHUNK = 20_000
-
-COLUMNS = (
-    "case_number", "draft_id", "case_type", "target", "requester_member_id",
-    "subject_member_id", "role", "agent_name", "agent_contact", "scope", "method", "reason",
-    "wrong_text", "right_text", "channel", "sender_id", "status", "received_at",
-    "period_days", "max_extension_days", "due_at", "awaiting_since", "paused_days",
-    "extended_days", "extension_reason", "fee_kind", "fee_amount_yen", "fee_source",
-    "outcome", "legal_ground", "explanation", "decided_at", "closed_at", "updated_at",
-)  # fmt: skip
-_TYPES = (
+TYPES = (
     [("disclosure", target.value) for target in DisclosureTarget] * 20
     + [("correction", None)] * 15
     + [("suspension", None)] * 10
     + [("third_party_stop", None)] * 5
     + [("purpose_notice", None)] * 10
 )
-_OUTCOME = {
+OUTCOMES = {
     "disclosure": "disclosed",
     "correction": "corrected",
     "suspension": "suspended",
     "third_party_stop": "stopped",
     "purpose_notice": "notified",
 }
-_RECENT_STATUSES = (
+RECENT_STATUSES = (
     ["received"] * 30 + ["awaiting_documents"] * 15 + ["under_review"] * 40 + ["extended"] * 10
 ) + ["decided"] * 5
-_OLD_STATUSES = ["closed"] * 90 + ["withdrawn"] * 7 + ["decided"] * 3
-
-
-def _stamp(moment: datetime | None) -> str | None:
-    # The text SQLAlchemy itself stores on SQLite, and a literal PostgreSQL reads.
-    if moment is None:
-        return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+OLD_STATUSES = ["closed"] * 90 + ["withdrawn"] * 7 + ["decided"] * 3
 
 
 def generated_cases(
-    count: int, member_ids: Sequence[int], seed: int = 20250602
-) -> Iterator[tuple[Any, ...]]:
-    """``count`` cases in receipt order over five years before NOW, as column tuples."""
+    count: int, member_ids: Sequence[int], sequences: dict[int, int], seed: int = 20250602
+) -> Iterator[dict[str, Any]]:
+    """``count`` cases in receipt order over five years before NOW, as table rows.
+
+    Each year's last case number goes to ``sequences``.
+    """
     rng = random.Random(seed)
-    start = NOW - SPAN
-    sequences: dict[int, int] = {}
     for index in range(count):
-        received = start + SPAN * ((index + rng.random()) / count)
+        received = NOW - SPAN + SPAN * ((index + rng.random()) / count)
         year = received.astimezone(JST).year
         sequences[year] = sequences.get(year, 0) + 1
-        kind, target = rng.choice(_TYPES)
+        kind, target = rng.choice(TYPES)
         member = rng.choice(member_ids)
         recent = NOW - received < OPEN_WINDOW
-        status = rng.choice(_RECENT_STATUSES if recent else _OLD_STATUSES)
+        status = rng.choice(RECENT_STATUSES if recent else OLD_STATUSES)
         decided = status in ("decided", "closed")
         agent = rng.random() < 0.02
-        due = due_on(received, PERIOD_DAYS)
         extended = 10 if status == "extended" else 0
-        if due is not None and extended:
-            due += timedelta(days=extended)
-        yield (
-            format_case_number(year, sequences[year]),
-            None,
-            kind,
-            target,
-            member,
-            member,
-            "appointed_agent" if agent else "self",
-            "代理人 甲" if agent else None,
-            None,
-            "[]",
-            "paper" if kind == "disclosure" else None,
-            "理由" if kind in ("suspension", "third_party_stop") else None,
-            "誤" if kind == "correction" else None,
-            "正" if kind == "correction" else None,
-            "rest",
-            None,
-            status,
-            _stamp(received),
-            PERIOD_DAYS,
-            30,
-            _stamp(due),
-            _stamp(received + timedelta(days=1)) if status == "awaiting_documents" else None,
-            0,
-            extended,
-            "資料の確認" if extended else None,
-            "detailed_rules" if kind in ("disclosure", "purpose_notice") else "none_by_law",
-            None,
-            "第29条・第21条第4号" if kind in ("disclosure", "purpose_notice") else None,
-            _OUTCOME[kind] if decided else None,
-            None,
-            None,
-            _stamp(received + timedelta(days=20)) if decided else None,
-            _stamp(received + timedelta(days=25)) if status in ("closed", "withdrawn") else None,
-            _stamp(received),
-        )
-
-
-def _load_sqlite(url: str, rows: Iterator[tuple[Any, ...]]) -> dict[int, int]:
-    connection = engine_for(url).raw_connection()
-    years: dict[int, int] = {}
-    try:
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA cache_size = -262144")  # 256 MiB while loading
-        cursor.execute("BEGIN IMMEDIATE")
-        statement = (
-            f"INSERT INTO cases ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-        )
-        batch: list[tuple[Any, ...]] = []
-        for row in rows:
-            batch.append(row)
-            _count_year(years, row[0])
-            if len(batch) == CHUNK:
-                cursor.executemany(statement, batch)
-                batch.clear()
-        if batch:
-            cursor.executemany(statement, batch)
-        cursor.executemany(
-            "INSERT INTO case_number_sequences (year, last_value) VALUES (?, ?)",
-            sorted(years.items()),
-        )
-        cursor.execute("COMMIT")
-    finally:
-        connection.close()
-    return years
-
-
-def _load_postgres(url: str, rows: Iterator[tuple[Any, ...]]) -> dict[int, int]:
-    connection = engine_for(url).raw_connection()
-    years: dict[int, int] = {}
-    try:
-        cursor = connection.cursor()
-        copy = f"COPY cases ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
-        while True:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            written = 0
-            for row in rows:
-                writer.writerow(row)  # None -> an unquoted empty field: NULL
-                _count_year(years, row[0])
-                written += 1
-                if written == CHUNK * 5:
-                    break
-            if not written:
-                break
-            buffer.seek(0)
-            cursor.copy_expert(copy, buffer)
-        cursor.executemany(
-            "INSERT INTO case_number_sequences (year, last_value) VALUES (%s, %s)",
-            sorted(years.items()),
-        )
-        # Statistics now rather than whenever autovacuum gets to it.
-        cursor.execute("ANALYZE cases")
-        cursor.execute("ANALYZE members")
-        connection.commit()
-    finally:
-        connection.close()
-    return years
-
-
-def _count_year(years: dict[int, int], case_number: str) -> None:
-    _, year, value = case_number.split("-")
-    years[int(year)] = max(years.get(int(year), 0), int(value))
+        fee_applies = kind in ("disclosure", "purpose_notice")
+        yield {
+            "case_number": format_case_number(year, sequences[year]),
+            "case_type": kind,
+            "target": target,
+            "requester_member_id": member,
+            "subject_member_id": member,
+            "role": "appointed_agent" if agent else "self",
+            "agent_name": "代理人 甲" if agent else None,
+            "scope": "[]",
+            "method": "paper" if kind == "disclosure" else None,
+            "reason": "理由" if kind in ("suspension", "third_party_stop") else None,
+            "wrong_text": "誤" if kind == "correction" else None,
+            "right_text": "正" if kind == "correction" else None,
+            "channel": "rest",
+            "status": status,
+            "received_at": stamp(received),
+            "period_days": PERIOD_DAYS,
+            "max_extension_days": 30,
+            "due_at": stamp(due_on(received, PERIOD_DAYS + extended)),
+            "awaiting_since": (
+                stamp(received + timedelta(days=1)) if status == "awaiting_documents" else None
+            ),
+            "paused_days": 0,
+            "extended_days": extended,
+            "extension_reason": "資料の確認" if extended else None,
+            "fee_kind": "detailed_rules" if fee_applies else "none_by_law",
+            "fee_source": "第29条・第21条第4号" if fee_applies else None,
+            "outcome": OUTCOMES[kind] if decided else None,
+            "decided_at": stamp(received + timedelta(days=20)) if decided else None,
+            "closed_at": (
+                stamp(received + timedelta(days=25)) if status in ("closed", "withdrawn") else None
+            ),
+            "updated_at": stamp(received),
+        }
 
 
 def _cycle(items: list[int], count: int) -> list[int]:
@@ -270,16 +180,10 @@ def plan_lines(url: str, statement: Any) -> list[str]:
     engine = engine_for(url)
     sql = str(statement.compile(engine, compile_kwargs={"literal_binds": True}))
     with engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
-            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all()
-            lines = [str(row[-1]) for row in rows]
-        else:
-            lines = [str(row[0]) for row in connection.exec_driver_sql(f"EXPLAIN {sql}").all()]
+        lines = explain(connection, sql)
     found = []
     for line in lines:
-        # Only the lines naming an index; costs and subquery aliases vary run to run.
-        text = re.sub(r"\s*\(cost=[^)]*\)|\s+cases_\d+\b", "", line.replace("->", ""))
-        text = " ".join(text.split())
+        text = re.sub(r"\s+cases_\d+\b", "", line)  # PostgreSQL's subquery aliases vary
         if re.search(r"\b(ix|pk|uq)_cases", text) and text not in found:
             found.append(text)
     return found
@@ -294,8 +198,11 @@ def measure(
         with session_factory(url).begin() as session:
             member_ids = list(session.execute(sa.select(Member.id).order_by(Member.id)).scalars())
         started = time.perf_counter()
-        loader = _load_sqlite if backend.name == "SQLite" else _load_postgres
-        loader(url, generated_cases(cases, member_ids))
+        sequences: dict[int, int] = {}
+        bulk_load(url, "cases", generated_cases(cases, member_ids, sequences))
+        years = [{"year": year, "last_value": last} for year, last in sorted(sequences.items())]
+        bulk_load(url, "case_number_sequences", years)
+        analyze(url, "cases", "members")
         load_s = time.perf_counter() - started
         timings = time_operations(url, member_ids, samples)
         member = member_ids[len(member_ids) // 2]

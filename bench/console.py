@@ -1,25 +1,23 @@
 """The staff console at scale: ``python -m bench.console``.
 
-Per backend (a SQLite file; PostgreSQL when reachable, see bench/databases.py) it seeds
-two databases (bench/console_seed.py): a large one of ``--escalations`` escalations and
-``--events`` Rasa events over one conversation each, among them one long conversation of
+Per backend (a SQLite file; PostgreSQL when reachable) it seeds two databases
+(bench/console_seed.py): a large one of ``--escalations`` escalations and ``--events``
+Rasa events over one conversation each, among them one long conversation of
 ``--long-events`` events, and a baseline of ``--baseline-escalations`` and
-``--baseline-events``, with the same long and typical conversation.
+``--baseline-events`` with the same long and typical conversation.
 
-It then serves both at once with the real console (``python -m bot.console`` on a free
-port each), signs an agent in to each through the login form and times the pages staff
-use: the queue (first and last page), an escalation page with its transcript for the
-typical and the long conversation, the long one's earlier lines (``?before=``) and the
-poll for new lines (``/lines?after=``) of both. After a warm-up the two consoles take
-turns request by request, one request at a time, so that other load on the machine slows
-both alike. It prints p50/p95 in ms per page and backend, the ratios large/baseline, and
-how the planner reads each query (the statements the console's code sends, explained).
+It serves both at once with the real console (``python -m bot.console``), signs an
+agent in to each through the login form and times the pages staff use: the queue
+(first and last page), an escalation page with its transcript for the typical and the
+long conversation, the long one's earlier lines (``?before=``) and the poll for new
+lines (``/lines?after=``) of both. After a warm-up the two consoles take turns request
+by request, so that other load on the machine slows both alike. It prints p50/p95 in
+ms per page and backend, the ratios large/baseline, and how the planner reads each
+query the console's code sends.
 """
 
 from __future__ import annotations
 
-import html.parser
-import json
 import logging
 import math
 import re
@@ -28,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from bench import cli
 from bench.console_seed import AGENT, AGENT_PASSWORD, TYPICAL_EVENTS, Scale, Seeded, seed_database
-from bench.databases import Backend, backends
+from bench.databases import Backend, backends, explain
 from bench.report import DASH, Machine, header, num, table, times, timing_line
 from bench.servers import child_env, free_port, local_url, server
 from bench.stats import Timings, ratio
@@ -58,129 +56,84 @@ PAGE_TITLES = {
     "poll_typical": "new lines poll, typical conversation (nothing new)",
 }
 PAGES = tuple(PAGE_TITLES)
+PLAN_STEP = r"Scan|SCAN|SEARCH|Sort|TEMP B-TREE"  # the plan lines that say how a table is read
 
 
-# --- how the databases read the pages' queries -------------------------------------------
+def _last_queue_page(seeded: Seeded) -> int:
+    from bot.handoff.queue import PAGE_SIZE
 
-
-def _explain(connection: sa.engine.Connection, statement: str, parameters: Any) -> list[str]:
-    """The plan lines of one captured statement that say how a table is read."""
-    if connection.dialect.name == "sqlite":
-        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
-        lines = [str(row[-1]) for row in rows]
-    else:
-        rows = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).all()
-        lines = [str(row[0]) for row in rows]
-    found = []
-    for line in lines:
-        text = " ".join(re.sub(r"\s*\(cost=[^)]*\)", "", line.replace("->", "")).split())
-        if re.search(r"Scan|SCAN|SEARCH|Sort|TEMP B-TREE", text) and text not in found:
-            found.append(text)
-    return found
+    return max(1, math.ceil(seeded.open_count / PAGE_SIZE))
 
 
 def query_plans(seeded: Seeded, now: datetime) -> dict[str, list[str]]:
-    """How the databases read the pages' queries, as their planners explain them.
+    """How the databases read the pages' queries, by page key.
 
-    The statements are those the console's own code sends (captured while calling it on
-    the seeded databases), explained with their parameters.
-
-    Returns:
-        Per page key, the plan lines (``Index Scan ...``, ``SEARCH ... USING INDEX ...``).
+    The statements are those the console's own code sends, captured while calling it
+    on the seeded databases and explained with their parameters; the plan lines kept
+    say how a table is read (``Index Scan ...``, ``SEARCH ... USING INDEX ...``).
     """
     from bot.console.escalations import LINES_PER_PAGE
-    from bot.handoff.queue import PAGE_SIZE, queue_page
+    from bot.handoff.queue import queue_page
     from bot.handoff.transcripts import read_transcript
 
+    long, typical = seeded.long_sender, seeded.typical_sender
     app = sa.create_engine(seeded.url, future=True)
     tracker = sa.create_engine(seeded.tracker_url, future=True)
+    calls: dict[str, tuple[sa.engine.Engine, Callable[[Any], Any]]] = {
+        "queue_deep": (
+            app,
+            lambda db: queue_page(Session(bind=db), now, _last_queue_page(seeded)),
+        ),
+        "long": (tracker, lambda db: read_transcript(db, long, limit=LINES_PER_PAGE)),
+        "long_before": (
+            tracker,
+            lambda db: read_transcript(
+                db, long, before_event_id=seeded.long_middle_event, limit=LINES_PER_PAGE
+            ),
+        ),
+        "poll": (
+            tracker,
+            lambda db: read_transcript(db, long, after_event_id=seeded.long_last_event),
+        ),
+        "poll_typical": (
+            tracker,
+            lambda db: read_transcript(db, typical, after_event_id=seeded.typical_last_event),
+        ),
+    }
     captured: list[tuple[str, Any]] = []
 
-    def capture(*args: Any) -> None:
-        _, _, statement, parameters, _, _ = args
+    def capture(*arguments: Any) -> None:
+        _, _, statement, parameters, _, _ = arguments
         captured.append((statement, parameters))
 
     plans: dict[str, list[str]] = {}
-    try:
-        with app.connect() as app_db, tracker.connect() as events:
-            long, typical = seeded.long_sender, seeded.typical_sender
-            last_page = max(1, math.ceil(seeded.open_count / PAGE_SIZE))
-            work: dict[str, tuple[sa.engine.Connection, Callable[[], Any]]] = {
-                "queue_deep": (app_db, lambda: queue_page(Session(bind=app_db), now, last_page)),
-                "long": (events, lambda: read_transcript(events, long, limit=LINES_PER_PAGE)),
-                "long_before": (
-                    events,
-                    lambda: read_transcript(
-                        events, long, before_event_id=seeded.long_middle_event, limit=LINES_PER_PAGE
-                    ),
-                ),
-                "poll": (
-                    events,
-                    lambda: read_transcript(events, long, after_event_id=seeded.long_last_event),
-                ),
-                "poll_typical": (
-                    events,
-                    lambda: read_transcript(
-                        events, typical, after_event_id=seeded.typical_last_event
-                    ),
-                ),
-            }
-            for key, (connection, call) in work.items():
-                captured.clear()
-                sa.event.listen(connection.engine, "before_cursor_execute", capture)
-                try:
-                    call()
-                finally:
-                    sa.event.remove(connection.engine, "before_cursor_execute", capture)
-                lines: list[str] = []
-                for statement, parameters in list(captured):
-                    found = _explain(connection, statement, parameters)
-                    lines += [line for line in found if line not in lines]
-                plans[key] = lines
-            app_db.rollback()
-            events.rollback()
-    finally:
-        app.dispose()
-        tracker.dispose()
+    for key, (engine, call) in calls.items():
+        captured.clear()
+        with engine.connect() as connection:
+            sa.event.listen(engine, "before_cursor_execute", capture)
+            try:
+                call(connection)
+            finally:
+                sa.event.remove(engine, "before_cursor_execute", capture)
+            plans[key] = []
+            for statement, parameters in captured:
+                for line in explain(connection, statement, parameters):
+                    if re.search(PLAN_STEP, line) and line not in plans[key]:
+                        plans[key].append(line)
+    app.dispose()
+    tracker.dispose()
     return plans
 
 
-# --- the console and its pages ----------------------------------------------------------
-
-
-class _HiddenFields(html.parser.HTMLParser):
-    """The ``name -> value`` of the hidden inputs of a page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fields: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        if tag == "input" and found.get("type") == "hidden" and found.get("name"):
-            self.fields[str(found["name"])] = found.get("value") or ""
-
-
-def hidden_fields(page: str) -> dict[str, str]:
-    """The hidden form fields of an HTML page (the login form's ``csrf``)."""
-    parser = _HiddenFields()
-    parser.feed(page)
-    return parser.fields
-
-
 def sign_in(base_url: str, name: str, password: str) -> requests.Session:
-    """A ``requests.Session`` signed in through the login form, as a browser would.
-
-    Raises:
-        RuntimeError: If the form has no CSRF field or the sign-in is refused.
-    """
+    """A ``requests.Session`` signed in through the login form, as a browser would."""
     http = requests.Session()
     form = http.get(urljoin(base_url, "/login"), timeout=30)
     form.raise_for_status()
-    csrf = hidden_fields(form.text).get("csrf")
-    if not csrf:
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    if csrf is None:
         raise RuntimeError("the login form has no csrf field")
-    credentials = {"name": name, "password": password, "csrf": csrf}
+    credentials = {"name": name, "password": password, "csrf": csrf.group(1)}
     answer = http.post(urljoin(base_url, "/login"), data=credentials, timeout=30)
     if answer.status_code != 200 or not answer.url.rstrip("/").endswith("/queue"):
         raise RuntimeError(f"sign-in refused: {answer.status_code} at {answer.url}")
@@ -191,8 +144,7 @@ def sign_in(base_url: str, name: str, password: str) -> requests.Session:
 def console_server(url: str, tracker_url: str, var_dir: Path, name: str) -> Iterator[str]:
     """``python -m bot.console`` on a free port over these databases; yields its base URL.
 
-    As the launcher starts it: no secret in its environment; it reads the HTTP API token
-    and its own secret from files in its var dir, generated there on first use.
+    As under the launcher, it reads its secrets from files in its var dir.
     """
     port = free_port()
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -212,36 +164,24 @@ def console_server(url: str, tracker_url: str, var_dir: Path, name: str) -> Iter
         yield base
 
 
-@dataclass(frozen=True)
-class Page:
-    """A page to time: its path and a text it must contain (it rendered what we want)."""
+def pages_of(seeded: Seeded) -> dict[str, tuple[str, str]]:
+    """The pages timed on a seeded database: path and a text each must contain.
 
-    key: str
-    path: str
-    marker: str
-
-
-def pages_of(seeded: Seeded) -> list[Page]:
-    """The pages timed on a seeded database.
-
-    The queue shows the waiting escalations oldest first, then those in progress, so
-    its last page ends with the long conversation's (the newest in progress).
+    The queue shows the waiting escalations oldest first, then those in progress: its
+    last page ends with the long conversation's (the newest in progress).
     """
-    from bot.handoff.queue import PAGE_SIZE
-
-    last_page = max(1, math.ceil(seeded.open_count / PAGE_SIZE))
     long = f"/escalations/{seeded.long_id}"
     typical = f"/escalations/{seeded.typical_id}"
-    return [
-        Page("queue", "/queue", f"/escalations/{seeded.queue_first_id}"),
-        Page("queue_deep", f"/queue?page={last_page}", long),
-        Page("typical", typical, seeded.typical_marker),
-        Page("long", long, seeded.long_marker),
-        Page("long_before", f"{long}?before={seeded.long_middle_event}", "出典"),
-        Page("poll", f"{long}/lines?after={seeded.long_last_event}", ""),
+    return {
+        "queue": ("/queue", f"/escalations/{seeded.queue_first_id}"),
+        "queue_deep": (f"/queue?page={_last_queue_page(seeded)}", long),
+        "typical": (typical, seeded.typical_marker),
+        "long": (long, seeded.long_marker),
+        "long_before": (f"{long}?before={seeded.long_middle_event}", "出典"),
+        "poll": (f"{long}/lines?after={seeded.long_last_event}", ""),
         # Its last event lies among a week of other conversations' newer ones.
-        Page("poll_typical", f"{typical}/lines?after={seeded.typical_last_event}", ""),
-    ]
+        "poll_typical": (f"{typical}/lines?after={seeded.typical_last_event}", ""),
+    }
 
 
 @dataclass
@@ -249,7 +189,7 @@ class Measured:
     """One database: its seed, its pages, their timings and sizes, its query plans."""
 
     seeded: Seeded
-    pages: dict[str, Page]
+    pages: dict[str, tuple[str, str]]
     timings: dict[str, Timings] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
     plans: dict[str, list[str]] = field(default_factory=dict)
@@ -260,32 +200,26 @@ def time_pages(
 ) -> None:
     """GETs each page of every console in turn, ``warmup`` times, then ``samples`` times.
 
-    The consoles take turns request by request, one request at a time: whatever else
-    loads the machine meanwhile slows all alike, so their ratio holds even when the
-    absolute figures do not. The timings and sizes go to each console's ``Measured``.
-
-    Raises:
-        RuntimeError: If a page answers anything but 200 or lacks its marker.
+    One request at a time, the consoles taking turns: whatever else loads the machine
+    slows all alike. The timings and sizes go to each console's ``Measured``; a page
+    that answers anything but 200 or lacks its marker stops the run.
     """
     for key in PAGES:
         for turn in range(warmup + samples):
             for http, base_url, measured in consoles:
-                page = measured.pages[key]
+                path, marker = measured.pages[key]
                 started = time.perf_counter()
-                answer = http.get(urljoin(base_url, page.path), timeout=60, allow_redirects=False)
+                answer = http.get(urljoin(base_url, path), timeout=60, allow_redirects=False)
                 body = answer.content
                 elapsed = time.perf_counter() - started
                 if answer.status_code != 200:
-                    raise RuntimeError(f"GET {page.path}: {answer.status_code}")
+                    raise RuntimeError(f"GET {path}: {answer.status_code}")
                 if turn == 0:
-                    if page.marker not in body.decode("utf-8", errors="replace"):
-                        raise RuntimeError(f"GET {page.path}: {page.marker!r} not in the page")
+                    if marker not in body.decode("utf-8", errors="replace"):
+                        raise RuntimeError(f"GET {path}: {marker!r} not in the page")
                     measured.sizes[key] = len(body)
                 if turn >= warmup:
                     measured.timings.setdefault(key, Timings()).seconds.append(elapsed)
-
-
-# --- the run ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -321,13 +255,8 @@ def measure_backend(
 ) -> BackendRun:
     """Seeds a baseline and a large database, serves both, signs in to both, times the pages.
 
-    Args:
-        backend: Where the two databases go.
-        baseline: The baseline's sizes.
-        large: The large database's sizes.
-        samples: Timed requests per page and database.
-        warmup: Untimed requests per page and database before them.
-        now: The clock of the seeds.
+    ``samples`` timed requests per page and database, after ``warmup`` untimed ones;
+    ``now`` is the seeds' clock.
     """
     databases: dict[str, Measured] = {}
     with ExitStack() as stack:
@@ -338,23 +267,21 @@ def measure_backend(
             dispose(url)  # the console has connections of its own
             dispose(seeded.tracker_url)
             logger.info(
-                "%s %s: %s escalations, %s events seeded in %.1f s (events %.1f s)",
+                "%s %s: %s escalations, %s events seeded in %.1f s",
                 backend.name,
                 label,
                 f"{seeded.escalations:,}",
                 f"{seeded.events:,}",
                 seeded.seed_s,
-                seeded.events_s,
             )
-            pages = {page.key: page for page in pages_of(seeded)}
-            databases[label] = Measured(seeded, pages, plans=query_plans(seeded, now))
+            databases[label] = Measured(seeded, pages_of(seeded), plans=query_plans(seeded, now))
         var_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-console-")))
         consoles = []
         for label, measured in databases.items():
-            tag = f"{backend.name.lower()}-{label}"
+            name = f"{backend.name.lower()}-{label}"
             seeded = measured.seeded
             base = stack.enter_context(
-                console_server(seeded.url, seeded.tracker_url, var_dir / label, tag)
+                console_server(seeded.url, seeded.tracker_url, var_dir / label, name)
             )
             consoles.append((sign_in(base, AGENT, AGENT_PASSWORD), base, measured))
         time_pages(consoles, samples, warmup)
@@ -370,13 +297,7 @@ def run_console_benchmark(
     warmup: int = 10,
     wanted: Sequence[str] = ("sqlite", "postgresql"),
 ) -> ConsoleResults:
-    """Seeds, serves and times each backend's baseline and large database.
-
-    Returns:
-        The figures; PostgreSQL is skipped (with the reason) when unreachable.
-    """
-    large.check()
-    baseline.check()
+    """Seeds, serves and times each backend's (PostgreSQL's if reachable) two databases."""
     now = datetime.now(timezone.utc)
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-console-db-") as folder:
@@ -417,42 +338,32 @@ def report(results: ConsoleResults, header_lines: Sequence[str]) -> str:
     ]
     rows, notes = [], []
     for run in results.backends:
-        if run.skipped is not None:
+        if run.baseline is None or run.large is None:
             rows.append([run.name, f"skipped: {run.skipped}", DASH, DASH, DASH, DASH])
             continue
         for key in PAGES:
-            before = run.baseline.timings.get(key) if run.baseline else None
-            after = run.large.timings.get(key) if run.large else None
             r50, r95 = run.ratios(key)
-            size = run.large.sizes.get(key) if run.large else None
+            before, after = run.baseline.timings.get(key), run.large.timings.get(key)
+            size = run.large.sizes.get(key)
             kib = DASH if size is None else f"{size / 1024:,.1f}"
-            rows.append(
-                [
-                    run.name,
-                    PAGE_TITLES[key],
-                    _pair(before),
-                    _pair(after),
-                    f"{times(r50)} / {times(r95)}",
-                    kib,
-                ]
-            )
+            pair = f"{times(r50)} / {times(r95)}"
+            rows.append([run.name, PAGE_TITLES[key], _pair(before), _pair(after), pair, kib])
         for label, measured in (("baseline", run.baseline), ("large", run.large)):
-            if measured is None:
-                continue
             seeded = measured.seeded
-            statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(seeded.statuses.items()))
+            counts = sorted(seeded.statuses.items())
+            statuses = ", ".join(f"{status} {count:,}" for status, count in counts)
             notes.append(
                 f"- {run.name} {label}: {seeded.escalations:,} escalations ({statuses}), "
                 f"{seeded.events:,} events (long conversation {seeded.long_events:,}) seeded "
                 f"in {seeded.seed_s:.1f} s, of which events {seeded.events_s:.1f} s; deep "
-                f"queue page `{measured.pages['queue_deep'].path}`."
+                f"queue page `{measured.pages['queue_deep'][0]}`."
             )
     for run in results.backends:
         for key, found in run.large.plans.items() if run.large else ():
             shown = "; ".join(f"`{line}`" for line in found) or "(no scan in the plan)"
             notes.append(f"- {run.name} large, plan of {PAGE_TITLES[key]}: {shown}")
-    header = ["backend", "page", "baseline p50 / p95 ms", "large p50 / p95 ms", "ratio p50 / p95"]
-    lines += table([*header, "KB (large)"], rows, "llrrrr")
+    heads = ["backend", "page", "baseline p50 / p95 ms", "large p50 / p95 ms", "ratio p50 / p95"]
+    lines += table([*heads, "KB (large)"], rows, "llrrrr")
     return "\n".join([*lines, "", *notes])
 
 
@@ -467,7 +378,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--samples", type=cli.at_least(1), default=200)
     parser.add_argument("--warmup", type=cli.at_least(0), default=10)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     large = Scale(args.escalations, args.events, args.long_events)
     baseline = Scale(args.baseline_escalations, args.baseline_events, args.long_events)
@@ -482,9 +392,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         machine, started = Machine.collect(), datetime.now(timezone.utc)
         results = run_console_benchmark(large, baseline, args.samples, args.warmup, wanted)
         print(report(results, header(started, machine)))
-        if args.json:
-            figures = json.dumps(asdict(results), indent=2, ensure_ascii=False, default=str)
-            args.json.write_text(figures, "utf-8")
         return 0
 
     return cli.run(measure)

@@ -1,35 +1,30 @@
 """The data of the staff console benchmark (bench/console.py): escalations and Rasa events.
 
-A database migrated by ``bot.db.migrate.upgrade`` gets escalations spread over six
-months (the most recent fifth waiting or in progress in the last week, the rest closed),
-with their audit rows and staff messages, and Rasa's ``events`` table where the product
-puts it by default (``tracker.db`` beside a SQLite file, else the same database; see
-``Settings.tracker_url``), created from Rasa's own ``SQLTrackerStore`` metadata so that its
-columns and its index on ``sender_id`` are Rasa's. It holds one conversation per
-escalation, among them a typical one of 100 events and a long one over many sessions.
-The events are real Rasa events (``UserUttered`` with its parse data, ``BotUttered``,
-``ActionExecuted``, ``SlotSet``, ``ActiveLoop``, ``SessionStarted``,
-``ConversationPaused``/``Resumed``) serialized with ``as_dict()`` and ``json.dumps`` as
-the SQL tracker store stores them, interleaved in time order as many conversations write
-them, and bulk-inserted with SQLAlchemy Core in batches.
+A migrated database gets escalations over six months (the most recent fifth waiting or
+in progress in the last week, the others closed) with their audit rows and staff
+messages. Rasa's ``events`` table, created from Rasa's own ``SQLTrackerStore`` metadata,
+goes where the product keeps it (``tracker.db`` beside a SQLite file, else the same
+database) and holds one conversation per escalation, among them a typical one of 100
+events and a long one over many sessions: real Rasa events, serialized with
+``as_dict()`` and ``json.dumps`` as the SQL tracker store does, in time order across
+conversations.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
+import functools
 import json
-import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from bench.databases import analyze, bulk_load
 from bot.core.conversation import conversation_id
 from bot.db.demo import load_demo
 from bot.db.migrate import upgrade
@@ -47,15 +42,15 @@ OTHER_STAFF = ("tanaka", "sato", "suzuki", "takahashi", "ito")
 SPAN = timedelta(days=180)  # escalations received over six months
 OPEN_WINDOW = timedelta(days=7)  # the open ones in the last week ...
 OPEN_END = timedelta(hours=3)  # ... up to 3 hours ago (their replies follow)
-TURN_GAP_S = 40.0  # seconds between two messages of a member in a session
+OPEN_SHARE = 0.2  # of the escalations, waiting or in progress
+TURN_GAP_S = 40.0  # between two messages of a member in a session (times a pace)
+LATER_GAP_S = 60.0  # between messages while waiting for staff and with them
 SHORT_GAP_S = 0.05  # between the assistant's events of one turn
 SESSION_GAP_S = 2 * 86400.0  # between two sessions of the same member
 TURNS_PER_SESSION = 12
 TYPICAL_EVENTS = 100
-MIN_EVENTS = 32  # the shortest conversation the plan can write (closed, unverified)
+MIN_EVENTS = 32  # the shortest conversation the plan writes (closed, unverified)
 VERIFIED_EVENTS = 60  # shorter ones have no verification in them
-BATCH = 10_000
-OPEN_SHARE = 0.2  # of the escalations, waiting or in progress
 CHANNELS = ("socketio", "socketio", "rest", "line")
 REASONS = (
     ["member_request"] * 70
@@ -64,10 +59,6 @@ REASONS = (
     + ["verification_locked"] * 6
     + ["case_needs_person"] * 2
 )
-
-# --- the conversations: real Rasa events, serialized as the SQL tracker store does -----
-
-
 POLICY_TURNS = (
     ("ask_usage_purpose", "個人情報の利用目的を教えてください"),
     ("ask_security_measures", "個人情報はどうやって守られていますか"),
@@ -107,333 +98,279 @@ STAFF_REPLIES = (
     "ほかにご不明な点はございますか。",
 )
 
-# One row of Rasa's events table: timestamp, type_name, intent_name, action_name, data.
-EventRow = tuple[float, str, str | None, str | None, str]
+# --- the events: Rasa's own, described by hashable specs --------------------------------
+
+# ("user", text, intent, entity or None), ("bot", text, buttons, staff or None),
+# ("action", name, policy or None), ("slot", name, value), ("loop", name or None),
+# ("session_started",), ("pause",) or ("resume",).
+Spec = tuple[Any, ...]
 
 
-def _ranking(intent: str, confidence: float) -> list[dict[str, Any]]:
+def _user(text: str, intent: str, entity: tuple[str, str] | None = None) -> Spec:
+    return ("user", text, intent, entity)
+
+
+def _bot(text: str, *buttons: tuple[str, str]) -> Spec:
+    return ("bot", text, buttons, None)
+
+
+def _action(name: str, policy: str | None = "RulePolicy") -> Spec:
+    return ("action", name, policy)
+
+
+LISTEN = _action("action_listen")
+SESSION_START = (
+    _action("action_session_start", None),
+    ("session_started",),
+    _action("action_listen", None),
+)
+GREETING = (
+    _user("こんにちは", "greet"),
+    _action("action_greet"),
+    _bot(
+        "こんにちは。個人情報の取り扱いについてお答えするアシスタントです。",
+        ("利用目的", "/ask_usage_purpose"),
+        ("担当者と話したい", "/request_human"),
+    ),
+    LISTEN,
+)
+VERIFICATION = (  # three messages of the member: the request, the number, the birth date
+    (
+        _user("自分の登録内容を確認したい", "ask_my_data"),
+        _action("verification_form"),
+        ("loop", "verification_form"),
+        ("slot", "requested_slot", "id_member_number"),
+        _action("action_ask_id_member_number"),
+        _bot("保険証の記号と番号を教えてください。"),
+        LISTEN,
+    ),
+    (
+        _user("記号1001 番号23", "inform", ("member_id", "記号1001 番号23")),
+        _action("verification_form"),
+        ("slot", "id_member_number", "記号****番号**"),
+        ("slot", "requested_slot", "id_birth_date"),
+        _bot("生年月日を教えてください（例：1985年4月1日）。"),
+        LISTEN,
+    ),
+    (
+        _user("1985年4月1日", "inform", ("birth_date", "1985-04-01")),
+        _action("verification_form"),
+        ("slot", "id_birth_date", "****年**月**日"),
+        ("slot", "id_code", "******"),
+        ("loop", None),
+        _action("action_verification_done"),
+        _bot("本人確認ができました。ご登録の電話番号は090-1234-5678、氏名は山田 太郎様です。"),
+        ("slot", "verification_outcome", "verified"),
+        LISTEN,
+    ),
+)
+HANDOFF = (  # asked twice: offered, then the conversation is paused
+    (
+        _user("担当者と話したい", "request_human"),
+        _action("action_offer_human"),
+        _bot(
+            "担当者におつなぎすることもできます。",
+            ("担当者と話したい", '/request_human{"handoff_reason": "member_request"}'),
+        ),
+        ("slot", "handoff_offered", True),
+        LISTEN,
+    ),
+    (
+        _user("担当者と話したい", "request_human"),
+        _action("action_request_human"),
+        _bot(
+            "担当者におつなぎします。窓口の受付時間は公表されていないため、担当者から"
+            "順番にお返事します。"
+        ),
+        ("pause",),
+        LISTEN,
+    ),
+)
+
+
+def _parse_data(text: str, intent: str, entity: tuple[str, str] | None) -> dict[str, Any]:
+    """The NLU result as Rasa stores it: intent, ranking of ten, entities, tokens."""
+    confidence = 0.97
     others = [name for name in INTENTS if name != intent][:9]
     rest = (1 - confidence) / len(others)
-    return [{"name": intent, "confidence": confidence}] + [
-        {"name": name, "confidence": rest * (0.9**k)} for k, name in enumerate(others)
+    ranking = [{"name": intent, "confidence": confidence}]
+    ranking += [
+        {"name": name, "confidence": rest * 0.9**place} for place, name in enumerate(others)
     ]
+    entities = []
+    if entity is not None:
+        entities.append({"entity": entity[0], "start": 0, "end": 9, "value": entity[1]})
+    return {
+        "intent": {"name": intent, "confidence": confidence},
+        "entities": entities,
+        "text": text,
+        "message_id": "",
+        "metadata": {},
+        "text_tokens": [[start, start + 1] for start in range(0, len(text), 2)],
+        "intent_ranking": ranking,
+    }
 
 
-class EventFactory:
-    """Rasa events as the SQL tracker store stores them: one row per event.
+def rasa_event(spec: Spec, channel: str) -> Any:
+    """The Rasa event a spec describes, in a conversation on ``channel``."""
+    from rasa.shared.core import events
 
-    Each event is built as a Rasa event object once per distinct content, turned into
-    ``as_dict()``; each row then gets its own timestamp and message ids and is dumped
-    with ``json.dumps`` as ``SQLTrackerStore.save`` does.
-    """
-
-    def __init__(self, rng: random.Random) -> None:
-        """Builds the templates (imports Rasa's event classes once)."""
-        from rasa.shared.core import events as rasa_events
-
-        self.rng = rng
-        self._events = rasa_events
-        self._cache: dict[tuple[Any, ...], tuple[str, str | None, str | None, dict[str, Any]]] = {}
-
-    def _template(
-        self, key: tuple[Any, ...], build: Callable[[], Any]
-    ) -> tuple[str, str | None, str | None, dict[str, Any]]:
-        found = self._cache.get(key)
-        if found is None:
-            event = build()
-            data = event.as_dict()
-            intent = data.get("parse_data", {}).get("intent", {}).get("name")
-            found = (event.type_name, intent, data.get("name"), data)
-            self._cache[key] = found
-        return found
-
-    def _row(self, key: tuple[Any, ...], build: Callable[[], Any], timestamp: float) -> EventRow:
-        type_name, intent, action, template = self._template(key, build)
-        data = dict(template)
-        data["timestamp"] = timestamp
-        if type_name == "user":
-            message_id = f"{self.rng.getrandbits(128):032x}"
-            data["message_id"] = message_id
-            data["parse_data"] = {**template["parse_data"], "message_id": message_id}
-        return (timestamp, type_name, intent, action, json.dumps(data))
-
-    def user(
-        self,
-        text: str,
-        intent: str,
-        timestamp: float,
-        channel: str,
-        entities: Sequence[Mapping[str, Any]] = (),
-    ) -> EventRow:
-        """A member's message with NLU parse data (intent ranking, entities, tokens)."""
-        confidence = 0.97 if intent != "nlu_fallback" else 0.3
-        ev = self._events
-
-        def build() -> Any:
-            parse = {
-                "intent": {"name": intent, "confidence": confidence},
-                "entities": [dict(entity) for entity in entities],
-                "text": text,
-                "message_id": "",
-                "metadata": {},
-                "text_tokens": [[k, k + 1] for k in range(0, len(text), 2)],
-                "intent_ranking": _ranking(intent, confidence),
-            }
-            return ev.UserUttered(
-                text,
-                intent=parse["intent"],
-                entities=parse["entities"],
-                parse_data=parse,
-                input_channel=channel,
-                message_id="",
-                metadata={},
-            )
-
-        key = ("user", text, intent, channel, json.dumps(list(entities)))
-        return self._row(key, build, timestamp)
-
-    def bot(
-        self,
-        text: str,
-        timestamp: float,
-        buttons: Sequence[tuple[str, str]] = (),
-        metadata: Mapping[str, Any] | None = None,
-    ) -> EventRow:
-        """A bot message as a custom action sends it (all of Rasa's data keys)."""
-        ev = self._events
-
-        def build() -> Any:
-            # What rasa_sdk's dispatcher.utter_message sends and Rasa's
-            # create_bot_utterance turns into an event: the extra keys are metadata.
-            data: dict[str, Any] = {
-                "elements": [],
-                "quick_replies": None,
-                "buttons": [{"title": t, "payload": p} for t, p in buttons],
-                "attachment": None,
-                "image": None,
-                "custom": {},
-            }
-            extra = {"template": None, "response": None, **(metadata or {})}
-            return ev.BotUttered(text, data=data, metadata=extra)
-
-        key = ("bot", text, tuple(buttons), json.dumps(dict(metadata or {}), sort_keys=True))
-        return self._row(key, build, timestamp)
-
-    def action(self, name: str, timestamp: float, policy: str | None = "RulePolicy") -> EventRow:
-        """An executed action with the policy that predicted it."""
-        ev = self._events
-        confidence = 1.0 if policy else None
-        return self._row(
-            ("action", name, policy),
-            lambda: ev.ActionExecuted(name, policy=policy, confidence=confidence),
-            timestamp,
+    kind = spec[0]
+    if kind == "user":
+        _, text, intent, entity = spec
+        parse = _parse_data(text, intent, entity)
+        return events.UserUttered(
+            text,
+            intent=parse["intent"],
+            entities=parse["entities"],
+            parse_data=parse,
+            input_channel=channel,
+            message_id="",
+            metadata={},
         )
-
-    def slot(self, name: str, value: Any, timestamp: float) -> EventRow:
-        """A slot set by an action."""
-        ev = self._events
-        return self._row(("slot", name, repr(value)), lambda: ev.SlotSet(name, value), timestamp)
-
-    def loop(self, name: str | None, timestamp: float) -> EventRow:
-        """A form starting (its name) or ending (None)."""
-        ev = self._events
-        return self._row(("loop", name), lambda: ev.ActiveLoop(name), timestamp)
-
-    def simple(self, kind: str, timestamp: float) -> EventRow:
-        """``session_started``, ``pause`` or ``resume``."""
-        ev = self._events
-        classes = {
-            "session_started": ev.SessionStarted,
-            "pause": ev.ConversationPaused,
-            "resume": ev.ConversationResumed,
+    if kind == "bot":
+        # What rasa_sdk's dispatcher.utter_message sends: the extra keys are metadata.
+        _, text, buttons, staff = spec
+        data: dict[str, Any] = {
+            "elements": [],
+            "quick_replies": None,
+            "buttons": [{"title": title, "payload": payload} for title, payload in buttons],
+            "attachment": None,
+            "image": None,
+            "custom": {},
         }
-        return self._row((kind,), classes[kind], timestamp)
+        metadata = {"template": None, "response": None, **({"staff": staff} if staff else {})}
+        return events.BotUttered(text, data=data, metadata=metadata)
+    if kind == "action":
+        _, name, policy = spec
+        return events.ActionExecuted(name, policy=policy, confidence=1.0 if policy else None)
+    if kind == "slot":
+        return events.SlotSet(spec[1], spec[2])
+    if kind == "loop":
+        return events.ActiveLoop(spec[1])
+    if kind == "pause":
+        return events.ConversationPaused()
+    if kind == "resume":
+        return events.ConversationResumed()
+    return events.SessionStarted()
+
+
+@functools.cache
+def _template(spec: Spec, channel: str) -> tuple[str, str | None, str | None, dict[str, Any]]:
+    """The event's type, intent, action and ``as_dict()``, built once."""
+    event = rasa_event(spec, channel)
+    data = event.as_dict()
+    intent = data.get("parse_data", {}).get("intent", {}).get("name")
+    return event.type_name, intent, data.get("name"), data
+
+
+def event_row(
+    sender_id: str, channel: str, timestamp: float, spec: Spec, rng: random.Random
+) -> dict[str, Any]:
+    """A row of Rasa's events table, as ``SQLTrackerStore`` writes it."""
+    type_name, intent, action, template = _template(spec, channel)
+    data = {**template, "timestamp": timestamp}
+    if type_name == "user":
+        message_id = f"{rng.getrandbits(128):032x}"
+        data["message_id"] = message_id
+        data["parse_data"] = {**template["parse_data"], "message_id": message_id}
+    return {
+        "sender_id": sender_id,
+        "type_name": type_name,
+        "timestamp": timestamp,
+        "intent_name": intent,
+        "action_name": action,
+        "data": json.dumps(data),
+    }
+
+
+# --- one conversation ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Conversation:
-    """The plan of one conversation and its escalation.
+    """The plan of one conversation and its escalation."""
 
-    Attributes:
-        index: its place in time order (0 = the oldest escalation).
-        sender_id: Rasa's sender id, the channel's conversation id: ``web:`` and 32 hex
-            digits as the website chat issues them, ``line:U`` and 32 for LINE, ``rest:``
-            and 32 for REST (:mod:`bot.core.conversation`).
-        channel: the member's channel.
-        status: the escalation's status.
-        handoff_at: when the escalation was opened (the conversation paused).
-        events: how many events the conversation has.
-        verified: whether the member verified (a verification form in the transcript).
-        staff: the staff member who claimed it (None while waiting).
-    """
-
-    index: int
-    sender_id: str
+    index: int  # its place in time order (0 = the oldest escalation)
+    sender_id: str  # the channel's conversation id: web:, line:U or rest: and 32 hex digits
     channel: str
-    status: str
-    handoff_at: datetime
+    status: str  # the escalation's
+    handoff_at: datetime  # when the escalation was opened (the conversation paused)
     events: int
-    verified: bool
-    staff: str | None
+    verified: bool  # whether the transcript has a verification form
+    staff: str | None  # who claimed it (None while waiting)
 
 
-def _structure(turns: int, verified: bool, status: str, replies: int) -> int:
-    """Events a conversation of ``turns`` policy turns has (see :func:`conversation_rows`)."""
-    sessions = max(1, math.ceil(turns / TURNS_PER_SESSION))
-    count = 3 * sessions + 4 + 5 * turns + (22 if verified else 0) + 10  # greet, hand-off
-    if status != "waiting":
-        count += 4 * replies  # each staff message (action, bot, listen), the member's answer
-    if status == "closed":
-        count += 1 + 5  # resume, then a question the assistant answers again
-    return count
-
-
-def _replies(status: str, events: int) -> int:
+def staff_replies(status: str, events: int) -> int:
+    """How many staff messages a conversation of ``events`` events has."""
     if status == "waiting":
         return 0
     return max(1, min(events // 200, 400)) if events > 1000 else 2
 
 
-def _turns_for(events: int, verified: bool, status: str) -> tuple[int, int]:
-    """Policy turns and member messages in waiting that make exactly ``events`` events."""
-    replies = _replies(status, events)
-    turns = max(0, (events - _structure(0, verified, status, replies)) // 5)
-    while turns > 0 and _structure(turns, verified, status, replies) > events:
-        turns -= 1
-    return turns, events - _structure(turns, verified, status, replies)
+def conversation_events(plan: Conversation, rng: random.Random) -> list[tuple[float, Spec]]:
+    """The conversation's events in time order with their timestamps, ``plan.events`` of them.
 
-
-def conversation_rows(
-    plan: Conversation, factory: EventFactory, rng: random.Random
-) -> Iterator[EventRow]:
-    """The conversation's events in time order, exactly ``plan.events`` of them.
-
-    Sessions of policy questions (a greeting, questions answered with their source, a
-    verification for some members), then the hand-off: asked twice, the assistant
-    pauses; while waiting the member writes a few more lines; once claimed, staff
-    messages are relayed (``action_relay_staff_message``) and the member answers; a
-    closed one was handed back (``resume``) and the assistant answers again.
+    A greeting, sessions of policy questions answered with their source (a verification
+    halfway for some members), then the hand-off, paused at ``plan.handoff_at``; while
+    waiting the member writes a few more lines; once claimed, staff messages are
+    relayed and the member answers; a closed one was handed back (``resume``) and the
+    assistant answers again.
     """
-    turns, extra = _turns_for(plan.events, plan.verified, plan.status)
-    replies = _replies(plan.status, plan.events)
-    channel = plan.channel
-    handoff = plan.handoff_at.timestamp()
-    sessions = max(1, math.ceil(turns / TURNS_PER_SESSION))
-    # A member's messages (and the start of a session) come TURN_GAP_S * pace apart, the
-    # assistant's events SHORT_GAP_S after them. Counting both up to the pause gives the
-    # start that puts the pause exactly at the escalation's created_at.
     pace = 0.5 + rng.random()
-    waits = sessions + 1 + turns + (3 if plan.verified else 0) + 2
-    events = 3 * sessions + 4 + 5 * turns + (22 if plan.verified else 0) + 9
-    span = waits * TURN_GAP_S * pace + (events - waits) * SHORT_GAP_S
-    tick = [handoff - span - (sessions - 1) * SESSION_GAP_S]
+    member_gap, later_gap = TURN_GAP_S * pace, LATER_GAP_S * pace
 
-    def at(member: bool = False, gap: float = TURN_GAP_S) -> float:
-        tick[0] += gap * pace if member else SHORT_GAP_S
-        return tick[0]
-
-    def session_start() -> Iterator[EventRow]:
-        yield factory.action("action_session_start", at(True), policy=None)
-        yield factory.simple("session_started", at())
-        yield factory.action("action_listen", at(), policy=None)
-
-    def policy_turn() -> Iterator[EventRow]:
+    def policy_turn() -> tuple[float, Sequence[Spec]]:
         intent, text = POLICY_TURNS[rng.randrange(len(POLICY_TURNS))]
-        yield factory.user(text, intent, at(True), channel)
-        yield factory.action("action_answer_policy", at())
-        yield factory.bot(ANSWER, at())
-        yield factory.bot(SOURCE, at())
-        yield factory.action("action_listen", at())
+        answer = (_action("action_answer_policy"), _bot(ANSWER), _bot(SOURCE), LISTEN)
+        return member_gap, (_user(text, intent), *answer)
 
-    def verification() -> Iterator[EventRow]:
-        yield factory.user("自分の登録内容を確認したい", "ask_my_data", at(True), channel)
-        yield factory.action("verification_form", at())
-        yield factory.loop("verification_form", at())
-        yield factory.slot("requested_slot", "id_member_number", at())
-        yield factory.action("action_ask_id_member_number", at())
-        yield factory.bot("保険証の記号と番号を教えてください。", at())
-        yield factory.action("action_listen", at())
-        number = [{"entity": "member_id", "start": 0, "end": 9, "value": "記号1001 番号23"}]
-        yield factory.user("記号1001 番号23", "inform", at(True), channel, number)
-        yield factory.action("verification_form", at())
-        yield factory.slot("id_member_number", "記号****番号**", at())
-        yield factory.slot("requested_slot", "id_birth_date", at())
-        yield factory.bot("生年月日を教えてください（例：1985年4月1日）。", at())
-        yield factory.action("action_listen", at())
-        born = [{"entity": "birth_date", "start": 0, "end": 9, "value": "1985-04-01"}]
-        yield factory.user("1985年4月1日", "inform", at(True), channel, born)
-        yield factory.action("verification_form", at())
-        yield factory.slot("id_birth_date", "****年**月**日", at())
-        yield factory.slot("id_code", "******", at())
-        yield factory.loop(None, at())
-        yield factory.action("action_verification_done", at())
-        yield factory.bot(
-            "本人確認ができました。ご登録の電話番号は090-1234-5678、氏名は山田 太郎様です。",
-            at(),
-        )
-        yield factory.slot("verification_outcome", "verified", at())
-        yield factory.action("action_listen", at())
-
-    def handoff_turns() -> Iterator[EventRow]:
-        yield factory.user("担当者と話したい", "request_human", at(True), channel)
-        yield factory.action("action_offer_human", at())
-        yield factory.bot(
-            "担当者におつなぎすることもできます。",
-            at(),
-            buttons=[("担当者と話したい", '/request_human{"handoff_reason": "member_request"}')],
-        )
-        yield factory.slot("handoff_offered", True, at())
-        yield factory.action("action_listen", at())
-        yield factory.user("担当者と話したい", "request_human", at(True), channel)
-        yield factory.action("action_request_human", at())
-        yield factory.bot(
-            "担当者におつなぎします。窓口の受付時間は公表されていないため、担当者から"
-            "順番にお返事します。",
-            at(),
-        )
-        paused = factory.simple("pause", at())
-        if abs(paused[0] - handoff) > 0.01:  # the plan's arithmetic and the events disagree
-            raise AssertionError(f"paused at {paused[0]}, planned {handoff}")
-        yield paused
-        yield factory.action("action_listen", at())
-
-    yield from session_start()
-    yield factory.user("こんにちは", "greet", at(True), channel)
-    yield factory.action("action_greet", at())
-    yield factory.bot(
-        "こんにちは。個人情報の取り扱いについてお答えするアシスタントです。",
-        at(),
-        buttons=[("利用目的", "/ask_usage_purpose"), ("担当者と話したい", "/request_human")],
-    )
-    yield factory.action("action_listen", at())
-    verify_at = turns // 2 if plan.verified else -1
+    replies = staff_replies(plan.status, plan.events)
+    fixed = len(SESSION_START) + len(GREETING) + sum(len(specs) for specs in HANDOFF)
+    fixed += 4 * replies  # the staff message (action, bot, listen) and the member's answer
+    if plan.verified:
+        fixed += sum(len(specs) for specs in VERIFICATION)
+    if plan.status == "closed":
+        fixed += 6  # resumed, then one more policy turn
+    room = plan.events - fixed
+    turns = 0  # as many policy turns as fit, a new session every TURNS_PER_SESSION
+    while True:
+        cost = 5 + (len(SESSION_START) if turns and turns % TURNS_PER_SESSION == 0 else 0)
+        if cost > room:
+            break
+        room -= cost
+        turns += 1
+    # Blocks of events: the seconds before the first, then SHORT_GAP_S between them.
+    middle: list[tuple[float, Sequence[Spec]]] = []
     for turn in range(turns):
         if turn and turn % TURNS_PER_SESSION == 0:
-            tick[0] += SESSION_GAP_S
-            yield from session_start()
-        if turn == verify_at:
-            yield from verification()
-        yield from policy_turn()
-    if plan.verified and turns == 0:
-        yield from verification()
-    yield from handoff_turns()
-    for k in range(extra):  # the member writes while nobody has answered yet
-        yield factory.user(
-            MEMBER_WAITING[k % len(MEMBER_WAITING)], "affirm", at(True, 60.0), channel
+            middle.append((SESSION_GAP_S + member_gap, SESSION_START))
+        middle.append(policy_turn())
+    if plan.verified:
+        halfway = len(middle) // 2
+        middle = (
+            middle[:halfway] + [(member_gap, specs) for specs in VERIFICATION] + middle[halfway:]
         )
-    if plan.status == "waiting":
-        return
-    staff = plan.staff or OTHER_STAFF[0]
-    for k in range(replies):
-        yield factory.action("action_relay_staff_message", at(True, 60.0), policy=None)
-        text = STAFF_PREFIX + STAFF_REPLIES[k % len(STAFF_REPLIES)]
-        yield factory.bot(text, at(), metadata={"staff": staff})
-        yield factory.action("action_listen", at(), policy=None)
-        reply = MEMBER_REPLIES[k % len(MEMBER_REPLIES)]
-        yield factory.user(reply, "inform", at(True, 60.0), channel)
+    blocks = [(0.0, SESSION_START), (member_gap, GREETING), *middle]
+    blocks += [(member_gap, specs) for specs in HANDOFF]
+    for place in range(room):  # the events left over: the member writes, nobody answers yet
+        blocks.append((later_gap, [_user(MEMBER_WAITING[place % 4], "affirm")]))
+    for place in range(replies):
+        relayed = ("bot", STAFF_PREFIX + STAFF_REPLIES[place % 4], (), plan.staff)
+        staff_turn = (_action("action_relay_staff_message", None), relayed)
+        blocks.append((later_gap, (*staff_turn, _action("action_listen", None))))
+        blocks.append((later_gap, [_user(MEMBER_REPLIES[place % 4], "inform")]))
     if plan.status == "closed":
-        yield factory.simple("resume", at(True, 60.0))
-        yield from policy_turn()
+        blocks += [(later_gap, [("resume",)]), policy_turn()]
+    timed: list[tuple[float, Spec]] = []
+    offset = 0.0
+    for gap, specs in blocks:
+        for place, spec in enumerate(specs):
+            offset += gap if place == 0 else SHORT_GAP_S
+            timed.append((offset, spec))
+    paused = next(offset for offset, spec in timed if spec == ("pause",))
+    start = plan.handoff_at.timestamp() - paused
+    return [(start + offset, spec) for offset, spec in timed]
 
 
 # --- the plan of a database ---------------------------------------------------------------
@@ -441,17 +378,11 @@ def conversation_rows(
 
 @dataclass(frozen=True)
 class Scale:
-    """How big one database is.
+    """How big one database is."""
 
-    Attributes:
-        escalations: escalations, one conversation each.
-        events: tracker events in all.
-        long_events: events of the one long conversation.
-    """
-
-    escalations: int
-    events: int
-    long_events: int
+    escalations: int  # one conversation each
+    events: int  # in all
+    long_events: int  # of the one long conversation
 
     def check(self) -> None:
         """Refuses sizes the plan cannot write."""
@@ -468,14 +399,11 @@ class Scale:
 
 def _lengths(count: int, total: int, rng: random.Random) -> list[int]:
     """``count`` conversation lengths of at least MIN_EVENTS, summing to ``total``."""
-    if count == 0:
-        return []
-    spare = total - MIN_EVENTS * count
     weights = [rng.random() ** 2 + 0.2 for _ in range(count)]  # many short, some long
-    scale = spare / sum(weights)
-    lengths = [MIN_EVENTS + int(w * scale) for w in weights]
-    for k in range(total - sum(lengths)):
-        lengths[k % count] += 1
+    scale = (total - MIN_EVENTS * count) / sum(weights)
+    lengths = [MIN_EVENTS + int(weight * scale) for weight in weights]
+    for place in range(total - sum(lengths)):
+        lengths[place % count] += 1
     return lengths
 
 
@@ -484,10 +412,10 @@ def plan_conversations(
 ) -> tuple[list[Conversation], int, int]:
     """The escalations and conversations of a database, in time order.
 
-    The most recent :data:`OPEN_SHARE` are open (about 60 % waiting, 40 % in progress), the
-    others closed; the typical and the long conversation are in progress, claimed by
-    :data:`AGENT`, the long one the most recent of those. The baseline and the large
-    database get the same typical and long conversation (same seed).
+    The most recent :data:`OPEN_SHARE` are open (about 60 % waiting, 40 % in progress),
+    the others closed; the typical and the long conversation are in progress, claimed
+    by :data:`AGENT`, the long one the most recent. The same seed gives the baseline and
+    the large database the same typical and long conversation.
 
     Returns:
         The conversations, and the index of the typical and of the long one.
@@ -500,33 +428,26 @@ def plan_conversations(
     statuses = ["closed"] * closed_count + [
         "in_progress" if rng.random() < 0.4 else "waiting" for _ in range(open_count)
     ]
-    # The measured ones: the last open one (long) and one in the middle of the open ones.
     long_index = count - 1
-    typical_index = closed_count + open_count // 2
-    if typical_index == long_index:
-        typical_index -= 1
+    typical_index = min(closed_count + open_count // 2, long_index - 1)
     statuses[long_index] = statuses[typical_index] = "in_progress"
-    lengths = _lengths(
-        count - 2, scale.events - scale.long_events - TYPICAL_EVENTS, random.Random(seed + 1)
-    )
-    closed_span = SPAN - OPEN_WINDOW
+    rest = scale.events - scale.long_events - TYPICAL_EVENTS
+    lengths = _lengths(count - 2, rest, random.Random(seed + 1))
     plans = []
     for index in range(count):
         if index < closed_count:
-            handoff = now - SPAN + closed_span * ((index + rng.random()) / max(1, closed_count))
+            place = (index + rng.random()) / max(1, closed_count)
+            handoff = now - SPAN + (SPAN - OPEN_WINDOW) * place
         else:
             place = (index - closed_count + rng.random()) / open_count
             handoff = now - OPEN_WINDOW + (OPEN_WINDOW - OPEN_END) * place
+        measured = index in (long_index, typical_index)
         if index == long_index:
             events = scale.long_events
-        elif index == typical_index:
-            events = TYPICAL_EVENTS
         else:
-            events = lengths.pop()
+            events = TYPICAL_EVENTS if index == typical_index else lengths.pop()
         status = statuses[index]
         staff = None if status == "waiting" else rng.choice(OTHER_STAFF)
-        if index in (long_index, typical_index):
-            staff = AGENT
         native = f"{rng.getrandbits(128):032x}"
         channel = rng.choice(CHANNELS)
         plans.append(
@@ -537,12 +458,85 @@ def plan_conversations(
                 status=status,
                 handoff_at=handoff,
                 events=events,
-                verified=index in (long_index, typical_index)
-                or (rng.random() < 0.3 and events >= VERIFIED_EVENTS),
-                staff=staff,
+                verified=measured or (rng.random() < 0.3 and events >= VERIFIED_EVENTS),
+                staff=AGENT if measured else staff,
             )
         )
     return plans, typical_index, long_index
+
+
+def _escalation_rows(
+    plans: list[Conversation], member_ids: list[int], rng: random.Random
+) -> list[dict[str, Any]]:
+    rows = []
+    for plan in plans:
+        # Claimed before the first relayed reply (conversation_events), closed later.
+        claimed = plan.handoff_at + timedelta(seconds=20)
+        closed = claimed + timedelta(minutes=10 + rng.random() * 120)
+        reason = "member_request"
+        if plan.status == "closed" or plan.index % 3 == 0:
+            reason = rng.choice(REASONS)
+        rows.append(
+            {
+                "id": plan.index + 1,
+                "created_at": plan.handoff_at,
+                "reason": reason,
+                "sender_id": plan.sender_id,
+                "channel": plan.channel,
+                "member_id": rng.choice(member_ids) if plan.verified else None,
+                "status": plan.status,
+                "note": "電話で対応済み"
+                if plan.status == "closed" and rng.random() < 0.1
+                else None,
+                "assigned_staff": plan.staff,
+                "claimed_at": claimed if plan.status != "waiting" else None,
+                "closed_at": closed if plan.status == "closed" else None,
+                "paused": reason != "verification_locked",
+            }
+        )
+    return rows
+
+
+def _audit_and_staff_rows(
+    escalations: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each escalation's audit rows and staff messages (two once claimed)."""
+    audits, messages = [], []
+    for row in escalations:
+        staff = f"staff:{row['assigned_staff']}"
+        entries = [(row["created_at"], "system", "escalation.opened")]
+        if row["claimed_at"] is not None:
+            entries.append((row["claimed_at"], staff, "escalation.claimed"))
+            for place, minutes in enumerate((1, 3)):
+                sent = row["claimed_at"] + timedelta(minutes=minutes)
+                entries.append((sent, staff, "escalation.staff_message"))
+                messages.append(
+                    {
+                        "escalation_id": row["id"],
+                        "sender_id": row["sender_id"],
+                        "staff": row["assigned_staff"],
+                        "text": STAFF_REPLIES[place],
+                        "created_at": sent,
+                        "delivered_at": sent + timedelta(seconds=1),
+                    }
+                )
+        if row["closed_at"] is not None:
+            entries.append((row["closed_at"], staff, "escalation.handed_back"))
+        for at, actor, action in entries:
+            opened = action == "escalation.opened"
+            detail = {"escalation_id": row["id"], **({"reason": row["reason"]} if opened else {})}
+            audits.append(
+                {
+                    "member_id": row["member_id"],
+                    "at": at,
+                    "actor": actor,
+                    "action": action,
+                    "sender_id": row["sender_id"] if opened else None,
+                    "channel": row["channel"] if opened else None,
+                    "detail": detail,
+                }
+            )
+    return audits, messages
 
 
 # --- seeding ----------------------------------------------------------------------------
@@ -560,220 +554,99 @@ class Seeded:
     events: int
     statuses: dict[str, int]
     open_count: int
-    queue_first_id: int
+    queue_first_id: int  # the oldest waiting escalation, else the oldest in progress
     typical_id: int
     long_id: int
     long_events: int
     long_last_event: int
     long_middle_event: int
     typical_last_event: int
-    typical_marker: str
-    long_marker: str
+    typical_marker: str  # the last member message of the typical conversation
+    long_marker: str  # ... and of the long one
     seed_s: float
     events_s: float
 
 
-def _events_table() -> sa.Table:
-    from rasa.core.tracker_store import SQLTrackerStore
-
-    table: sa.Table = SQLTrackerStore.SQLEvent.__table__
-    return table
-
-
-def _escalation_rows(
-    plans: Sequence[Conversation], member_ids: Sequence[int], rng: random.Random
-) -> list[dict[str, Any]]:
-    rows = []
-    for plan in plans:
-        # Claimed before the first relayed reply (conversation_rows), closed later.
-        claimed = plan.handoff_at + timedelta(seconds=20)
-        closed = claimed + timedelta(minutes=10 + rng.random() * 120)
-        reason = (
-            "member_request" if plan.status != "closed" and plan.index % 3 else rng.choice(REASONS)
-        )
-        rows.append(
-            {
-                "id": plan.index + 1,
-                "created_at": plan.handoff_at,
-                "reason": reason,
-                "sender_id": plan.sender_id,
-                "channel": plan.channel,
-                "member_id": rng.choice(member_ids) if plan.verified and member_ids else None,
-                "status": plan.status,
-                "note": "電話で対応済み"
-                if plan.status == "closed" and rng.random() < 0.1
-                else None,
-                "assigned_staff": plan.staff,
-                "claimed_at": claimed if plan.status != "waiting" else None,
-                "closed_at": closed if plan.status == "closed" else None,
-                "paused": reason != "verification_locked",
-            }
-        )
-    return rows
-
-
-def _audit_rows(escalations: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """The audit rows of each escalation: opened, claimed, two staff messages, handed back."""
-    for row in escalations:
-        staff = f"staff:{row['assigned_staff']}"
-        entries = [(row["created_at"], "system", "escalation.opened")]
-        if row["claimed_at"] is not None:
-            claimed = row["claimed_at"]
-            entries.append((claimed, staff, "escalation.claimed"))
-            for minutes in (1, 3):
-                entries.append(
-                    (claimed + timedelta(minutes=minutes), staff, "escalation.staff_message")
-                )
-        if row["closed_at"] is not None:
-            entries.append((row["closed_at"], staff, "escalation.handed_back"))
-        for at, actor, action in entries:
-            opened = action == "escalation.opened"
-            yield {
-                "member_id": row["member_id"],
-                "at": at,
-                "actor": actor,
-                "action": action,
-                "sender_id": row["sender_id"] if opened else None,
-                "channel": row["channel"] if opened else None,
-                "detail": {
-                    "escalation_id": row["id"],
-                    **({"reason": row["reason"]} if opened else {}),
-                },
-            }
-
-
-def _staff_message_rows(escalations: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for row in escalations:
-        if row["claimed_at"] is None:
-            continue
-        for k, minutes in enumerate((1, 3)):
-            sent = row["claimed_at"] + timedelta(minutes=minutes)
-            yield {
-                "escalation_id": row["id"],
-                "sender_id": row["sender_id"],
-                "staff": row["assigned_staff"],
-                "text": STAFF_REPLIES[k],
-                "created_at": sent,
-                "delivered_at": sent + timedelta(seconds=1),
-            }
-
-
-def _insert(connection: sa.engine.Connection, table: sa.Table, rows: Iterable[Any]) -> int:
-    """Inserts ``rows`` in batches of :data:`BATCH`; returns how many there were."""
-    remaining, count = iter(rows), 0
-    while batch := list(itertools.islice(remaining, BATCH)):
-        connection.execute(table.insert(), batch)
-        count += len(batch)
-    return count
-
-
-def _event_rows(plans: Sequence[Conversation], seed: int) -> Iterator[dict[str, Any]]:
-    """Every conversation's events, merged in time order as the store receives them."""
-    factory = EventFactory(random.Random(seed))
-
-    def tagged(plan: Conversation) -> Iterator[tuple[float, int, str, tuple[Any, ...]]]:
-        rng = random.Random(seed * 1_000_003 + plan.index)
-        for row in conversation_rows(plan, factory, rng):
-            yield (row[0], plan.index, plan.sender_id, row)
-
-    for _, _, sender_id, row in heapq.merge(*(tagged(plan) for plan in plans)):
-        timestamp, type_name, intent, action, data = row
-        yield {
-            "sender_id": sender_id,
-            "type_name": type_name,
-            "timestamp": timestamp,
-            "intent_name": intent,
-            "action_name": action,
-            "data": data,
-        }
-
-
 def default_tracker_url(url: str) -> str:
-    """Where the product keeps Rasa's events for the app database ``url`` by default.
-
-    ``Settings.tracker_url`` without ``TRACKER_STORE_URL``: the same PostgreSQL
-    database, or ``tracker.db`` beside a SQLite file.
-    """
+    """Where the product keeps Rasa's events by default (``Settings.tracker_url``)."""
     return replace(load_settings({}), database_url=url, tracker_store_url=None).tracker_url
 
 
 def seed_database(url: str, scale: Scale, now: datetime, seed: int = 20261124) -> Seeded:
     """Migrates the empty database ``url`` and fills it: escalations, audit, staff, events.
 
-    Rasa's events go where the product keeps them by default (:func:`default_tracker_url`);
-    ``now`` is the seed's clock (every escalation is older), ``seed`` that of every random
-    choice.
+    ``now`` is the seed's clock (every escalation is older), ``seed`` that of every
+    random choice.
     """
+    from rasa.core.tracker_store import SQLTrackerStore
+
     started = time.perf_counter()
-    tracker_url = default_tracker_url(url)
     plans, typical, long = plan_conversations(scale, now, seed)
     upgrade(url)
-    engine = engine_for(url)
-    sessions = session_factory(url)
-    with sessions.begin() as session:
+    with session_factory(url).begin() as session:
         load_demo(session)
         create_account(session, AGENT, "agent", AGENT_PASSWORD, now)
         member_ids = list(session.execute(sa.select(Member.id)).scalars())
-    rows = _escalation_rows(plans, member_ids, random.Random(seed + 2))
+    escalations = _escalation_rows(plans, member_ids, random.Random(seed + 2))
+    audits, messages = _audit_and_staff_rows(escalations)
+    engine = engine_for(url)
     with engine.begin() as connection:
-        _insert(connection, Escalation.__table__, rows)
-        _insert(connection, AuditLog.__table__, _audit_rows(rows))
-        _insert(connection, StaffMessage.__table__, _staff_message_rows(rows))
-        if engine.dialect.name == "postgresql":
-            # The ids were given explicitly: move the sequence past them.
-            connection.execute(
-                sa.text(
-                    "SELECT setval(pg_get_serial_sequence('escalations', 'id'), "
-                    "(SELECT max(id) FROM escalations))"
-                )
+        connection.execute(Escalation.__table__.insert(), escalations)
+        connection.execute(AuditLog.__table__.insert(), audits)
+        connection.execute(StaffMessage.__table__.insert(), messages)
+        if engine.dialect.name == "postgresql":  # the ids were given: move the sequence on
+            connection.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('escalations', 'id'), "
+                "(SELECT max(id) FROM escalations))"
             )
-            # Statistics now rather than whenever autovacuum gets to it.
-            for table in ("escalations", "audit_log", "staff_messages"):
-                connection.exec_driver_sql(f"ANALYZE {table}")
-    events_table = _events_table()
-    tracker = engine_for(tracker_url)
+    analyze(url, "escalations", "audit_log", "staff_messages")
     events_started = time.perf_counter()
-    with tracker.begin() as connection:
+    timed = []
+    for plan in plans:
+        rng = random.Random(seed * 1_000_003 + plan.index)
+        timed += [(at, plan, spec) for at, spec in conversation_events(plan, rng)]
+    timed.sort(key=lambda event: event[0])  # as the tracker store receives them
+    rows_rng = random.Random(seed)
+    rows = (event_row(plan.sender_id, plan.channel, at, spec, rows_rng) for at, plan, spec in timed)
+    tracker_url = default_tracker_url(url)
+    events_table = SQLTrackerStore.SQLEvent.__table__
+    with engine_for(tracker_url).begin() as connection:
         events_table.create(connection, checkfirst=True)
-        events = _insert(connection, events_table, _event_rows(plans, seed))
+    events = bulk_load(tracker_url, "events", rows)
+    analyze(tracker_url, "events")
     events_s = time.perf_counter() - events_started
-    with tracker.begin() as connection:
-        if tracker.dialect.name == "postgresql":
-            connection.exec_driver_sql("ANALYZE events")
-        ids = list(
+    column = events_table.c
+    with engine_for(tracker_url).connect() as connection:
+        long_ids = list(
             connection.execute(
-                sa.select(events_table.c.id)
-                .where(events_table.c.sender_id == plans[long].sender_id)
-                .order_by(events_table.c.id)
+                sa.select(column.id)
+                .where(column.sender_id == plans[long].sender_id)
+                .order_by(column.id)
             ).scalars()
         )
         typical_last = connection.execute(
-            sa.select(sa.func.max(events_table.c.id)).where(
-                events_table.c.sender_id == plans[typical].sender_id
-            )
+            sa.select(sa.func.max(column.id)).where(column.sender_id == plans[typical].sender_id)
         ).scalar_one()
+    open_plans = [plan for plan in plans if plan.status != "closed"]
+    first = min(open_plans, key=lambda plan: (plan.status != "waiting", plan.index))
     return Seeded(
         url=url,
         tracker_url=tracker_url,
         long_sender=plans[long].sender_id,
         typical_sender=plans[typical].sender_id,
-        escalations=len(rows),
+        escalations=len(escalations),
         events=events,
         statuses=dict(Counter(plan.status for plan in plans)),
-        open_count=sum(1 for plan in plans if plan.status != "closed"),
-        # The queue's first row: the oldest waiting one, else the oldest in progress.
-        queue_first_id=min(
-            (plan.status != "waiting", plan.index) for plan in plans if plan.status != "closed"
-        )[1]
-        + 1,
+        open_count=len(open_plans),
+        queue_first_id=first.index + 1,
         typical_id=typical + 1,
         long_id=long + 1,
-        long_events=len(ids),
-        long_last_event=ids[-1],
-        long_middle_event=ids[len(ids) // 2],
+        long_events=len(long_ids),
+        long_last_event=long_ids[-1],
+        long_middle_event=long_ids[len(long_ids) // 2],
         typical_last_event=typical_last,
         typical_marker=MEMBER_REPLIES[1],
-        long_marker=MEMBER_REPLIES[(_replies("in_progress", scale.long_events) - 1) % 4],
+        long_marker=MEMBER_REPLIES[(staff_replies("in_progress", scale.long_events) - 1) % 4],
         seed_s=time.perf_counter() - started,
         events_s=events_s,
     )

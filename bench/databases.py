@@ -7,37 +7,38 @@ is a schema of its own there, dropped afterwards.
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
 import os
+import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from bot.db.session import dispose
+from bot.db.session import dispose, engine_for
 
 POSTGRES_URLS = (
     "postgresql://postgres@127.0.0.1:5432/test",
     "postgresql://root@127.0.0.1:5432/test",
 )
+BATCH = 20_000  # rows per executemany (SQLite) or COPY (PostgreSQL)
 
 
 @dataclass(frozen=True)
 class Backend:
-    """Where fresh databases come from.
+    """Where fresh databases come from."""
 
-    Attributes:
-        name: "SQLite" or "PostgreSQL", as the reports print it.
-        location: The folder of the SQLite files, or the PostgreSQL server's URL.
-        skipped: Why PostgreSQL cannot be measured (None when it can).
-    """
-
-    name: str
-    location: str
-    skipped: str | None = None
+    name: str  # "SQLite" or "PostgreSQL", as the reports print it
+    location: str  # the folder of the SQLite files, or the PostgreSQL server's URL
+    skipped: str | None = None  # why PostgreSQL cannot be measured
 
     @contextmanager
     def fresh_database(self, label: str) -> Iterator[str]:
@@ -96,3 +97,69 @@ def backends(folder: Path, wanted: Sequence[str] = ("sqlite", "postgresql")) -> 
         url, problem = _reachable_postgres()
         found.append(Backend("PostgreSQL", url or "", None if url else problem))
     return found
+
+
+def stamp(moment: datetime | None) -> str | None:
+    """A UTC time as the text SQLAlchemy stores on SQLite and PostgreSQL reads."""
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def bulk_load(url: str, table: str, rows: Iterable[dict[str, Any]]) -> int:
+    """Loads ``rows`` (all with the same keys) into ``table``; returns how many there were.
+
+    One transaction: ``executemany`` on SQLite, ``COPY`` on PostgreSQL, :data:`BATCH`
+    rows at a time. The values go to the database as they are: times as :func:`stamp`
+    text, JSON as text; None is NULL (and so is an empty string on PostgreSQL).
+    """
+    remaining = iter(rows)
+    batch = list(itertools.islice(remaining, BATCH))
+    columns = list(batch[0]) if batch else []
+    sqlite = url.startswith("sqlite")
+    names = ", ".join(columns)
+    if sqlite:
+        values = ", ".join(f":{column}" for column in columns)
+        statement = f"INSERT INTO {table} ({names}) VALUES ({values})"
+    else:
+        statement = f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)"
+    count = 0
+    connection = engine_for(url).raw_connection()
+    try:
+        cursor = connection.cursor()
+        if sqlite:
+            cursor.execute("BEGIN IMMEDIATE")
+        while batch:
+            if sqlite:
+                cursor.executemany(statement, batch)
+            else:
+                buffer = io.StringIO()
+                csv.DictWriter(buffer, columns).writerows(batch)
+                buffer.seek(0)
+                cursor.copy_expert(statement, buffer)
+            count += len(batch)
+            batch = list(itertools.islice(remaining, BATCH))
+        connection.commit()
+    finally:
+        connection.close()
+    return count
+
+
+def analyze(url: str, *tables: str) -> None:
+    """On PostgreSQL, the tables' statistics now rather than whenever autovacuum runs."""
+    engine = engine_for(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            for table in tables:
+                connection.exec_driver_sql(f"ANALYZE {table}")
+
+
+def explain(connection: sa.engine.Connection, statement: str, parameters: Any = None) -> list[str]:
+    """The planner's plan of ``statement``, one line per step, without costs or arrows."""
+    prefix = "EXPLAIN QUERY PLAN" if connection.dialect.name == "sqlite" else "EXPLAIN"
+    rows = connection.exec_driver_sql(f"{prefix} {statement}", parameters).all()
+    steps = []
+    for row in rows:  # SQLite's step is in the last column, PostgreSQL's in the only one
+        text = re.sub(r"\s*\(cost=[^)]*\)|->", "", str(row[-1]))
+        steps.append(" ".join(text.split()))
+    return steps

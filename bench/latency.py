@@ -3,14 +3,16 @@
 Each assistant is trained in full (timed), served, sent a fixed seeded sample of
 messages (a warm-up, one sequential conversation, then concurrent conversations) and
 stopped; one at a time, so that they never share the machine. The product's servers
-start as the launcher starts them (its own entry points, its secrets in files of the
-run's var dir, every REST call with the HTTP API token); `rasa init`'s are stock `rasa
-run` (and `rasa run actions`) with Rasa's REST channel.
+start from its own entry points, its secrets in files of the run's var dir and every
+REST call with the HTTP API token; `rasa init`'s are stock `rasa run` with Rasa's REST
+channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import shutil
 import sys
 import tempfile
@@ -20,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 
 from bench.nlu import holdout_texts
 from bench.report import DASH, num, table
-from bench.rest import REST_WEBHOOK, RestPhase, run_conversations
+from bench.rest import REST_WEBHOOK, Reply, send_conversations
 from bench.servers import (
     LOOPBACK,
     VAR_DIR,
@@ -35,7 +38,7 @@ from bench.servers import (
     run_command,
     server,
 )
-from bench.stats import chunk, seeded_sample
+from bench.stats import Timings
 from bench.training import COMMAND_TIMEOUT_S, TrainingRun, rasa_command, train
 from bot.settings import PROJECT_ROOT, write_private
 
@@ -54,15 +57,13 @@ RASA_INIT_NOTE = (
     "no action server: `rasa init` leaves the action endpoint commented out, so only its "
     "rasa server runs; Rasa's stock REST channel, no token"
 )
+# English messages that match the intents of the `rasa init` assistant.
 RASA_INIT_MESSAGES = (
     "hello", "hi there", "good morning", "hey", "I am sad", "I feel very unhappy today",
     "not good", "great", "I am feeling very good", "amazing", "goodbye", "bye bye",
     "see you later", "are you a bot?", "am I talking to a human?", "yes", "of course", "no",
     "not really", "that sounds good",
 )  # fmt: skip
-"""English messages that match the intents of the `rasa init` assistant."""
-
-
 SEED = 20240601  # of the message sample
 REQUEST_TIMEOUT_S = 30.0
 PHASE_DEADLINE_S = 300.0  # no request of a measuring phase starts later
@@ -84,6 +85,19 @@ class Settings:
         return self.conversations * self.messages_per_conversation
 
 
+def seeded_sample(pool: Sequence[str], count: int, seed: int) -> list[str]:
+    """``count`` items of ``pool``, shuffled with ``seed``: every item before any repeats."""
+    if not pool:
+        raise ValueError("cannot sample from an empty pool")
+    rng = random.Random(seed)
+    sample: list[str] = []
+    while len(sample) < count:
+        batch = list(pool)
+        rng.shuffle(batch)
+        sample.extend(batch[: count - len(sample)])
+    return sample
+
+
 @dataclass(frozen=True)
 class MessagePlan:
     """Every message one assistant is sent: warm-up, sequential, concurrent conversations."""
@@ -95,18 +109,28 @@ class MessagePlan:
     @property
     def longest_conversation(self) -> int:
         """The most messages any one conversation sends (at least 1)."""
-        return max(1, *(len(m) for m in (self.warmup, self.sequential, *self.concurrent)))
+        everyone = (self.warmup, self.sequential, *self.concurrent)
+        return max(1, *(len(messages) for messages in everyone))
 
 
 def plan_messages(pool: Sequence[str], settings: Settings) -> MessagePlan:
     """Draws the plan from ``pool``: the same pool and settings give the same plan."""
     ordered = sorted(set(pool))
     concurrent = seeded_sample(ordered, settings.concurrent_messages, SEED + 1)
+    size = settings.messages_per_conversation
     return MessagePlan(
         warmup=seeded_sample(ordered, settings.warmup_messages, SEED + 2),
         sequential=seeded_sample(ordered, settings.sequential_messages, SEED),
-        concurrent=chunk(concurrent, settings.messages_per_conversation),
+        concurrent=[concurrent[start : start + size] for start in range(0, len(concurrent), size)],
     )
+
+
+@dataclass
+class RestPhase(Timings):
+    """A phase's timings, the messages it meant to send and the answers with no message."""
+
+    planned: int = 0
+    empty_replies: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +163,38 @@ class Served:
     processes: list[ProcessGroup]  # the rasa server first
 
 
+def run_conversations(
+    served: Served, conversations: Sequence[Sequence[str]], sender_prefix: str
+) -> RestPhase:
+    """Runs every conversation at once, each sending its messages one after another."""
+    planned = sum(len(messages) for messages in conversations)
+    logger.info("sending %d messages in %d conversation(s)", planned, len(conversations))
+
+    async def drive() -> tuple[dict[tuple[int, int], Reply], float]:
+        async with aiohttp.ClientSession(headers=served.headers) as http:
+            return await send_conversations(
+                http,
+                served.url,
+                conversations,
+                sender_prefix,
+                len(conversations),
+                REQUEST_TIMEOUT_S,
+                PHASE_DEADLINE_S,
+            )
+
+    replies, wall_s = asyncio.run(drive())
+    phase = RestPhase(wall_s=wall_s, planned=planned)
+    for reply in replies.values():
+        if reply.error is not None:
+            phase.fail(reply.error)
+        else:
+            phase.seconds.append(reply.seconds)
+            phase.empty_replies += not reply.messages
+    p95 = f"{phase.ms(95):.0f}" if phase.ok else "-"
+    logger.info("%d/%d answered, p95 %s ms", phase.ok, planned, p95)
+    return phase
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     loaded = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
     return dict(loaded) if isinstance(loaded, dict) else {}
@@ -155,11 +211,7 @@ def _write_server_files(
 
 
 def product_env(var_dir: Path, action_port: int, rasa_port: int) -> dict[str, str]:
-    """The product's servers' environment: their own var dir, database and ports, no secret.
-
-    The REST channel is on, every server on loopback; the servers read their secrets
-    from files in the var dir, generated there on first use.
-    """
+    """The product's servers' environment: own var dir, database and ports, REST on."""
     return child_env(
         {
             "PRIVACY_BOT_VAR_DIR": str(var_dir),
@@ -175,17 +227,12 @@ def product_env(var_dir: Path, action_port: int, rasa_port: int) -> dict[str, st
 def product_server_files(
     env: Mapping[str, str], directory: Path, longest_conversation: int
 ) -> tuple[Path, Path, dict[str, str]]:
-    """Prepares the product's database and its rasa server's files.
+    """The product's database and rasa server files: endpoints, credentials, REST headers.
 
-    The endpoints are the project's endpoints.yml with the action endpoint the launcher
-    writes (this run's action server, its secret as a bearer header); tracker and lock
-    store stay in memory. The credentials open only the product's REST channel, its
-    guard's rate limit raised to ``longest_conversation``: the sequential conversation
-    sends faster than the 60 a minute of credentials.yml, and a refused message would be
-    timed as an answer.
-
-    Returns:
-        The endpoints and credentials paths, and the headers of every REST request.
+    The endpoints are the project's endpoints.yml with the launcher's action endpoint
+    (its secret as a bearer header); tracker and lock store stay in memory. The
+    credentials open only the product's REST channel, its guard's rate limit raised to
+    ``longest_conversation``: a refused message would be timed as an answer.
     """
     from bot.action_server import bearer
     from bot.launcher import prepare_database, write_endpoints
@@ -217,21 +264,16 @@ def product_servers(model: Path, run_dir: Path, plan: MessagePlan) -> Iterator[S
     endpoints, credentials, headers = files
     action_server = [sys.executable, "-m", "bot.action_server"]
     rasa_server = product_rasa_server_command(model, endpoints, credentials)
+    actions_ready, rasa_ready = f"{local_url(action_port)}/health", f"{local_url(rasa_port)}/"
     with (
-        server(
-            "product action server", action_server, f"{local_url(action_port)}/health", env
-        ) as actions,
-        server("product rasa server", rasa_server, f"{local_url(rasa_port)}/", env) as rasa,
+        server("product action server", action_server, actions_ready, env) as actions,
+        server("product rasa server", rasa_server, rasa_ready, env) as rasa,
     ):
         yield Served(local_url(rasa_port) + REST_WEBHOOK, headers, [rasa, actions])
 
 
 def ensure_rasa_init_project() -> str | None:
-    """Creates var/bench/rasa-init with `rasa init --no-prompt` unless the installed Rasa did.
-
-    Returns:
-        A note for the report if it was (re)created in this run, else None.
-    """
+    """Creates var/bench/rasa-init with `rasa init` unless this Rasa did; a note if it did."""
     from importlib.metadata import version
 
     marker = RASA_INIT_DIR / ".bench-rasa-version"
@@ -252,12 +294,7 @@ def ensure_rasa_init_project() -> str | None:
 
 
 def rasa_init_server_files(directory: Path) -> tuple[Path, Path]:
-    """Writes the server files of `rasa init`'s assistant: its endpoints, its REST channel.
-
-    `rasa init` leaves the action endpoint commented out (its assistant has no custom
-    action), so no action server runs; the credentials open Rasa's own REST channel, as
-    `rasa init` writes them.
-    """
+    """`rasa init`'s endpoints without the (commented-out) action endpoint; Rasa's REST."""
     endpoints = _read_yaml(RASA_INIT_DIR / "endpoints.yml")
     endpoints.pop("action_endpoint", None)
     return _write_server_files(directory, endpoints, {"rest": None})
@@ -278,26 +315,15 @@ def rasa_init_server(model: Path, run_dir: Path) -> Iterator[Served]:
 
 def measure(served: Served, plan: MessagePlan, run: SystemRun, sender_prefix: str) -> None:
     """Sends the plan's warm-up, sequential and concurrent messages; samples memory."""
-
-    def send(conversations: Sequence[Sequence[str]], phase: str) -> RestPhase:
-        return run_conversations(
-            served.url,
-            conversations,
-            headers=served.headers,
-            sender_prefix=f"{sender_prefix}-{phase}",
-            timeout_s=REQUEST_TIMEOUT_S,
-            deadline_s=PHASE_DEADLINE_S,
-        )
-
-    warmup = send([plan.warmup], "warmup")
+    warmup = run_conversations(served, [plan.warmup], f"{sender_prefix}-warmup")
     if warmup.ok < len(plan.warmup):
         run.notes.append(f"warm-up: {warmup.ok}/{len(plan.warmup)} messages answered")
     for process in served.processes:
         process.sample_memory()
-    run.sequential = send([plan.sequential], "seq")
+    run.sequential = run_conversations(served, [plan.sequential], f"{sender_prefix}-seq")
     for process in served.processes:
         process.sample_memory()
-    run.concurrent = send(plan.concurrent, "conc")
+    run.concurrent = run_conversations(served, plan.concurrent, f"{sender_prefix}-conc")
 
 
 def benchmark(key: str, run_dir: Path, settings: Settings) -> tuple[SystemRun, TrainingRun]:
@@ -322,7 +348,10 @@ def benchmark(key: str, run_dir: Path, settings: Settings) -> tuple[SystemRun, T
     with servers as served:
         run.startup_s = {process.name: process.startup_s for process in served.processes}
         measure(served, plan, run, f"bench-{run_dir.name}-{key}")
-    run.memory = [MemoryPeak(p.name, p.peak_mib, p.processes_seen) for p in served.processes]
+    run.memory = [
+        MemoryPeak(process.name, process.peak_mib, process.processes_seen)
+        for process in served.processes
+    ]
     return run, training
 
 
@@ -370,7 +399,7 @@ def section(settings: Settings, systems: Sequence[SystemRun]) -> list[str]:
             if phase and phase.failures:
                 kinds = ", ".join(f"{kind} × {count}" for kind, count in phase.failures.items())
                 details.append(f"errors: {kinds}")
-        lines.append(f"- {run.system}: " + "; ".join(d for d in details if d) + ".")
+        lines.append(f"- {run.system}: " + "; ".join(detail for detail in details if detail) + ".")
     return lines
 
 
@@ -378,9 +407,9 @@ def memory_section(systems: Sequence[SystemRun]) -> list[str]:
     """The report's peak memory section."""
     lines = ["", "## 4. Peak memory of the servers", ""]
     peaks = [peak for run in systems for peak in run.memory]
-    if not peaks:
+    rows = [[peak.process, num(peak.peak_mib, ".0f"), str(peak.processes)] for peak in peaks]
+    if not rows:
         return [*lines, "No server ran."]
-    rows = [[p.process, num(p.peak_mib, ".0f"), str(p.processes)] for p in peaks]
     return [
         *lines,
         *table(["process", "VmHWM MiB", "processes"], rows, "lrr"),

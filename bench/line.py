@@ -1,18 +1,17 @@
-"""LINE's side of the channel benchmark: deliveries, a stand-in for its API, what became of them.
+"""LINE's side of the channel benchmark: deliveries, a stand-in for its API, what came of them.
 
 The webhook deliveries are shaped like the examples of LINE's reference and signed as
 LINE signs them. The stand-in is an aiohttp server on loopback, in the benchmark's own
 event loop: it answers ``POST /v2/bot/message/reply`` and ``/push`` as LINE documents
 them (200 with ``sentMessages``; 400 ``Invalid reply token`` for a token used before;
-409 for a push whose retry key was accepted before; 401 without the access token) and
-records every call with the moment it arrived on the benchmark's clock
-(:func:`time.perf_counter`), so that the benchmark can wait for a reply without polling.
-``tests/line_stand_in.py`` is the tests' threaded equivalent.
+401 without the access token) and records every call with the moment it arrived, so
+that the benchmark can wait for a reply without polling.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import random
@@ -36,124 +35,90 @@ LINE_ACK_LIMIT_S = 2.0  # LINE counts a webhook as failed when the answer takes 
 # however fast the servers answer.
 MESSAGES_PER_LINE_USER = 5
 MIN_LINE_USERS = 10
-# How long a webhook request may take before it counts as not acknowledged (LINE gives
-# up after 2 s; waiting longer shows how long it would have taken).
+# LINE gives up after 2 s; waiting longer shows how long the answer would have taken.
 ACK_CLIENT_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """One webhook delivery: a body with one text message event.
+    """One webhook delivery: a body with one text message event."""
 
-    Attributes:
-        index: Its place in the plan.
-        user: The index of its LINE user.
-        user_id: The LINE user id (``U`` and 32 hex digits, like LINE's).
-        text: The message text.
-        event_id: The ``webhookEventId``.
-        reply_token: The event's reply token.
-        redelivery_of: For a redelivery, the index of the delivery it repeats.
-    """
-
-    index: int
-    user: int
-    user_id: str
+    user: int  # the index of its LINE user
+    turn: int  # its place among that user's messages
+    user_id: str  # "U" and 32 hex digits, like LINE's
     text: str
-    event_id: str
-    reply_token: str
-    redelivery_of: int | None = None
-
-    @property
-    def is_redelivery(self) -> bool:
-        """Whether LINE marks this delivery as a redelivery."""
-        return self.redelivery_of is not None
-
-
-def redelivery_count(deliveries: int) -> int:
-    """How many of ``deliveries`` are redeliveries: one in 40, at least one of two."""
-    return 0 if deliveries < 2 else max(1, deliveries // 40)
-
-
-def line_user_count(messages: int, concurrency: int) -> int:
-    """How many users send ``messages``: enough that none comes near the rate limit.
-
-    At least :data:`MIN_LINE_USERS`, and more than the deliveries in flight (so that a
-    user's messages never overlap); at most one per message.
-    """
-    wanted = max(MIN_LINE_USERS, concurrency + 1, math.ceil(messages / MESSAGES_PER_LINE_USER))
-    return max(1, min(messages, wanted))
+    event_id: str  # the webhookEventId
+    reply_token: str  # each delivery has its own
+    redelivery: bool = False  # LINE marks it as a redelivery of an earlier event
 
 
 def plan_line(
     deliveries: int, concurrency: int, texts: Sequence[str], seed: int = 5
 ) -> list[Delivery]:
-    """The deliveries of a run, in sending order: new messages, then a few redeliveries.
+    """The deliveries of a run, in sending order: new messages, then redeliveries.
 
-    Messages go to the users in turn, so consecutive deliveries come from different
-    users, with ``texts`` in turn. Each redelivery repeats an earlier delivery's event
-    (same ``webhookEventId`` and message) with a reply token of its own.
+    One in 40 deliveries (at least one of two) repeats an earlier event (same
+    ``webhookEventId`` and message) with a reply token of its own. The new messages go
+    to the users in turn, ``texts`` in turn; there are enough users that none comes near
+    the guard's rate limit (at least :data:`MIN_LINE_USERS`, more than the deliveries in
+    flight, at most one per message).
     """
     rng = random.Random(seed)
 
     def hex32() -> str:
         return f"{rng.getrandbits(128):032x}"
 
-    redeliveries = redelivery_count(deliveries)
+    redeliveries = 0 if deliveries < 2 else max(1, deliveries // 40)
     originals = deliveries - redeliveries
-    users = [f"U{hex32()}" for _ in range(line_user_count(originals, concurrency))]
+    wanted = max(MIN_LINE_USERS, concurrency + 1, math.ceil(originals / MESSAGES_PER_LINE_USER))
+    users = [f"U{hex32()}" for _ in range(max(1, min(originals, wanted)))]
     plan = [
         Delivery(
-            index=k,
-            user=k % len(users),
-            user_id=users[k % len(users)],
-            text=texts[k % len(texts)],
+            user=index % len(users),
+            turn=index // len(users),
+            user_id=users[index % len(users)],
+            text=texts[index % len(texts)],
             event_id="01" + hex32()[:24].upper(),
             reply_token=hex32(),
         )
-        for k in range(originals)
+        for index in range(originals)
     ]
-    for r in range(redeliveries):
-        original = plan[r * originals // redeliveries]
-        plan.append(
-            replace(
-                original, index=originals + r, reply_token=hex32(), redelivery_of=original.index
-            )
-        )
+    for place in range(redeliveries):
+        original = plan[place * originals // redeliveries]
+        plan.append(replace(original, reply_token=hex32(), redelivery=True))
     return plan
 
 
-def text_event(delivery: Delivery, timestamp_ms: int | None = None) -> dict[str, Any]:
-    """The webhook event of ``delivery``, shaped like the examples of LINE's reference."""
-    original = delivery.index if delivery.redelivery_of is None else delivery.redelivery_of
-    return {
+def conversations(plan: Sequence[Delivery]) -> list[list[Delivery]]:
+    """The new messages of each user, in order."""
+    users: dict[int, list[Delivery]] = defaultdict(list)
+    for delivery in plan:
+        if not delivery.redelivery:
+            users[delivery.user].append(delivery)
+    return list(users.values())
+
+
+def signed_request(delivery: Delivery, channel_secret: str) -> tuple[bytes, dict[str, str]]:
+    """The body of ``delivery``'s webhook request and its headers, signed as LINE signs."""
+    event = {
         "type": "message",
         "mode": "active",
-        "timestamp": int(time.time() * 1000) if timestamp_ms is None else timestamp_ms,
+        "timestamp": int(time.time() * 1000),
         "source": {"type": "user", "userId": delivery.user_id},
         "webhookEventId": delivery.event_id,
-        "deliveryContext": {"isRedelivery": delivery.is_redelivery},
+        "deliveryContext": {"isRedelivery": delivery.redelivery},
         "replyToken": delivery.reply_token,
-        "message": {
-            "id": str(500_000_000_000_000_000 + original),
+        "message": {  # a redelivery repeats its original's message id
+            "id": str(500_000_000_000_000_000 + 1000 * delivery.user + delivery.turn),
             "type": "text",
-            "quoteToken": f"q{original}",
+            "quoteToken": f"q{delivery.user}-{delivery.turn}",
             "text": delivery.text,
         },
     }
-
-
-def webhook_body(events: Sequence[Mapping[str, Any]], destination: str = "Ubench") -> bytes:
-    """A webhook request body, as LINE sends it (UTF-8 JSON)."""
-    payload = {"destination": destination, "events": list(events)}
-    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
-
-
-def signed_headers(channel_secret: str, body: bytes) -> dict[str, str]:
-    """The headers of a webhook request, ``X-Line-Signature`` computed over ``body``."""
-    return {
-        "Content-Type": "application/json; charset=utf-8",
-        "X-Line-Signature": sign(channel_secret, body),
-    }
+    payload = {"destination": "Ubench", "events": [event]}
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    signature = sign(channel_secret, body)
+    return body, {"Content-Type": "application/json; charset=utf-8", "X-Line-Signature": signature}
 
 
 def parts(texts: Iterable[str]) -> list[str]:
@@ -197,9 +162,8 @@ class LineStandIn:
         """A stand-in accepting the calls that carry ``access_token``."""
         self.access_token = access_token
         self.calls: list[ApiCall] = []
+        self._replied: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._used_tokens: set[str] = set()
-        self._retry_keys: set[str] = set()
-        self._waiters: dict[str, asyncio.Future[ApiCall]] = {}
         self._runner: web.AppRunner | None = None
 
     async def start(self, port: int) -> str:
@@ -217,20 +181,11 @@ class LineStandIn:
             await self._runner.cleanup()
             self._runner = None
 
-    def replies_to(self, token: str) -> list[ApiCall]:
-        """Every reply call made with ``token``, in order of arrival."""
-        return [call for call in self.calls if call.reply_token == token]
-
-    async def wait_reply(self, token: str, timeout_s: float) -> ApiCall | None:
-        """The first reply call with ``token``, waiting up to ``timeout_s``; None if none."""
-        earlier = self.replies_to(token)
-        if earlier:
-            return earlier[0]
-        waiter = self._waiters.setdefault(token, asyncio.get_running_loop().create_future())
-        try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
-        except asyncio.TimeoutError:
-            return None
+    async def wait_reply(self, token: str, timeout_s: float) -> bool:
+        """Whether a reply call with ``token`` came, waiting up to ``timeout_s``."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._replied[token].wait(), timeout_s)
+        return self._replied[token].is_set()
 
     async def _handle(self, request: web.Request) -> web.Response:
         arrived = time.perf_counter()
@@ -239,54 +194,44 @@ class LineStandIn:
         except ValueError:
             body = None
         body = body if isinstance(body, dict) else {}
-        status, payload = self._answer(request.path, request.headers, body)
+        status, error = self._status(request.path, request.headers.get("Authorization"), body)
         call = ApiCall(request.path, body, status, arrived)
         self.calls.append(call)
-        waiter = self._waiters.get(call.reply_token or "")
-        if waiter is not None and not waiter.done():
-            waiter.set_result(call)
-        return web.json_response(payload, status=status)
+        if call.reply_token is not None:
+            self._replied[call.reply_token].set()
+        if status != 200:
+            return web.json_response({"message": error}, status=status)
+        sent = [{"id": str(place), "quoteToken": "q"} for place in range(len(body["messages"]))]
+        return web.json_response({"sentMessages": sent})
 
-    def _answer(
-        self, path: str, headers: Mapping[str, str], body: dict[str, Any]
-    ) -> tuple[int, dict[str, Any]]:
-        if headers.get("Authorization") != f"Bearer {self.access_token}":
-            return 401, {"message": "Authentication failed"}
+    def _status(
+        self, path: str, authorization: str | None, body: dict[str, Any]
+    ) -> tuple[int, str]:
+        """LINE's answer to a call: its status and, for an error, its message."""
+        if authorization != f"Bearer {self.access_token}":
+            return 401, "Authentication failed"
+        if path not in (REPLY_PATH, PUSH_PATH):
+            return 404, "Not found"
         messages = body.get("messages")
         if not isinstance(messages, list) or not 1 <= len(messages) <= 5:
-            return 400, {"message": "The request body has 1 error(s)"}
-        sent = {"sentMessages": [{"id": str(i), "quoteToken": "q"} for i in range(len(messages))]}
+            return 400, "The request body has 1 error(s)"
         if path == REPLY_PATH:
             token = str(body.get("replyToken"))
             if token in self._used_tokens:
-                return 400, {"message": "Invalid reply token"}
+                return 400, "Invalid reply token"
             self._used_tokens.add(token)
-            return 200, sent
-        if path == PUSH_PATH:
-            key = headers.get("X-Line-Retry-Key")
-            if key in self._retry_keys:
-                return 409, {"message": "The retry key is already accepted"}
-            if key:
-                self._retry_keys.add(key)
-            return 200, sent
-        return 404, {"message": "Not found"}
+        return 200, ""
 
 
-# --- sending the deliveries, and counting what became of them ---------------------------
+# --- sending the deliveries, and counting what came of them -----------------------------
 
 
 @dataclass
 class LineOutcome:
-    """What the benchmark saw of one delivery.
+    """What the benchmark saw of one delivery: when it was sent, the webhook's answer."""
 
-    Attributes:
-        sent_at: When the request was sent (:func:`time.perf_counter`).
-        status: The HTTP status of the webhook's answer (0: none, e.g. a timeout).
-        ack_s: How long the answer took.
-    """
-
-    sent_at: float
-    status: int = 0
+    sent_at: float  # time.perf_counter()
+    status: int = 0  # 0: no answer (e.g. a timeout)
     ack_s: float | None = None
 
 
@@ -298,40 +243,32 @@ async def line_traffic(
     channel_secret: str,
     concurrency: int,
     timeout_s: float,
-) -> tuple[dict[int, LineOutcome], float]:
-    """Sends the plan, ``concurrency`` at a time: new messages, then the redeliveries.
+) -> tuple[dict[str, LineOutcome], float]:
+    """Sends the plan, ``concurrency`` at a time: the users' messages, then the redeliveries.
 
-    Each sender stands for a member who waits for the answer before writing again: a
-    new message waits for its HTTP 200, then for the reply call with its reply token.
-
-    Returns:
-        What was seen of each delivery, by index, and the wall time of the new messages.
+    Each user waits for the answer before writing again: for the HTTP 200, then for the
+    reply call with the message's reply token. Returns what was seen of each delivery,
+    by reply token, and the new messages' wall time.
     """
-    outcomes: dict[int, LineOutcome] = {}
-    locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+    outcomes: dict[str, LineOutcome] = {}
     ack_timeout = aiohttp.ClientTimeout(total=ACK_CLIENT_TIMEOUT_S)
 
     async def deliver(delivery: Delivery) -> LineOutcome:
-        body = webhook_body([text_event(delivery)])
-        headers = signed_headers(channel_secret, body)
-        outcome = outcomes[delivery.index] = LineOutcome(sent_at=time.perf_counter())
-        try:
-            async with http.post(
-                webhook_url, data=body, headers=headers, timeout=ack_timeout
-            ) as answer:
+        body, headers = signed_request(delivery, channel_secret)
+        outcome = outcomes[delivery.reply_token] = LineOutcome(time.perf_counter())
+        with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+            post = http.post(webhook_url, data=body, headers=headers, timeout=ack_timeout)
+            async with post as answer:
                 outcome.status = answer.status
                 outcome.ack_s = time.perf_counter() - outcome.sent_at
                 await answer.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            pass
         return outcome
 
-    messages = [delivery for delivery in plan if not delivery.is_redelivery]
-    repeats = [delivery for delivery in plan if delivery.is_redelivery]
+    users = conversations(plan)
+    repeats = [delivery for delivery in plan if delivery.redelivery]
 
-    async def message_job(index: int) -> None:
-        delivery = messages[index]
-        async with locks[delivery.user]:  # a member waits for the answer, then writes
+    async def user_job(index: int) -> None:
+        for delivery in users[index]:
             outcome = await deliver(delivery)
             if outcome.status == 200:
                 left = timeout_s - (time.perf_counter() - outcome.sent_at)
@@ -340,7 +277,7 @@ async def line_traffic(
     async def repeat_job(index: int) -> None:
         await deliver(repeats[index])
 
-    wall_s = await pool(len(messages), concurrency, message_job)
+    wall_s = await pool(len(users), concurrency, user_job)
     await pool(len(repeats), concurrency, repeat_job)
     return outcomes, wall_s
 
@@ -377,18 +314,18 @@ class LineCounts:
 
 def count_line(
     plan: Sequence[Delivery],
-    outcomes: Mapping[int, LineOutcome],
+    outcomes: Mapping[str, LineOutcome],
     calls: Sequence[ApiCall],
-    expected: Mapping[int, list[str] | None],
+    expected: Mapping[tuple[int, int], list[str] | None],
     timeout_s: float,
 ) -> LineCounts:
-    """Counts what became of the planned deliveries, from the calls the stand-in saw.
+    """Counts what came of the planned deliveries, from the calls the stand-in saw.
 
     Args:
         plan: The deliveries.
-        outcomes: What the benchmark saw of each, by index (a missing one was not sent).
+        outcomes: What the benchmark saw of each, by reply token (none: not sent).
         calls: Every call the stand-in received.
-        expected: Per new message, REST's answer to the same turn cut as :func:`parts`
+        expected: Per (user, turn), REST's answer to the same turn cut as :func:`parts`
             cuts it (None: unknown, not compared).
         timeout_s: A reply arriving later than this after its delivery counts as missing.
     """
@@ -400,26 +337,24 @@ def count_line(
     reply_s: list[float] = []
     duplicate_calls = redeliveries = redeliveries_answered = missing = mismatched = 0
     for delivery in plan:
-        outcome = outcomes.get(delivery.index)
+        outcome = outcomes.get(delivery.reply_token)
         if outcome is not None and outcome.status == 200 and outcome.ack_s is not None:
             acks.append(outcome.ack_s)
         replies = by_token.get(delivery.reply_token, [])
         duplicate_calls += max(0, len(replies) - 1)
-        if delivery.is_redelivery:
+        if delivery.redelivery:
             redeliveries += 1
             redeliveries_answered += bool(replies)
             continue
         first = replies[0] if replies else None
-        if (
-            first is None
-            or outcome is None
-            or first.status != 200
-            or first.at - outcome.sent_at > timeout_s
-        ):
+        if first is None or outcome is None or first.status != 200:
+            missing += 1
+            continue
+        if first.at - outcome.sent_at > timeout_s:
             missing += 1
             continue
         reply_s.append(first.at - outcome.sent_at)
-        wanted = expected.get(delivery.index)
+        wanted = expected.get((delivery.user, delivery.turn))
         if wanted is not None and parts(first.texts) != wanted:
             mismatched += 1
     users = {delivery.user_id for delivery in plan}

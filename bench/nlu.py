@@ -36,19 +36,11 @@ _SUMMARY_ROWS = frozenset({"accuracy", "micro avg", "macro avg", "weighted avg"}
 
 @dataclass(frozen=True)
 class NluScores:
-    """One pipeline's scores on the held-out split, as `rasa test nlu` reports them.
+    """One pipeline's scores on the held-out split, as `rasa test nlu` reports them."""
 
-    Attributes:
-        intents: Rasa's intent_report.json: a row per intent, "accuracy", "macro avg"
-            and "weighted avg".
-        entities: Per extractor, its <extractor>_report.json: token-based scores (BILOU
-            tags merged, ``no_entity`` left out), a row per entity and the "micro avg".
-        confusions: The most frequent misclassifications: true intent, predicted, count.
-    """
-
-    intents: dict[str, Any]
-    entities: dict[str, dict[str, Any]]
-    confusions: list[tuple[str, str, int]]
+    intents: dict[str, Any]  # intent_report.json
+    entities: dict[str, dict[str, Any]]  # <extractor>_report.json by extractor
+    confusions: list[tuple[str, str, int]]  # the most frequent: true, predicted, count
 
     @property
     def accuracy(self) -> float:
@@ -86,7 +78,7 @@ def describe_dataset(holdout: Path = HOLDOUT_PATH, training: Path = TRAINING_DAT
     held_out, trained = _examples(holdout), _examples(training)
     training_texts = {text.strip() for text, _, _ in trained}
     intents = {intent for _, intent, _ in held_out if intent}
-    unseen = sorted(str(i) for i in intents - {intent for _, intent, _ in trained})
+    unseen = sorted(str(name) for name in intents - {intent for _, intent, _ in trained})
     files = ", ".join(f"`{relative(file)}`" for file in nlu_files(training)) or DASH
     lines = [
         f"- Held-out split: `{relative(holdout)}`, {len(held_out)} examples, {len(intents)} "
@@ -142,11 +134,7 @@ def pipeline_components(config: Path) -> list[str]:
 
 
 def evaluate(name: str, config: Path, run_dir: Path) -> tuple[NluScores, TrainingRun]:
-    """Trains ``config`` NLU-only on the product's data and tests it on the holdout.
-
-    ``name`` names the pipeline, its model and its logs; the model and the test's output
-    go to ``run_dir``.
-    """
+    """Trains ``config`` NLU-only on the product's data and tests it on the holdout."""
     model, training = train(
         f"nlu-{name}",
         project_dir=PROJECT_ROOT,
@@ -202,26 +190,27 @@ def section(
 
 def _score_rows(scores: list[NluScores]) -> list[list[str]]:
     def intents(row: str, column: str) -> list[str]:
-        return [num(s.intents[row][column]) for s in scores]
+        return [num(score.intents[row][column]) for score in scores]
 
     rows = [
-        ["examples evaluated", *(str(int(s.intents["macro avg"]["support"])) for s in scores)],
-        ["intent accuracy", *(num(s.accuracy) for s in scores)],
+        [
+            "examples evaluated",
+            *(str(int(score.intents["macro avg"]["support"])) for score in scores),
+        ],
+        ["intent accuracy", *(num(score.accuracy) for score in scores)],
         ["intent macro-F1", *intents("macro avg", "f1-score")],
         ["intent weighted-F1", *intents("weighted avg", "f1-score")],
     ]
-    extractors = sorted({extractor for s in scores for extractor in s.entities})
+    extractors = sorted({extractor for score in scores for extractor in score.entities})
     for extractor in extractors:
-        micro = [
-            s.entities[extractor]["micro avg"] if extractor in s.entities else None for s in scores
+        micro = [score.entities.get(extractor, {}).get("micro avg") for score in scores]
+        f1 = [num(average["f1-score"]) if average else DASH for average in micro]
+        rows.append([f"entity F1, micro ({extractor})", *f1])
+        both = [
+            f"{num(average['precision'])} / {num(average['recall'])}" if average else DASH
+            for average in micro
         ]
-        rows.append(
-            [f"entity F1, micro ({extractor})"] + [num(m["f1-score"]) if m else DASH for m in micro]
-        )
-        rows.append(
-            [f"entity precision / recall, micro ({extractor})"]
-            + [f"{num(m['precision'])} / {num(m['recall'])}" if m else DASH for m in micro]
-        )
+        rows.append([f"entity precision / recall, micro ({extractor})", *both])
     if not extractors:
         rows.append(["entity F1, micro", *(DASH for _ in scores)])
     return rows
@@ -230,10 +219,15 @@ def _score_rows(scores: list[NluScores]) -> list[list[str]]:
 def _per_entity(keys: list[str], scores: list[NluScores]) -> list[str]:
     """F1 per entity of each pipeline's primary extractor (DIET, else its first one)."""
     primaries = [
-        PRIMARY_EXTRACTOR if PRIMARY_EXTRACTOR in s.entities else min(s.entities, default=None)
-        for s in scores
+        PRIMARY_EXTRACTOR
+        if PRIMARY_EXTRACTOR in score.entities
+        else min(score.entities, default=None)
+        for score in scores
     ]
-    reports = [s.entities[p] if p else {} for s, p in zip(scores, primaries, strict=True)]
+    reports = [
+        score.entities[primary] if primary else {}
+        for score, primary in zip(scores, primaries, strict=True)
+    ]
     entities = sorted({name for report in reports for name in report if name not in _SUMMARY_ROWS})
     if not entities:
         return []
@@ -241,7 +235,8 @@ def _per_entity(keys: list[str], scores: list[NluScores]) -> list[str]:
     for name in entities:
         cells = [report.get(name) for report in reports]
         support = next((int(cell["support"]) for cell in cells if cell), 0)
-        rows.append([name, str(support), *(num(c["f1-score"]) if c else DASH for c in cells)])
+        f1 = [num(cell["f1-score"]) if cell else DASH for cell in cells]
+        rows.append([name, str(support), *f1])
     header = ["entity", "support (tokens)"] + [
         f"{key} F1 ({primary or DASH})" for key, primary in zip(keys, primaries, strict=True)
     ]

@@ -1,4 +1,4 @@
-"""What the benchmarks print: Markdown tables, figures, timing lines, the machine they ran on."""
+"""What the benchmarks print: Markdown tables, figures, timing lines, the machine."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ DASH = "—"
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str = "") -> list[str]:
     """A Markdown table; ``align`` holds 'l' or 'r' per column (default: left)."""
-    marks = ["---:" if align[i : i + 1] == "r" else ":---" for i in range(len(header))]
+    marks = [
+        "---:" if align[column : column + 1] == "r" else ":---" for column in range(len(header))
+    ]
     return [
         "| " + " | ".join(header) + " |",
         "| " + " | ".join(marks) + " |",
@@ -38,7 +40,7 @@ def times(value: float | None) -> str:
 
 
 def timing_line(label: str, timings: Mapping[str, Timings]) -> str:
-    """One progress line: ``label``, then p50 and p95 in ms of each kind of request."""
+    """``label``, then p50 and p95 in ms of each kind of request."""
     figures = (
         f"{key} p50 {num(found.ms(50), '6.2f')} p95 {num(found.ms(95), '6.2f')} ms"
         for key, found in timings.items()
@@ -47,7 +49,7 @@ def timing_line(label: str, timings: Mapping[str, Timings]) -> str:
 
 
 def ratio_line(label: str, baseline: Mapping[str, Timings], large: Mapping[str, Timings]) -> str:
-    """One line of the ratios large/baseline of p50 and p95 of each kind of request."""
+    """``label``, then the ratios large/baseline of p50 and p95 of each kind of request."""
     figures = (
         f"{key} p50 {times(ratio(large[key].ms(50), small.ms(50)))} "
         f"p95 {times(ratio(large[key].ms(95), small.ms(95)))}"

@@ -1,19 +1,15 @@
-"""Messages through the REST channel (``POST /webhooks/rest/webhook``), each one timed."""
+"""Conversations through the REST channel (``POST /webhooks/rest/webhook``), timed."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-
-from bench.stats import Timings
-
-logger = logging.getLogger(__name__)
 
 REST_WEBHOOK = "/webhooks/rest/webhook"
 
@@ -46,16 +42,12 @@ async def post_message(
     except (aiohttp.ClientError, ValueError) as exc:
         return Reply(time.perf_counter() - started, [], type(exc).__name__)
     seconds = time.perf_counter() - started
-    messages = [m for m in body if isinstance(m, dict)] if isinstance(body, list) else []
+    messages = [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
     return Reply(seconds, messages)
 
 
 async def pool(count: int, concurrency: int, job: Callable[[int], Awaitable[None]]) -> float:
-    """Runs ``job(0)`` … ``job(count - 1)`` in order, at most ``concurrency`` at a time.
-
-    Returns:
-        The wall time in seconds.
-    """
+    """Runs ``job(0)`` … ``job(count - 1)``, ``concurrency`` at a time; returns the wall time."""
     indices = iter(range(count))
 
     async def worker() -> None:
@@ -67,72 +59,31 @@ async def pool(count: int, concurrency: int, job: Callable[[int], Awaitable[None
     return time.perf_counter() - started
 
 
-@dataclass
-class RestPhase(Timings):
-    """The timings of a phase of REST traffic, with the messages it meant to send.
-
-    Attributes:
-        planned: Messages the phase meant to send (fewer are sent past its deadline).
-        empty_replies: Answers that held no bot message.
-    """
-
-    planned: int = 0
-    empty_replies: int = 0
-
-
-def run_conversations(
+async def send_conversations(
+    http: aiohttp.ClientSession,
     url: str,
     conversations: Sequence[Sequence[str]],
-    *,
-    headers: Mapping[str, str],
     sender_prefix: str,
+    concurrency: int,
     timeout_s: float,
-    deadline_s: float,
-) -> RestPhase:
-    """Runs every conversation at once, each sending its messages one after another.
+    deadline_s: float = math.inf,
+) -> tuple[dict[tuple[int, int], Reply], float]:
+    """Sends each conversation's messages in turn, ``concurrency`` conversations at a time.
 
-    One conversation is the sequential case. Each message is one POST with ``headers``
-    (the product's REST channel wants its token there, Rasa's stock one nothing); each
-    request has a timeout and none starts after the deadline, so the phase always ends.
-
-    Args:
-        url: The REST webhook.
-        conversations: The messages of each conversation; sender ids are
-            ``{sender_prefix}-{index}``.
-        headers: Sent with every request.
-        sender_prefix: Starts every sender id.
-        timeout_s: Timeout of one request.
-        deadline_s: Deadline of the whole phase.
+    Each message is one POST to ``url`` from the sender ``{sender_prefix}-{index}``;
+    each request has a timeout and none starts after the deadline. Returns the reply to
+    each message sent, by (conversation, turn), and the wall time.
     """
-    phase = RestPhase(planned=sum(len(messages) for messages in conversations))
-    logger.info("sending %d messages in %d conversation(s)", phase.planned, len(conversations))
+    replies: dict[tuple[int, int], Reply] = {}
+    deadline = time.monotonic() + deadline_s
 
-    async def drive() -> None:
-        connector = aiohttp.TCPConnector(limit=max(1, len(conversations)))
-        async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
-            deadline = time.monotonic() + deadline_s
+    async def conversation(index: int) -> None:
+        for turn, text in enumerate(conversations[index]):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            sender = f"{sender_prefix}-{index}"
+            replies[index, turn] = await post_message(http, url, sender, text, min(timeout_s, left))
 
-            async def conversation(index: int) -> None:
-                for text in conversations[index]:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return
-                    sender = f"{sender_prefix}-{index}"
-                    reply = await post_message(http, url, sender, text, min(timeout_s, left))
-                    if reply.error is not None:
-                        phase.fail(reply.error)
-                    else:
-                        phase.seconds.append(reply.seconds)
-                        phase.empty_replies += not reply.messages
-
-            phase.wall_s = await pool(len(conversations), len(conversations), conversation)
-
-    asyncio.run(drive())
-    logger.info(
-        "%d/%d answered, p95 %s ms, %s msg/s",
-        phase.ok,
-        phase.planned,
-        f"{phase.ms(95):.0f}" if phase.ok else "-",
-        f"{phase.per_second:.2f}" if phase.per_second else "-",
-    )
-    return phase
+    wall_s = await pool(len(conversations), concurrency, conversation)
+    return replies, wall_s

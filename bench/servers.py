@@ -2,10 +2,8 @@
 
 Commands and servers run in a process group of their own: leaving the ``with`` block
 (normally, on an error or on Ctrl-C) stops the whole group, children included. The
-product's servers start from its own entry points (``python -m bot.action_server``,
-``bot.rasa_server``, ``bot.console``) with its secrets in files of their var dir, as the
-launcher starts them, or all together through :func:`bot.launcher.running`
-(:func:`running_product`).
+product's servers get no secret in their environment: they read their secrets from
+files of their var dir, as under the launcher.
 """
 
 from __future__ import annotations
@@ -33,11 +31,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-VAR_DIR = PROJECT_ROOT / "var" / "bench"
-"""Everything the benchmarks keep: logs, reports, the `rasa init` project."""
+VAR_DIR = PROJECT_ROOT / "var" / "bench"  # logs, reports, the `rasa init` project
 LOG_DIR = VAR_DIR / "logs"
 LOOPBACK = "127.0.0.1"
-_STOP_GRACE_S = 20.0
+STOP_GRACE_S = 20.0
 
 
 class CommandError(RuntimeError):
@@ -58,11 +55,7 @@ def local_url(port: int) -> str:
 
 
 def child_env(values: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This environment with Rasa quiet, output unbuffered, ``values`` set and no secret.
-
-    The product's servers then read their secrets from files in their var dir, as
-    under the launcher.
-    """
+    """This environment with Rasa quiet, output unbuffered, ``values`` set and no secret."""
     env = {
         **os.environ,
         "RASA_TELEMETRY_ENABLED": "false",
@@ -103,21 +96,15 @@ def _answers(url: str) -> bool:
 
 
 class ProcessGroup:
-    """A command in a session of its own, its output in ``LOG_DIR/<name>.log``.
-
-    Attributes:
-        name: Its name in progress lines, its log's name and the report.
-        log_path: Where its output goes.
-        startup_s: How long it took to answer (:meth:`wait_until_ready`).
-    """
+    """A command in a session of its own, its output in ``LOG_DIR/<name>.log``."""
 
     def __init__(
         self, name: str, command: Sequence[str], env: Mapping[str, str], cwd: Path = PROJECT_ROOT
     ) -> None:
         """Starts ``command`` in ``cwd`` with the environment ``env``."""
-        self.name = name
+        self.name = name  # in progress lines, the log's name and the report
         self.log_path = LOG_DIR / f"{name.replace(' ', '-')}.log"
-        self.startup_s = 0.0
+        self.startup_s = 0.0  # how long it took to answer (wait_until_ready)
         self._peaks_kib: dict[int, int] = {}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logger.info("starting %s: %s (log: %s)", name, " ".join(command), self.log_path)
@@ -132,14 +119,6 @@ class ProcessGroup:
                 start_new_session=True,
             )
 
-    def __enter__(self) -> ProcessGroup:
-        """Returns the group itself."""
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Stops the group."""
-        self.stop()
-
     def failure(self, what: str) -> CommandError:
         """An error saying ``what`` happened, with the tail of the log."""
         try:
@@ -150,22 +129,14 @@ class ProcessGroup:
         return CommandError(f"{self.name} {what} (log: {self.log_path}):\n{tail}")
 
     def wait(self, timeout_s: float) -> int:
-        """Waits for the command to end and returns its exit status.
-
-        Raises:
-            CommandError: If it still runs after ``timeout_s``.
-        """
+        """Waits for the command to end: its exit status (CommandError after ``timeout_s``)."""
         try:
             return self._popen.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired as exc:
             raise self.failure(f"did not finish within {timeout_s:.0f} s") from exc
 
     def wait_until_ready(self, url: str, deadline_s: float) -> None:
-        """Polls ``url`` until it answers 200; the time it took goes to ``startup_s``.
-
-        Raises:
-            CommandError: If the process exits or does not answer within ``deadline_s``.
-        """
+        """Polls ``url`` until it answers 200 (``startup_s``); CommandError if it never does."""
         started = time.monotonic()
         while time.monotonic() - started < deadline_s:
             if self._popen.poll() is not None:
@@ -199,11 +170,11 @@ class ProcessGroup:
             self.sample_memory()
             self._signal(signal.SIGTERM)
             try:
-                self._popen.wait(timeout=_STOP_GRACE_S)
+                self._popen.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 logger.warning("%s ignored SIGTERM; killing it", self.name)
                 self._signal(signal.SIGKILL)
-                self._popen.wait(timeout=_STOP_GRACE_S)
+                self._popen.wait(timeout=STOP_GRACE_S)
         self._signal(signal.SIGKILL)  # children that outlived the leader are still in the group
 
     def _signal(self, signum: signal.Signals) -> None:
@@ -220,8 +191,11 @@ def run_command(
         CommandError: If it fails or takes longer than ``timeout_s`` (it is stopped).
     """
     started = time.perf_counter()
-    with ProcessGroup(name, command, env, cwd) as process:
+    process = ProcessGroup(name, command, env, cwd)
+    try:
         code = process.wait(timeout_s)
+    finally:
+        process.stop()
     if code != 0:
         raise process.failure(f"exited with {code}")
     seconds = time.perf_counter() - started
@@ -239,26 +213,27 @@ def server(
     cwd: Path = PROJECT_ROOT,
 ) -> Iterator[ProcessGroup]:
     """A server, once it answers ``ready_url`` with 200; stopped when the block ends."""
-    with ProcessGroup(name, command, env, cwd) as process:
+    process = ProcessGroup(name, command, env, cwd)
+    try:
         process.wait_until_ready(ready_url, deadline_s)
         yield process
+    finally:
+        process.stop()
 
 
 @contextlib.contextmanager
 def running_product(**changes: Any) -> Iterator[RunningAssistant]:
-    """The product's servers as `make run` starts them, trained first if needed.
+    """The product's servers as `make run` starts them (bot.launcher.running), trained.
 
-    :func:`bot.launcher.running` on a var dir, SQLite database and free ports of their
-    own, with the REST channel on (every call then carries the HTTP API token).
-
-    Args:
-        **changes: Settings changed besides (e.g. the SMS limits).
+    On a var dir, SQLite database and free ports of their own, with the REST channel on
+    (every call then carries the HTTP API token) and the settings ``changes``.
     """
     from bot.launcher import running, train_if_needed
 
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         var_dir = Path(folder)
-        ports = {f.name: free_port() for f in fields(Settings) if f.name.endswith("_port")}
+        names = [setting.name for setting in fields(Settings)]
+        ports = {name: free_port() for name in names if name.endswith("_port")}
         settings = replace(
             load_settings(),
             var_dir=var_dir,

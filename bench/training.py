@@ -19,21 +19,13 @@ COMMAND_TIMEOUT_S = 1800.0  # of one `rasa train`, `rasa test` or `rasa init`
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """One timed `rasa train` or `rasa train nlu`.
+    """One timed `rasa train` or `rasa train nlu`: where it ran, as typed there."""
 
-    Attributes:
-        label: Names the model, the log and the report's row.
-        directory: Where the command ran, relative to the project root.
-        command: The command as typed there, without its --out/--fixed-model-name.
-        seconds: Its wall time.
-        load_average: The machine's 1-minute load average when it ended.
-    """
-
-    label: str
-    directory: str
-    command: str
+    label: str  # names the model, the log and the report's row
+    directory: str  # relative to the project root
+    command: str  # without its --out/--fixed-model-name
     seconds: float
-    load_average: float
+    load_average: float  # the machine's 1-minute load average when it ended
 
 
 def rasa_command(*arguments: str) -> list[str]:
@@ -68,18 +60,9 @@ def train(
     out_dir: Path,
     domain: Path | None = None,
 ) -> tuple[Path, TrainingRun]:
-    """Trains a model with a fresh training cache and times it.
+    """Trains a model in ``project_dir`` with a fresh cache: the model's path, the timed run.
 
-    Args:
-        label: Names the model file, the log and the report's row.
-        project_dir: The working directory (custom components are imported from it).
-        config: The model configuration.
-        data: The training data (a file or a directory).
-        out_dir: Where the model goes.
-        domain: The domain; without one only the NLU is trained (`rasa train nlu`).
-
-    Returns:
-        The model's path and the timed run.
+    Without a ``domain`` only the NLU is trained (`rasa train nlu`).
     """
     if domain is None:
         arguments = ["train", "nlu", "--nlu", str(data)]
@@ -115,13 +98,13 @@ def section(trainings: Sequence[TrainingRun]) -> list[str]:
         return [*lines, "No training ran."]
     rows = [
         [
-            t.label,
-            f"`{t.directory}`",
-            f"`{t.command}`",
-            num(t.seconds, ".1f"),
-            num(t.load_average, ".2f"),
+            run.label,
+            f"`{run.directory}`",
+            f"`{run.command}`",
+            num(run.seconds, ".1f"),
+            num(run.load_average, ".2f"),
         ]
-        for t in trainings
+        for run in trainings
     ]
     return [
         *lines,

@@ -11,19 +11,24 @@ from typing import Any
 
 import aiohttp
 import pytest
+import socketio
+from aiohttp import web
 
+from bench import channels
 from bench.channels import (
     LINE_DOCS,
     QUESTIONS,
     Results,
+    Sizes,
     WebSession,
-    confirmed_session,
     count_web,
     line_view,
     main,
     report,
+    rest_baseline,
     socket_view,
     web_scripts,
+    web_traffic,
 )
 from bench.line import (
     MESSAGES_PER_LINE_USER,
@@ -33,16 +38,14 @@ from bench.line import (
     Delivery,
     LineOutcome,
     LineStandIn,
+    conversations,
     count_line,
-    line_user_count,
+    line_traffic,
     parts,
     plan_line,
-    redelivery_count,
-    signed_headers,
-    text_event,
-    webhook_body,
+    signed_request,
 )
-from bench.rest import pool
+from bench.rest import Reply, pool
 from bench.servers import free_port
 from bench.stats import Timings
 from bot.channels.line import LineConfig, LineInput
@@ -52,35 +55,45 @@ SECRET = "bench-test-secret"
 # --- the plan and the bodies -------------------------------------------------------------
 
 
+def _users(deliveries: int, concurrency: int) -> int:
+    return len({delivery.user_id for delivery in plan_line(deliveries, concurrency, QUESTIONS)})
+
+
 def test_the_full_plan_has_200_deliveries_five_of_them_redeliveries():
     plan = plan_line(200, 8, QUESTIONS)
     assert len(plan) == 200
-    originals = [d for d in plan if not d.is_redelivery]
-    repeats = [d for d in plan if d.is_redelivery]
-    assert len(repeats) == redelivery_count(200) == 5
-    assert [d.index for d in plan] == list(range(200))
+    originals = [delivery for delivery in plan if not delivery.redelivery]
+    repeats = [delivery for delivery in plan if delivery.redelivery]
+    assert len(repeats) == 5
     assert plan[-5:] == repeats  # redeliveries go last, after their originals
-    per_user = Counter(d.user_id for d in originals)
-    assert len(per_user) >= 10
+    per_user = Counter(delivery.user_id for delivery in originals)
+    assert len(per_user) == 39
     assert max(per_user.values()) <= MESSAGES_PER_LINE_USER  # far below the guard's 20/min
-    assert all(a.user != b.user for a, b in itertools.pairwise(originals))
-    assert len({d.event_id for d in originals}) == len(originals)
-    assert len({d.reply_token for d in plan}) == len(plan)
-    assert {d.text for d in originals} == set(QUESTIONS)
+    assert all(first.user != second.user for first, second in itertools.pairwise(originals))
+    users = conversations(plan)
+    assert [[delivery.turn for delivery in user] for user in users] == [list(range(5))] * 39
+    assert all(len({delivery.user_id for delivery in user}) == 1 for user in users)
+    assert len({delivery.event_id for delivery in originals}) == len(originals)
+    assert len({delivery.reply_token for delivery in plan}) == len(plan)
+    assert {delivery.text for delivery in originals} == set(QUESTIONS)
 
 
 def test_a_redelivery_repeats_its_original_event_with_a_reply_token_of_its_own():
     plan = plan_line(40, 4, QUESTIONS)
-    repeat = next(d for d in plan if d.is_redelivery)
-    assert repeat.redelivery_of is not None
-    original = plan[repeat.redelivery_of]
+    repeat = next(delivery for delivery in plan if delivery.redelivery)
+    original = next(
+        delivery
+        for delivery in plan
+        if (delivery.user, delivery.turn) == (repeat.user, repeat.turn)
+    )
     assert (repeat.event_id, repeat.user_id, repeat.text) == (
         original.event_id,
         original.user_id,
         original.text,
     )
-    assert repeat.reply_token != original.reply_token
-    event, first = text_event(repeat, 1), text_event(original, 1)
+    assert repeat.reply_token != original.reply_token and not original.redelivery
+    event = json.loads(signed_request(repeat, SECRET)[0])["events"][0]
+    first = json.loads(signed_request(original, SECRET)[0])["events"][0]
     assert event["deliveryContext"] == {"isRedelivery": True}
     assert first["deliveryContext"] == {"isRedelivery": False}
     assert event["message"]["id"] == first["message"]["id"]
@@ -88,37 +101,28 @@ def test_a_redelivery_repeats_its_original_event_with_a_reply_token_of_its_own()
 
 def test_tiny_plans_and_user_counts():
     plan = plan_line(6, 8, QUESTIONS)
-    assert [d.is_redelivery for d in plan] == [False] * 5 + [True]
-    assert len({d.user_id for d in plan}) == 5
-    assert [d.is_redelivery for d in plan_line(1, 1, QUESTIONS)] == [False]
-    assert line_user_count(195, 8) == 39
-    assert line_user_count(20, 8) == 10
-    assert line_user_count(50, 16) == 17  # more users than deliveries in flight
-    assert line_user_count(3, 8) == 3
+    assert [delivery.redelivery for delivery in plan] == [False] * 5 + [True]
+    assert len({delivery.user_id for delivery in plan}) == 5
+    assert [delivery.redelivery for delivery in plan_line(1, 1, QUESTIONS)] == [False]
+    assert _users(21, 8) == 10  # at least 10
+    assert _users(52, 16) == 17  # more users than deliveries in flight
+    assert _users(4, 8) == 3  # at most one per message (one of the four is redelivered)
     assert plan_line(10, 2, QUESTIONS, seed=1) == plan_line(10, 2, QUESTIONS, seed=1)
     assert plan_line(10, 2, QUESTIONS, seed=1) != plan_line(10, 2, QUESTIONS, seed=2)
 
 
 def test_the_channel_accepts_the_signed_body_and_refuses_another_secret():
     delivery = plan_line(2, 1, QUESTIONS)[0]
-    body = webhook_body([text_event(delivery)])
-    headers = signed_headers(SECRET, body)
+    body, headers = signed_request(delivery, SECRET)
     channel = LineInput(LineConfig(channel_secret=SECRET, access_token="token"))
     status, events = channel.accept(body, headers["X-Line-Signature"])
     assert status == 200
     assert events[0]["message"]["text"] == delivery.text
     assert events[0]["source"] == {"type": "user", "userId": delivery.user_id}
     assert events[0]["replyToken"] == delivery.reply_token
-    assert json.loads(body)["events"][0]["webhookEventId"] == delivery.event_id
-    assert channel.accept(body, signed_headers("another", body)["X-Line-Signature"])[0] == 401
-
-
-def test_the_session_id_is_read_from_either_form_of_session_confirm():
-    session_id = "0123456789abcdef0123456789abcdef"
-    assert confirmed_session({"session_id": session_id, "resume_secret": "s" * 43}) == session_id
-    assert confirmed_session(session_id) == session_id  # Rasa's socketio channel
-    for nothing in (None, "", {}, {"session_id": None}, {"session_id": 5}, ["x"]):
-        assert confirmed_session(nothing) is None
+    assert events[0]["webhookEventId"] == delivery.event_id
+    other = signed_request(delivery, "another")[1]["X-Line-Signature"]
+    assert channel.accept(body, other)[0] == 401
 
 
 def test_web_scripts_start_each_session_at_another_question():
@@ -137,6 +141,18 @@ def test_answers_are_compared_as_the_channels_cut_them():
     assert parts(["前文\n\n本文", "出典"]) == line_view(rest)
 
 
+def test_the_rest_baseline_times_answers_and_keeps_them_as_the_channel_shows_them():
+    replies = {
+        (0, 0): Reply(0.1, [{"text": "前文\n\n本文"}]),
+        (0, 1): Reply(0.2, []),
+        (1, 0): Reply(30.0, [], "timeout"),
+    }
+    timings, expected = rest_baseline(replies, 2.0, line_view)
+    assert timings.seconds == [0.1] and timings.wall_s == 2.0
+    assert timings.failures == {"no answer": 1, "timeout": 1}
+    assert expected == {(0, 0): ["前文", "本文"], (0, 1): None, (1, 0): None}
+
+
 # --- counting --------------------------------------------------------------------------
 
 
@@ -150,21 +166,23 @@ def _reply(delivery: Delivery, at: float, texts=("answer",), status: int = 200) 
 
 def test_count_line_finds_missing_duplicate_late_mismatched_and_redelivered_replies():
     plan = plan_line(6, 2, QUESTIONS)
-    d = plan
-    outcomes = {i: LineOutcome(sent_at=10.0 * i, status=200, ack_s=0.002) for i in range(6)}
-    outcomes[2] = LineOutcome(sent_at=20.0, status=500, ack_s=0.001)
+    outcomes = {
+        delivery.reply_token: LineOutcome(sent_at=10.0 * place, status=200, ack_s=0.002)
+        for place, delivery in enumerate(plan)
+    }
+    outcomes[plan[2].reply_token] = LineOutcome(sent_at=20.0, status=500, ack_s=0.001)
     calls = [
-        _reply(d[0], 0.5),
-        _reply(d[1], 10.4),
-        _reply(d[1], 10.9, status=400),  # the same token again: a duplicate
-        # d[2]: never answered
-        _reply(d[3], 30.0 + 61.0),  # later than the timeout
-        _reply(d[4], 40.3, texts=("another member's answer",)),
-        _reply(d[5], 50.2),  # the redelivery was answered
-        ApiCall(PUSH_PATH, {"to": d[0].user_id, "messages": []}, 200, 1.0),
+        _reply(plan[0], 0.5),
+        _reply(plan[1], 10.4),
+        _reply(plan[1], 10.9, status=400),  # the same token again: a duplicate
+        # plan[2]: never answered
+        _reply(plan[3], 30.0 + 61.0),  # later than the timeout
+        _reply(plan[4], 40.3, texts=("another member's answer",)),
+        _reply(plan[5], 50.2),  # the redelivery was answered
+        ApiCall(PUSH_PATH, {"to": plan[0].user_id, "messages": []}, 200, 1.0),
         ApiCall(PUSH_PATH, {"to": "Usomeone-else", "messages": []}, 200, 1.0),
     ]
-    expected = {i: ["answer"] for i in range(5)}
+    expected = {(delivery.user, delivery.turn): ["answer"] for delivery in plan}
     counts = count_line(plan, outcomes, calls, expected, timeout_s=60.0)
     assert counts.deliveries == 6
     assert counts.acknowledged == 5
@@ -179,11 +197,24 @@ def test_count_line_finds_missing_duplicate_late_mismatched_and_redelivered_repl
     assert not counts.ok
 
 
+def _clean_outcomes(plan: list[Delivery], ack_s: float) -> dict[str, LineOutcome]:
+    return {
+        delivery.reply_token: LineOutcome(sent_at=float(place), status=200, ack_s=ack_s)
+        for place, delivery in enumerate(plan)
+    }
+
+
+def _clean_calls(plan: list[Delivery], after: float) -> list[ApiCall]:
+    return [
+        _reply(delivery, place + after)
+        for place, delivery in enumerate(plan)
+        if not delivery.redelivery
+    ]
+
+
 def test_count_line_of_a_clean_run_is_ok():
     plan = plan_line(6, 2, QUESTIONS)
-    outcomes = {d.index: LineOutcome(sent_at=float(d.index), status=200, ack_s=0.01) for d in plan}
-    calls = [_reply(d, d.index + 0.25) for d in plan if not d.is_redelivery]
-    counts = count_line(plan, outcomes, calls, {}, timeout_s=60.0)
+    counts = count_line(plan, _clean_outcomes(plan, 0.01), _clean_calls(plan, 0.25), {}, 60.0)
     assert counts.ok
     assert (counts.replies_received, counts.within_limit) == (5, 6)
     assert counts.reply_s == pytest.approx([0.25] * 5)
@@ -255,21 +286,22 @@ def test_the_stand_in_answers_like_line_and_hands_over_the_reply():
                 waiting = asyncio.create_task(stand_in.wait_reply("r1", 10))
                 async with http.post(url + REPLY_PATH, json=body, headers=auth) as answer:
                     assert answer.status == 200
-                call = await waiting
-                assert call is not None and call.texts == ["こんにちは"]
+                    assert len((await answer.json())["sentMessages"]) == 1
+                assert await waiting
                 async with http.post(url + REPLY_PATH, json=body, headers=auth) as answer:
                     assert answer.status == 400
                     assert (await answer.json())["message"] == "Invalid reply token"
                 async with http.post(url + REPLY_PATH, json=body) as answer:
                     assert answer.status == 401
-                push = {"to": "U1", "messages": [{"type": "text", "text": "x"}]}
-                retry = {**auth, "X-Line-Retry-Key": "k1"}
-                async with http.post(url + PUSH_PATH, json=push, headers=retry) as answer:
-                    assert answer.status == 200
-                async with http.post(url + PUSH_PATH, json=push, headers=retry) as answer:
-                    assert answer.status == 409
-            assert [c.status for c in stand_in.replies_to("r1")] == [200, 400, 401]
-            assert await stand_in.wait_reply("never", 0.05) is None
+                too_many = {"to": "U1", "messages": [{"type": "text", "text": "x"}] * 6}
+                async with http.post(url + PUSH_PATH, json=too_many, headers=auth) as answer:
+                    assert answer.status == 400
+            assert [(call.status, call.texts) for call in stand_in.calls][:3] == [
+                (200, ["こんにちは"]),
+                (400, ["こんにちは"]),
+                (401, ["こんにちは"]),
+            ]
+            assert not await stand_in.wait_reply("never", 0.05)
         finally:
             await stand_in.close()
 
@@ -278,26 +310,18 @@ def test_the_stand_in_answers_like_line_and_hands_over_the_reply():
 
 def _results(ok: bool) -> Results:
     plan = plan_line(6, 2, QUESTIONS)
-    outcomes = {d.index: LineOutcome(sent_at=float(d.index), status=200, ack_s=0.003) for d in plan}
-    calls = [_reply(d, d.index + 0.2) for d in plan if not d.is_redelivery]
-    line = count_line(plan, outcomes, calls if ok else calls[1:], {}, 60.0)
+    calls = _clean_calls(plan, 0.2)
+    line = count_line(plan, _clean_outcomes(plan, 0.003), calls if ok else calls[1:], {}, 60.0)
     web = count_web([WebSession(0, ["q"], True, [1.0], [(1.1, "a")])], {(0, 0): ["a"]}, 60.0)
-    return Results(
-        line=line,
-        web=web,
-        latencies={
-            "REST sequential": Timings([0.05], wall_s=1.0),
-            "REST like LINE": Timings([0.1, 0.1], wall_s=1.0),
-            "LINE": Timings(line.reply_s, {"missing": line.missing}, 1.0),
-            "REST like website chat": Timings([0.1], wall_s=1.0),
-            "website chat": Timings(web.reply_s, {}, 1.0),
-        },
-        concurrency=2,
-        sessions=1,
-        messages_per_session=1,
-        line_users=5,
-        timeout_s=60.0,
-    )
+    latencies = {
+        "REST sequential": Timings([0.05], wall_s=1.0),
+        "REST like LINE": Timings([0.1, 0.1], wall_s=1.0),
+        "LINE": Timings(line.reply_s, {"missing": line.missing}, 1.0),
+        "REST like website chat": Timings([0.1], wall_s=1.0),
+        "website chat": Timings(web.reply_s, {}, 1.0),
+    }
+    sizes = Sizes(deliveries=6, sessions=1, messages_per_session=1, concurrency=2)
+    return Results(sizes, line, web, latencies, line_users=5)
 
 
 def test_the_report_gives_the_counts_ratios_machine_and_line_s_limit():
@@ -343,3 +367,86 @@ def test_a_tiny_run_drops_and_duplicates_nothing(capsys):
     assert "| extra bot messages (answer twice or to another session) | 0 |" in out
     assert out.rstrip().endswith("Nothing dropped or duplicated: yes")
     assert code == 0
+
+
+# --- the traffic, against stand-ins for the product's channels ----------------------------
+
+
+async def _fake_line_channel(stand_in_url: str, port: int) -> web.AppRunner:
+    """A LINE webhook that answers 200 at once, then replies once per new message."""
+    http = aiohttp.ClientSession()
+    auth = {"Authorization": "Bearer token"}
+
+    async def reply(event: dict[str, Any]) -> None:
+        body = {"replyToken": event["replyToken"], "messages": [{"type": "text", "text": "答え"}]}
+        async with http.post(stand_in_url + REPLY_PATH, json=body, headers=auth):
+            pass
+
+    async def webhook(request: web.Request) -> web.Response:
+        for event in json.loads(await request.read())["events"]:
+            if not event["deliveryContext"]["isRedelivery"]:
+                asyncio.get_running_loop().create_task(reply(event))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/webhook", webhook)
+    app.on_cleanup.append(lambda _: http.close())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+def test_line_traffic_sends_every_delivery_and_waits_for_each_reply():
+    async def scenario() -> None:
+        stand_in = LineStandIn("token")
+        stand_in_url = await stand_in.start(free_port())
+        port = free_port()
+        runner = await _fake_line_channel(stand_in_url, port)
+        plan = plan_line(12, 3, QUESTIONS)
+        try:
+            async with aiohttp.ClientSession() as http:
+                webhook = f"http://127.0.0.1:{port}/webhook"
+                outcomes, wall_s = await line_traffic(http, webhook, stand_in, plan, SECRET, 3, 10)
+                await asyncio.sleep(0.2)  # a wrong answer to a redelivery would come now
+        finally:
+            await runner.cleanup()
+            await stand_in.close()
+        expected = {(delivery.user, delivery.turn): ["答え"] for delivery in plan}
+        counts = count_line(plan, outcomes, stand_in.calls, expected, 10)
+        assert counts.ok and wall_s > 0
+        assert (counts.acknowledged, counts.replies_received) == (12, 11)
+
+    asyncio.run(scenario())
+
+
+def test_web_traffic_counts_each_session_s_answers(monkeypatch):
+    server = socketio.AsyncServer(async_mode="aiohttp")
+
+    @server.on("session_request")
+    async def session_request(sid: str, data: Any) -> None:
+        await server.emit("session_confirm", {"session_id": sid, "resume_secret": "s"}, to=sid)
+
+    @server.on("user_uttered")
+    async def user_uttered(sid: str, data: Any) -> None:
+        for text in ("前文", "本文"):
+            await server.emit("bot_uttered", {"text": text}, to=sid)
+
+    async def scenario() -> None:
+        app = web.Application()
+        server.attach(app)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        scripts = web_scripts(3, 2)
+        expected = {(session, turn): ["前文", "本文"] for session in range(3) for turn in range(2)}
+        try:
+            sessions, _ = await web_traffic(f"http://127.0.0.1:{port}", scripts, expected, 10)
+        finally:
+            await runner.cleanup()
+        counts = count_web(sessions, expected, 10)
+        assert counts.ok and (counts.connected, counts.answered) == (3, 6)
+
+    monkeypatch.setattr(channels, "GRACE_S", 0.1)
+    asyncio.run(scenario())

@@ -109,7 +109,7 @@ def test_the_product_s_files_carry_the_secrets_of_its_var_dir(product, tmp_path,
     assert not channel.authorized("Bearer another")
     verdicts = [channel.guard.admit("rest:seq", text) for text in plan.sequential]
     assert len(verdicts) == 200
-    assert all(v.reply is None and v.text for v in verdicts)
+    assert all(verdict.reply is None and verdict.text for verdict in verdicts)
 
 
 def test_the_rasa_server_command_is_what_bot_rasa_server_takes(tmp_path):
