@@ -811,6 +811,25 @@ def _member_of(session: Session, row: Verification | None) -> Member | None:
     return member
 
 
+def _pending_step(
+    session: Session, conversation: Conversation, now: datetime, step: str
+) -> tuple[Member | None, str | None, list[VerificationLockout], Outcome | None]:
+    """What a code step (an entry or a resend) starts from, under the locks.
+
+    The member the conversation's latest verification is for, that number's key, the
+    lockout rows of the conversation and the number (locked for the rest of the step),
+    and the refusal when either is locked — None when the step may go on.
+    """
+    member = _member_of(session, _latest(session, conversation))
+    member_key = member_key_hash(member.symbol, member.number) if member else None
+    guards = _guards(session, conversation, member_key)
+    until = _locked_until(guards, now)
+    if until is None:
+        return member, member_key, guards, None
+    refused = _refuse_locked(session, conversation, now, until, step, member.id if member else None)
+    return member, member_key, guards, refused
+
+
 def submit_code(session: Session, conversation: Conversation, code: str, now: datetime) -> Outcome:
     """Check the code the member typed against this conversation's live code.
 
@@ -824,14 +843,9 @@ def submit_code(session: Session, conversation: Conversation, code: str, now: da
         this conversation has no live code (never asked, replaced, used, cancelled).
     """
     now = _utc(now)
-    member = _member_of(session, _latest(session, conversation))
-    member_key = member_key_hash(member.symbol, member.number) if member else None
-    guards = _guards(session, conversation, member_key)
-    until = _locked_until(guards, now)
-    if until is not None:
-        return _refuse_locked(
-            session, conversation, now, until, "code", member.id if member else None
-        )
+    member, member_key, guards, refused = _pending_step(session, conversation, now, "code")
+    if refused is not None:
+        return refused
     # Read again under the locks: another conversation may have replaced the code.
     row = _latest(session, conversation, lock=True)
     if (
@@ -955,14 +969,9 @@ def resend_code(
         NO_PENDING when there is nothing to resend.
     """
     now = _utc(now)
-    member = _member_of(session, _latest(session, conversation))
-    member_key = member_key_hash(member.symbol, member.number) if member else None
-    guards = _guards(session, conversation, member_key)
-    until = _locked_until(guards, now)
-    if until is not None:
-        return _refuse_locked(
-            session, conversation, now, until, "resend", member.id if member else None
-        )
+    member, member_key, _guards_held, refused = _pending_step(session, conversation, now, "resend")
+    if refused is not None:
+        return refused
     row = _latest(session, conversation, lock=True)
     resendable = (
         row is not None
