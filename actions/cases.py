@@ -40,7 +40,7 @@ def _verify_first(
     dispatcher: CollectingDispatcher, subject: str, pending: str
 ) -> list[dict[str, Any]]:
     """Start the verification form; what the member asked for waits in a slot."""
-    send(dispatcher, [identity_dialog.start_verification(subject)])
+    send(dispatcher, [identity_dialog.start_verification(active_profile(), subject)])
     names = (
         *identity_dialog.FORM_SLOTS,
         identity_dialog.OUTCOME_SLOT,

@@ -94,12 +94,15 @@ class ActionMyData(Action):
         domain: dict[str, Any],
     ) -> list[dict[str, Any]]:
         """Show the record if this conversation is verified, else start verifying."""
+        profile = active_profile()
         with db_session() as session:
-            view = verification.read_own_record(session, conversation_of(tracker), utc_now())
+            view = verification.read_own_record(
+                session, conversation_of(tracker), utc_now(), profile.member_identifier
+            )
         if view is not None:
-            send(dispatcher, dialog.own_record(active_profile(), view))
+            send(dispatcher, dialog.own_record(profile, view))
             return []
-        send(dispatcher, [dialog.start_verification("ご登録内容の確認")])
+        send(dispatcher, [dialog.start_verification(profile, "ご登録内容の確認")])
         return [
             *_cleared_form(),
             SlotSet(PENDING_REQUEST_SLOT, "ask_my_data"),
@@ -128,14 +131,16 @@ class ActionVerificationDone(Action):
             verified = verification.verified_member(session, conversation, utc_now()) is not None
             wanted = tracker.get_slot(PENDING_REQUEST_SLOT) == "ask_my_data"
             view = (
-                verification.read_own_record(session, conversation, utc_now())
+                verification.read_own_record(
+                    session, conversation, utc_now(), profile.member_identifier
+                )
                 if verified and wanted
                 else None
             )
         outcome = tracker.get_slot(dialog.OUTCOME_SLOT)
         send(dispatcher, dialog.verification_ended(profile, outcome, verified))
         if view is not None:
-            send(dispatcher, dialog.own_record(active_profile(), view))
+            send(dispatcher, dialog.own_record(profile, view))
         pending = str(tracker.get_slot(PENDING_REQUEST_SLOT) or "")
         follow_up = _CONTINUE_WITH.get(pending.split(":", 1)[0])
         if verified and follow_up:
@@ -184,7 +189,7 @@ class _AskFor(Action):
         domain: dict[str, Any],
     ) -> list[dict[str, Any]]:
         """Utter the question."""
-        dispatcher.utter_message(text=dialog.ASKS[self.slot])
+        dispatcher.utter_message(text=dialog.ask(active_profile(), self.slot))
         return []
 
 

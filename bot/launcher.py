@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 
 from bot.action_server import bearer
 from bot.channels.webpage import WebchatError, check_files
-from bot.db.demo import load_demo
+from bot.db.demo import demo_member_for, load_demo
 from bot.db.migrate import upgrade
 from bot.db.models import StaffAccount
 from bot.db.session import session_factory
@@ -460,6 +460,11 @@ def _print_how_to_talk(
             "  REST:              無効（試験・運用者用。"
             "有効にするには .env で PRIVACY_BOT_REST=true）"
         )
+    demo = demo_member_for(profile.id)
+    parts = [part.label for part in profile.member_identifier.parts]
+    numbers = [demo.symbol, demo.number] if len(parts) == 2 else [demo.number]
+    demo_line = " ".join(f"{label}{value}" for label, value in zip(parts, numbers, strict=True))
+    demo_line += f"、{demo.birth_date.year}年{demo.birth_date.month}月{demo.birth_date.day}日"
     print(
         f"""
 アシスタントが起動しました（{profile.name}）。
@@ -468,7 +473,7 @@ def _print_how_to_talk(
   HTTP API:          {assistant.rasa_url}/status （Authorization: Bearer と {token_file} の値）
   アクションサーバー: {assistant.action_url}/health（呼び出しには共有の秘密が必要）{console}
 {exposure(settings)}
-本人確認を試す:    「自分の登録内容を確認したい」→ デモ会員 記号1001 番号23、1985年4月1日
+本人確認を試す:    「自分の登録内容を確認したい」→ デモ会員 {demo_line}
                    （認証コードのSMS: {where_sms_go}）
 ログ: {settings.var_dir / "logs"}    止めるには Ctrl-C
 """,

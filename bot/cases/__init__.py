@@ -13,12 +13,14 @@ from bot.cases.drafts import (
 )
 from bot.cases.notify import ChannelNotifier, Notifier, SmsNotifier
 from bot.cases.rules import (
+    ALTERNATIVE_MEASURE_NOTE,
     METHOD_LABELS,
     OUTCOME_LABELS,
     ROLE_LABELS,
     STATUS_LABELS,
     TARGET_LABELS,
     TYPE_LABELS,
+    clock_waits_for_documents,
     describe_due,
     describe_fee,
     due_at,
@@ -49,6 +51,7 @@ from bot.cases.types import (
 )
 
 __all__ = [
+    "ALTERNATIVE_MEASURE_NOTE",
     "METHOD_LABELS",
     "OUTCOME_LABELS",
     "ROLE_LABELS",
@@ -74,6 +77,7 @@ __all__ = [
     "StaffCaseDetail",
     "StaffCaseRow",
     "case_detail",
+    "clock_waits_for_documents",
     "close_case",
     "confirm_draft",
     "decide_case",

@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     extend.add_argument("--days", required=True, type=int)
     extend.add_argument("--reason", required=True, help="told to the member")
     extend.add_argument("--staff", required=True)
+    extend.add_argument(
+        "--longer",
+        action="store_true",
+        help="past the cap by a 相当の期間 (only where the policy allows it)",
+    )
 
     decide = commands.add_parser("decide", help="record the decision (tells the member)")
     decide.add_argument("case_number")
@@ -184,7 +189,14 @@ def _run(args: argparse.Namespace, session: Session, now: datetime) -> None:
             session, args.case_number, CaseStatus(args.to_status), args.staff, args.reason, now
         ),
         "extend": lambda: extend_case(
-            session, args.case_number, args.days, args.staff, args.reason, now, _notifier()
+            session,
+            args.case_number,
+            args.days,
+            args.staff,
+            args.reason,
+            now,
+            _notifier(),
+            longer=args.longer,
         ),
         "decide": lambda: decide_case(
             session,
@@ -214,6 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = cached_profile(settings.org_id, str(settings.profiles_dir))
     except (SettingsError, ProfileError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return REFUSED
+    timing = profile.processing_time
+    if getattr(args, "longer", False) and not (timing and timing.longer_extension):
+        print(f"error: {profile.name}の方針は上限を超える延長を定めていません。", file=sys.stderr)
         return REFUSED
     url = args.url or settings.database_url
     if args.command in ("list", "show"):

@@ -216,6 +216,19 @@ def not_offered(profile: Profile, case_type: CaseType) -> list[Reply]:
     ]
 
 
+def target_not_offered(profile: Profile, target: DisclosureTarget) -> list[Reply]:
+    """The policy offers disclosure, but does not name this kind of record."""
+    return [
+        Reply(
+            f"申し訳ありません。{profile.name}の公表している方針には、"
+            f"「{cases.TARGET_LABELS[target]}」の開示の受付についての記載がないため、"
+            "このチャットではお受けできません。"
+            f"{contact_line(profile)} へお問い合わせください。",
+            (Button("保有個人データの開示を請求する", "/request_disclosure"),),
+        )
+    ]
+
+
 def case_type_of(intent: str | None) -> CaseType | None:
     """The request type an intent (or a pending request kept during verification) asks."""
     return INTENT_TYPES.get((intent or "").split(":", 1)[0])
@@ -255,11 +268,16 @@ def start(context: Context, case_type: CaseType, hint: DisclosureTarget | None) 
     profile = context.profile
     if case_type not in cases.offered_types(profile):
         return Turn(not_offered(profile, case_type))
+    targets = cases.offered_targets(profile)
+    if case_type is CaseType.DISCLOSURE and hint is not None and hint not in targets:
+        return Turn(target_not_offered(profile, hint))
     draft = cases.start_draft(
         context.session, context.conversation, context.member_id, case_type, context.now
     )
+    if case_type is CaseType.DISCLOSURE and hint is None and len(targets) == 1:
+        hint = targets[0]
     slots: dict[str, Any] = dict.fromkeys(FORM_SLOTS)
-    if case_type is CaseType.DISCLOSURE and hint in cases.offered_targets(profile):
+    if case_type is CaseType.DISCLOSURE and hint in targets:
         cases.update_draft(
             context.session, context.conversation, draft.id, context.now, target=hint
         )
@@ -292,7 +310,12 @@ def _subject_options(context: Context) -> list[tuple[str, str, tuple[str, ...]]]
                 (name, name.replace(" ", ""), given),
             )
         )
-    options.append(("agent", "代理人（弁護士など）に依頼して", ("代理人", "弁護士", "委任")))
+    # Agents as the law allows them (個人情報保護法第37条第3項): a 法定代理人 whom the
+    # records cannot show (a 成年後見人), and a 任意代理人 the member appointed.
+    options.append(("guardian", "成年後見人など、ご本人の法定代理人として", ("後見", "成年")))
+    options.append(
+        ("agent", "ご本人が依頼した代理人（任意代理人）として", ("任意", "弁護士", "委任"))
+    )
     return options
 
 
@@ -402,35 +425,54 @@ def fee_line(profile: Profile, fee: cases.Fee) -> str:
     )
 
 
-def due_line(profile: Profile, due_at: datetime | None) -> str:
-    """The deadline the policy fixes, or that it fixes none."""
+def due_line(profile: Profile, case_type: CaseType, due_at: datetime | None) -> str:
+    """The deadline: the date, or what the policy says about its period, or the law."""
     timing = profile.processing_time
-    source = citation(profile, timing.source) if due_at is not None and timing else ""
-    return cases.describe_due(due_at) + source
+    if due_at is not None:
+        source = citation(profile, timing.source) if timing else ""
+        return cases.describe_due(case_type, due_at) + source
+    if timing is not None and cases.clock_waits_for_documents(profile):
+        return (
+            f"{timing.summary}{citation(profile, timing.source)}"
+            "回答期限は書類が届いた日から数え、届いた後は「請求の状況」でご確認いただけます。"
+        )
+    if timing is not None:
+        return f"{timing.summary}{citation(profile, timing.source)}"
+    return cases.describe_due(case_type, None)
+
+
+# Case type -> the profile request type whose notes apply (a disclosure: by its target).
+_NOTE_KEYS: dict[CaseType, str] = {kind: kind.value for kind in CaseType}
+_TARGET_NOTE_KEYS: dict[DisclosureTarget, str] = {
+    DisclosureTarget.RETAINED_DATA: "disclosure",
+    DisclosureTarget.THIRD_PARTY_RECORDS: "third_party_record_disclosure",
+    DisclosureTarget.RECEIPTS: "receipt_disclosure",
+}
 
 
 def warnings(profile: Profile, draft: cases.Draft) -> list[str]:
-    """What the member should know before the request is made."""
+    """What the member should know before the request is made.
+
+    What the policy says about this request type, with its source; for stopping use
+    or provision, what the law allows every organization to do instead.
+    """
     notes = []
-    if draft.case_type is CaseType.SUSPENSION:
-        notes.append(
-            "※法令で保存が義務づけられている情報は消去できない場合があります。"
-            "また、保険の給付などに必要な情報の利用を停止すると、給付に影響する場合があります"
-            "（個人情報保護法第35条）。"
-        )
-    if draft.case_type is CaseType.THIRD_PARTY_STOP:
-        notes.append("※法令に基づく提供など、停止できない提供があります（個人情報保護法第35条）。")
-    if draft.target is DisclosureTarget.RECEIPTS:
-        notes.append(
-            "※レセプトの開示は、主治医のご意見を確認したうえで判断するため、"
-            "一部のみの開示やお時間をいただく場合があります。"
-        )
+    key = _NOTE_KEYS[draft.case_type]
+    if draft.case_type is CaseType.DISCLOSURE and draft.target is not None:
+        key = _TARGET_NOTE_KEYS[draft.target]
+    note = profile.requests.notes.get(key) if profile.requests else None
+    if note is not None:
+        notes.append(f"※{note.summary}{citation(profile, note.source)}")
+    if draft.case_type in (CaseType.SUSPENSION, CaseType.THIRD_PARTY_STOP):
+        notes.append(cases.ALTERNATIVE_MEASURE_NOTE)
     return notes
 
 
 def _subject_line(context: Context, draft: cases.Draft) -> str:
     if draft.role is RequesterRole.APPOINTED_AGENT:
         return f"・請求者：代理人 {_short(draft.agent_name, 30)} 様"
+    if draft.role is RequesterRole.LEGAL_GUARDIAN and draft.subject_member_id == context.member_id:
+        return f"・請求者：法定代理人 {_short(draft.agent_name, 30)} 様"
     if draft.role is RequesterRole.LEGAL_GUARDIAN:
         names = dict(cases.minor_dependants(context.session, context.member_id, context.now))
         return f"・対象者：{names.get(draft.subject_member_id, '被扶養者')}様（法定代理人として）"
@@ -458,11 +500,7 @@ def summary(context: Context, draft: cases.Draft) -> list[Reply]:
         lines.append(f"・理由：{_short(draft.reason)}")
     fee = cases.fee_for(profile, draft.case_type, draft.target)
     lines.append(fee_line(profile, fee))
-    lines.append(
-        due_line(profile, cases.due_at(profile, context.now)).replace(
-            "回答期限：", "回答期限の目安："
-        )
-    )
+    lines.append(due_line(profile, draft.case_type, cases.due_at(profile, context.now)))
     lines.extend(warnings(profile, draft))
     lines.append("この内容で請求してよろしいですか？")
     return [
@@ -475,16 +513,31 @@ def summary(context: Context, draft: cases.Draft) -> list[Reply]:
 
 def _documents(profile: Profile, role: RequesterRole) -> list[str]:
     documents = _fact_summary(profile, profile.facts.identity_documents)
-    lines = [f"必要な書類：{documents}" if documents else "必要な書類は窓口にご確認ください。"]
+    lines = [
+        f"必要な書類：{documents}"
+        if documents
+        else "必要な書類は方針に記載がないため、窓口にご確認ください。"
+    ]
     if role is not RequesterRole.SELF:
         agents = _fact_summary(profile, profile.facts.agents)
-        if agents:
-            lines.append(f"代理の請求：{agents}")
+        lines.append(
+            f"代理人によるご請求：{agents}"
+            if agents
+            else "代理人であることを確認する書類は方針に記載がないため、窓口にご確認ください。"
+        )
     return lines
 
 
-def opened(context: Context, result: cases.Opened, role: RequesterRole) -> list[Reply]:
-    """The case number, deadline, fee and next steps, in one short message."""
+def submission_line(profile: Profile) -> str:
+    """Where and how the request is made, as far as the policy says."""
+    submission = profile.requests.submission if profile.requests else None
+    if submission is None:
+        return f"提出方法は窓口にご確認ください（{contact_line(profile)}）。"
+    return f"提出方法：{submission.summary}{citation(profile, submission.source)}"
+
+
+def opened(context: Context, result: cases.Opened, draft: cases.Draft) -> list[Reply]:
+    """The case number, deadline and fee; then documents and submission, as published."""
     profile = context.profile
     if result.duplicate_of_open_case:
         return [
@@ -493,20 +546,21 @@ def opened(context: Context, result: cases.Opened, role: RequesterRole) -> list[
                 "新しい請求は作成していません。進み具合は「請求の状況」とお尋ねください。"
             )
         ]
-    lines = [
+    role = draft.role
+    head = [
         "ご請求を受け付けました。",
         f"受付番号：{result.case_number}",
-        due_line(profile, result.due_at),
+        due_line(profile, draft.case_type, result.due_at),
         fee_line(profile, result.fee),
     ]
-    if result.status is CaseStatus.AWAITING_DOCUMENTS:
-        lines.append("代理人からのご請求は、委任状などの書類が届いてから手続を進めます。")
-    lines.extend(_documents(profile, role))
-    window = profile.contact
-    if window.address:
-        lines.append(f"書類の送付先：{window.name} {window.address}")
-    lines.append("進み具合は「請求の状況」とお尋ねいただくと確認できます。")
-    return [Reply("\n".join(lines))]
+    if result.status is CaseStatus.AWAITING_DOCUMENTS and role is not RequesterRole.SELF:
+        head.append(
+            "このチャットでは、代理人によるご請求は、代理人であることを確認できる書類が"
+            "届いてから手続を進めます。"
+        )
+    steps = [*_documents(profile, role), submission_line(profile)]
+    steps.append("進み具合は「請求の状況」とお尋ねいただくと確認できます。")
+    return [Reply("\n".join(head)), Reply("\n".join(steps))]
 
 
 # --- one form step ----------------------------------------------------------------------
@@ -540,11 +594,10 @@ def _step_subject(context: Context, said: Said, draft: cases.Draft) -> Turn:
     if key == "self":
         _save(context, draft, role=RequesterRole.SELF, subject_member_id=context.member_id)
         return Turn([], {SUBJECT_SLOT: "self", AGENT_SLOT: NOT_NEEDED, FAILURES_SLOT: 0})
-    if key == "agent":
-        _save(
-            context, draft, role=RequesterRole.APPOINTED_AGENT, subject_member_id=context.member_id
-        )
-        return Turn([], {SUBJECT_SLOT: "agent", AGENT_SLOT: None, FAILURES_SLOT: 0})
+    if key in ("agent", "guardian"):
+        role = RequesterRole.APPOINTED_AGENT if key == "agent" else RequesterRole.LEGAL_GUARDIAN
+        _save(context, draft, role=role, subject_member_id=context.member_id)
+        return Turn([], {SUBJECT_SLOT: key, AGENT_SLOT: None, FAILURES_SLOT: 0})
     dependant = int(key.split(":", 1)[1])
     _save(context, draft, role=RequesterRole.LEGAL_GUARDIAN, subject_member_id=dependant)
     return Turn([], {SUBJECT_SLOT: "guardian", AGENT_SLOT: NOT_NEEDED, FAILURES_SLOT: 0})
@@ -686,7 +739,7 @@ def _step_confirm(context: Context, said: Said, draft: cases.Draft) -> Turn:
             ],
             _end({CONFIRM_SLOT: "failed"}),
         )
-    return Turn(opened(context, result, draft.role), _end({CONFIRM_SLOT: "confirmed"}))
+    return Turn(opened(context, result, draft), _end({CONFIRM_SLOT: "confirmed"}))
 
 
 def step(context: Context, requested_slot: str | None, said: Said) -> Turn:

@@ -80,6 +80,29 @@ def minor_dependants(session: Session, member_id: int, now: datetime) -> list[tu
     return [(row.id, row.name) for row in rows if is_minor(row.birth_date, now)]
 
 
+# This chat's own procedure, not the law: the law lets any 法定代理人 or 任意代理人
+# request (個人情報保護法第37条第3項), but the chat can check only the minor dependants
+# linked in the member records; every other agent sends documents (see needs_agent_proof).
+CHAT_SUBJECTS_MESSAGE = (
+    "このチャットでお受けできるのは、ご本人についてのご請求（代理人によるものを含みます）と、"
+    "扶養されている未成年のご家族の法定代理人としてのご請求です。"
+    "成人のご家族の分は、その方ご自身で本人確認のうえご請求ください。"
+)
+
+
+def needs_agent_proof(row: CaseDraft) -> bool:
+    """Whether an agent's authority must be proven by documents.
+
+    A 任意代理人 always; a 法定代理人 of the member themself (e.g. a 成年後見人 using
+    the ward's verification), whom the member records cannot show. A parent of a minor
+    dependant linked in the records needs none.
+    """
+    role = RequesterRole(row.role)
+    return role is RequesterRole.APPOINTED_AGENT or (
+        role is RequesterRole.LEGAL_GUARDIAN and row.subject_member_id == row.requester_member_id
+    )
+
+
 def may_request_for(session: Session, requester_id: int, subject_id: int, now: datetime) -> bool:
     """Whether the requester may make a request about ``subject_id`` on ``now``."""
     if subject_id == requester_id:
@@ -256,10 +279,7 @@ def update_draft(
             or not isinstance(subject, int)
             or not may_request_for(session, row.requester_member_id, subject, now)
         ):
-            raise DraftError(
-                "ご本人か、ご本人に扶養されている未成年のご家族についてのみ請求できます。"
-                "成人のご家族は、ご自身で本人確認のうえ請求してください。"
-            )
+            raise DraftError(CHAT_SUBJECTS_MESSAGE)
         row.subject_member_id = subject
     if "role" in fields:
         row.role = _enum(RequesterRole, fields["role"], "role") or RequesterRole.SELF.value

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.cases.rules import STATUS_LABELS
+from bot.cases.rules import STATUS_LABELS, due_on
 from bot.cases.types import (
     OPEN_STATUSES,
     TRANSITIONS,
@@ -213,13 +213,20 @@ def check_transition(case: Case, to_status: CaseStatus) -> None:
     )
 
 
-def leave_awaiting(case: Case, now: datetime) -> int:
+def leave_awaiting(case: Case, now: datetime, start_clock: bool = True) -> int:
     """Stop the pause of a case leaving AWAITING_DOCUMENTS; returns the days added.
 
     The days spent waiting for the member's documents do not count towards the period
     (補正に要した日数は期間に含めない): the due date moves back by the calendar days
-    (JST) from the day the wait began to the day it ended.
+    (JST) from the day the wait began to the day it ended. A case whose period runs
+    from the documents (the policy counts from the day they are submitted) has no due
+    date yet: it gets one now, counted from today, unless the case is ending
+    (``start_clock`` False).
     """
+    if start_clock and case.due_at is None and case.period_days is not None:
+        case.due_at = due_on(now, case.period_days)
+        case.awaiting_since = None
+        return 0
     if case.awaiting_since is None:
         return 0
     days = max(0, (jst_day(now) - jst_day(case.awaiting_since)).days)
@@ -233,7 +240,8 @@ def leave_awaiting(case: Case, now: datetime) -> int:
 def set_status(case: Case, to_status: CaseStatus, now: datetime) -> int:
     """Change the status with its bookkeeping; returns the days the due date moved."""
     leaving = status_of(case) is CaseStatus.AWAITING_DOCUMENTS
-    moved = leave_awaiting(case, now) if leaving else 0
+    ending = to_status in (CaseStatus.CLOSED, CaseStatus.WITHDRAWN)
+    moved = leave_awaiting(case, now, start_clock=not ending) if leaving else 0
     if to_status is CaseStatus.AWAITING_DOCUMENTS:
         case.awaiting_since = now
     if to_status in (CaseStatus.CLOSED, CaseStatus.WITHDRAWN):

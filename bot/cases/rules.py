@@ -28,7 +28,7 @@ TYPE_LABELS: dict[CaseType, str] = {
     CaseType.CORRECTION: "訂正・追加・削除",
     CaseType.SUSPENSION: "利用停止・消去",
     CaseType.THIRD_PARTY_STOP: "第三者提供の停止",
-    CaseType.MAILING_OPT_OUT: "世帯あて送付の停止（個別送付への変更）",
+    CaseType.MAILING_OPT_OUT: "世帯単位の送付に同意しない旨の申出",
 }
 TARGET_LABELS: dict[DisclosureTarget, str] = {
     DisclosureTarget.RETAINED_DATA: "保有個人データ",
@@ -91,9 +91,24 @@ _TARGET_REQUEST_TYPES: dict[DisclosureTarget, str] = {
     DisclosureTarget.THIRD_PARTY_RECORDS: "third_party_record_disclosure",
     DisclosureTarget.RECEIPTS: "receipt_disclosure",
 }
-# 38条1・2項: a fee only for 利用目的の通知 and 開示 (第三者提供記録 included).
-FEE_ARTICLE = "個人情報保護法第38条"
+# 38条1項: a fee only for 利用目的の通知 and 開示 (第三者提供記録 included).
+FEE_ARTICLE = "個人情報保護法第38条第1項"
 _FEE_TYPES = (CaseType.PURPOSE_NOTICE, CaseType.DISCLOSURE)
+# The article that obliges every organization to act on each request 遅滞なく. The
+# household-mailing opt-out is not a request under the Act: no article, no 遅滞なく.
+PROMPTNESS_ARTICLES: dict[CaseType, str] = {
+    CaseType.PURPOSE_NOTICE: "個人情報保護法第32条第2項",
+    CaseType.DISCLOSURE: "個人情報保護法第33条第2項",
+    CaseType.CORRECTION: "個人情報保護法第34条第2項",
+    CaseType.SUSPENSION: "個人情報保護法第35条第2項・第6項",
+    CaseType.THIRD_PARTY_STOP: "個人情報保護法第35条第4項・第6項",
+}
+# 35条2・4・6項 ただし書: where stopping is very costly or difficult, the organization may
+# take another measure that protects the person instead. True for every organization.
+ALTERNATIVE_MEASURE_NOTE = (
+    "※利用停止等が困難な場合は、ご本人の権利利益を保護するための代わりの措置が"
+    "とられることがあります（個人情報保護法第35条第2項・第4項・第6項ただし書）。"
+)
 
 
 def _profile_types(profile: Profile) -> set[str]:
@@ -112,14 +127,15 @@ def offered_types(profile: Profile) -> tuple[CaseType, ...]:
 def offered_targets(profile: Profile) -> tuple[DisclosureTarget, ...]:
     """What a disclosure request may be about at this organization.
 
-    A general "disclosure" covers retained data and レセプト (which are retained data
-    under 33条) and 第三者提供記録 (33条5項 is a right of its own, not an extra); a
-    profile that lists only the narrower types offers only those.
+    Only what the policy lists: "disclosure" is the member's retained data; レセプト
+    and 第三者提供記録 are offered only where the policy names them
+    (``receipt_disclosure``, ``third_party_record_disclosure``), since how each is
+    disclosed is the organization's own procedure.
     """
     names = _profile_types(profile)
     offered: set[DisclosureTarget] = set()
     if "disclosure" in names:
-        offered |= set(DisclosureTarget)
+        offered.add(DisclosureTarget.RETAINED_DATA)
     if "receipt_disclosure" in names:
         offered.add(DisclosureTarget.RECEIPTS)
     if "third_party_record_disclosure" in names:
@@ -130,18 +146,21 @@ def offered_targets(profile: Profile) -> tuple[DisclosureTarget, ...]:
 def fee_for(profile: Profile, case_type: CaseType, target: DisclosureTarget | None) -> Fee:
     """The fee of one request, exactly as far as the policy publishes it.
 
-    Correction, suspension, stopping provision and the mailing opt-out cost nothing by
-    law. For 利用目的の通知 and 開示 the profile's fee applies when its ``applies_to``
-    names the request type (a disclosure of 第三者提供記録 or レセプト falls back to
-    "disclosure"); otherwise the policy publishes no fee for it: ``unpublished``.
+    Correction, suspension and stopping provision cost nothing by law (38条1項 allows
+    a fee only for 利用目的の通知 and 開示). For those two, and for the household-mailing
+    opt-out (not a request under the Act), the profile's fee applies when its
+    ``applies_to`` names the request type (a disclosure of 第三者提供記録 or レセプト
+    falls back to "disclosure"); otherwise the policy publishes no fee: ``unpublished``.
     """
     case_type = CaseType(case_type)
-    if case_type not in _FEE_TYPES:
+    if case_type in PROMPTNESS_ARTICLES and case_type not in _FEE_TYPES:
         return Fee("none_by_law", None, FEE_ARTICLE)
     fees = profile.fees
     if fees is None:
         return Fee("unpublished", None, None)
-    if case_type is CaseType.PURPOSE_NOTICE:
+    if case_type is CaseType.MAILING_OPT_OUT:
+        candidates = ["mailing_opt_out"]
+    elif case_type is CaseType.PURPOSE_NOTICE:
         candidates = ["purpose_notice"]
     else:
         specific = _TARGET_REQUEST_TYPES[DisclosureTarget(target)] if target else "disclosure"
@@ -179,12 +198,32 @@ def due_on(received_at: datetime, days: int | None) -> datetime | None:
     return end_of_day(jst_day(received_at) + timedelta(days=days))
 
 
+def clock_waits_for_documents(profile: Profile) -> bool:
+    """Whether the policy counts its period from the documents, not the request."""
+    timing = profile.processing_time
+    return timing is not None and timing.days is not None and timing.starts == "documents"
+
+
 def due_at(profile: Profile, received_at: datetime) -> datetime | None:
     """When a request received at ``received_at`` must be decided (aware UTC).
 
-    None when the profile publishes no period: the member is told 遅滞なく instead.
+    None when the profile publishes no period (the member is told what the policy or
+    the law says instead), and when the period runs from the documents: the due date
+    is set the day staff record that they arrived.
     """
+    if clock_waits_for_documents(profile):
+        return None
     return due_on(received_at, period_days(profile))
+
+
+def waits_for_documents(profile: Profile, agent_proof: bool) -> bool:
+    """Whether a new case starts in 書類の提出待ち.
+
+    Where the policy's period runs from the documents, and where an agent's authority
+    (a 任意代理人, or a 法定代理人 the member records cannot show, such as a 成年後見人)
+    must be proven by documents before the case can be reviewed.
+    """
+    return clock_waits_for_documents(profile) or agent_proof
 
 
 def required_documents(profile: Profile, role: RequesterRole) -> tuple[str, ...]:
@@ -206,7 +245,10 @@ def required_documents(profile: Profile, role: RequesterRole) -> tuple[str, ...]
 def describe_fee(fee: Fee) -> str:
     """The fee in one member-facing Japanese sentence."""
     if fee.kind == "none_by_law":
-        return "この請求に手数料はかかりません（個人情報保護法第38条）。"
+        return (
+            "この請求に手数料はかかりません。法律で手数料を求められるのは、"
+            "利用目的の通知と開示の請求です（個人情報保護法第38条第1項）。"
+        )
     if fee.kind == "free":
         return "手数料は無料です。"
     if fee.kind == "fixed":
@@ -221,8 +263,18 @@ def describe_fee(fee: Fee) -> str:
     )
 
 
-def describe_due(due: datetime | None) -> str:
-    """The deadline in one member-facing Japanese sentence."""
-    if due is None:
-        return "決定の期限は方針に定められていません。遅滞なく対応することとされています。"
-    return f"{japanese_date(due)}までに決定します。"
+def describe_due(case_type: CaseType, due: datetime | None) -> str:
+    """The deadline in one member-facing Japanese sentence, without the policy's own words.
+
+    A date where the case has one; otherwise what the law says for this request type
+    (with its article) or, for the household-mailing opt-out, that no period is set.
+    """
+    if due is not None:
+        return f"{japanese_date(due)}までに決定します。"
+    article = PROMPTNESS_ARTICLES.get(CaseType(case_type))
+    if article is None:
+        return "対応の期限は、方針に定められていません。"
+    return (
+        f"決定までの日数は方針に定められていません。法律では、遅滞なく対応することと"
+        f"されています（{article}）。"
+    )

@@ -26,7 +26,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from bot.cases import rules
-from bot.cases.drafts import may_request_for, own_draft_row, wipe_text
+from bot.cases.drafts import (
+    CHAT_SUBJECTS_MESSAGE,
+    may_request_for,
+    needs_agent_proof,
+    own_draft_row,
+    wipe_text,
+)
 from bot.cases.records import (
     add_event,
     allocate_case_number,
@@ -111,19 +117,14 @@ def _check_complete(row: CaseDraft, profile: Profile, now: datetime, session: Se
     if kind in (CaseType.SUSPENSION, CaseType.THIRD_PARTY_STOP) and not row.reason:
         raise CaseError(f"「{label}」を求める理由を入力してください。")
     role = RequesterRole(row.role)
-    if role is RequesterRole.APPOINTED_AGENT and not row.agent_name:
-        raise CaseError("任意代理人による請求には、代理人のお名前が必要です。")
+    if needs_agent_proof(row) and not row.agent_name:
+        raise CaseError("代理人による請求には、代理人のお名前が必要です。")
     itself = row.subject_member_id == row.requester_member_id
     if role is RequesterRole.SELF and not itself:
         raise CaseError("ご家族についての請求は、法定代理人として申し込んでください。")
-    if role is RequesterRole.LEGAL_GUARDIAN and itself:
-        raise CaseError("法定代理人としての請求では、対象のご家族を選んでください。")
     # Checked again on the day of confirming: a dependant may have come of age since.
     if not may_request_for(session, row.requester_member_id, row.subject_member_id, now):
-        raise CaseError(
-            "ご本人か、ご本人に扶養されている未成年のご家族についてのみ請求できます。"
-            "成人のご家族は、ご自身で本人確認のうえ請求してください。"
-        )
+        raise CaseError(CHAT_SUBJECTS_MESSAGE)
 
 
 def _opened(
@@ -235,7 +236,7 @@ def confirm_draft(
     fee = rules.fee_for(profile, kind, target)
     status = (
         CaseStatus.AWAITING_DOCUMENTS
-        if role is RequesterRole.APPOINTED_AGENT
+        if rules.waits_for_documents(profile, needs_agent_proof(row))
         else CaseStatus.RECEIVED
     )
     case = Case(
@@ -260,7 +261,7 @@ def confirm_draft(
         period_days=rules.period_days(profile),
         max_extension_days=rules.max_extension_days(profile),
         due_at=rules.due_at(profile, now),
-        # A 任意代理人's request waits for the 委任状 from the start: the clock stands.
+        # Waiting for documents from the start: the clock stands (or has not started).
         awaiting_since=now if status is CaseStatus.AWAITING_DOCUMENTS else None,
         paused_days=0,
         extended_days=0,

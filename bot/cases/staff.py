@@ -324,7 +324,9 @@ def _record(
 
 
 # Detail keys that may go to the audit log: figures and codes, never free text.
-_AUDITED = frozenset({"days", "extended_days", "due_at", "due_moved_days", "outcome", "late"})
+_AUDITED = frozenset(
+    {"days", "extended_days", "due_at", "due_moved_days", "outcome", "late", "longer"}
+)
 
 
 def move_case(
@@ -379,13 +381,17 @@ def extend_case(
     reason: str,
     now: datetime,
     notifier: Notifier,
+    longer: bool = False,
 ) -> CaseView:
     """Extend the period of a case under review by ``days``, and tell the requester.
 
     The extensions of one case add up to at most what the organization's policy
     allows (copied to the case when it was received); a policy without an extension
-    allows none. An extension is made before the period ends: once it has passed, the
-    case is late and is decided, not extended.
+    allows none. ``longer`` is for a policy that allows a longer 「相当の期間」 where
+    processing is especially heavy (``processing_time.longer_extension``; the caller
+    checks the profile): then the cap is raised to what the extensions now add up to,
+    and the event says so. An extension is made before the period ends: once it has
+    passed, the case is late and is decided, not extended.
 
     Raises:
         CaseError: If the case is not under review or extended, the days are not
@@ -410,7 +416,9 @@ def extend_case(
             " / the period has already ended"
         )
     left = case.max_extension_days - case.extended_days
-    if days > left:
+    if days > left and longer:
+        case.max_extension_days = case.extended_days + days
+    elif days > left:
         raise CaseError(
             f"延長できるのはあと{left}日までです（上限{case.max_extension_days}日、"
             f"延長済み{case.extended_days}日）。 / at most {left} more days"
@@ -431,6 +439,7 @@ def extend_case(
         days=days,
         extended_days=case.extended_days,
         due_at=case.due_at.isoformat(),
+        longer=longer,
     )
     notifier.notify(
         session,

@@ -171,6 +171,15 @@ def published_numbers(settings: Settings) -> tuple[str, ...]:
     return tuple(number for number in (contact.phone, contact.fax) if number)
 
 
+def allows_longer_extension(settings: Settings) -> bool:
+    """Whether the organization's policy allows a longer 「相当の期間」 extension."""
+    try:
+        timing = load_profile(settings.org_id, settings.profiles_dir).processing_time
+    except ProfileError:
+        return False
+    return timing is not None and timing.longer_extension
+
+
 def create_app(
     settings: Settings,
     sessions: sessionmaker,
@@ -208,6 +217,7 @@ def create_app(
         idle=timedelta(minutes=settings.console_idle_minutes),
         absolute=absolute,
         public_numbers=published_numbers(settings),
+        longer_extension=allows_longer_extension(settings),
     )
     app = web.Application(middlewares=[errors, auth.guard], client_max_size=256 * 1024)
     app[CONSOLE] = console

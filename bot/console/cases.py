@@ -135,6 +135,7 @@ async def case_page(
         can_decide=CaseStatus.DECIDED in detail.allowed_next,
         can_close=CaseStatus.CLOSED in detail.allowed_next,
         extension_left=left,
+        longer_extension=console.longer_extension,
         outcomes=outcomes,
         officer=staff.role is OFFICER,
         errors=errors or {},
@@ -209,6 +210,7 @@ async def extend(request: web.Request) -> web.StreamResponse:
     staff = staff_of(request)
     form = await request.post()
     values = {"days": _text(form, "days"), "extend_reason": _text(form, "reason")}
+    longer = console.longer_extension and _text(form, "longer") == "on"
     now = console.now()
 
     def change(session: Session) -> object:
@@ -223,6 +225,7 @@ async def extend(request: web.Request) -> web.StreamResponse:
             values["extend_reason"],
             now,
             console.notifier,
+            longer=longer,
         )
 
     return await _change(request, "extend", values, change, "extended")

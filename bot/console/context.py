@@ -53,6 +53,8 @@ class Console:
         absolute: time after sign-in after which a session ends regardless.
         public_numbers: the organization's published phone and fax numbers, which
             transcripts leave readable (they are not anybody's personal data).
+        longer_extension: the policy allows extending past its cap by a 「相当の期間」
+            where processing is especially heavy.
     """
 
     settings: Settings
@@ -66,6 +68,7 @@ class Console:
     idle: timedelta
     absolute: timedelta
     public_numbers: tuple[str, ...] = ()
+    longer_extension: bool = False
 
     def now(self) -> datetime:
         """The current time, from the console's clock."""

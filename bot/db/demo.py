@@ -33,6 +33,9 @@ class DemoMember:
     acquired_on: date
     lost_on: date | None = None
     dependants: tuple[DemoMember, ...] = ()
+    # The organization whose one-part identifier (証書番号) this is; None for the
+    # 記号・番号 the 健保組合 and 共済組合 share. A one-part number has symbol "".
+    org: str | None = None
 
 
 DEMO_MEMBERS = (
@@ -66,7 +69,33 @@ DEMO_MEMBERS = (
         acquired_on=date(2003, 10, 1),
         lost_on=date(2024, 3, 31),
     ),
+    DemoMember(
+        symbol="",
+        number="2023001234",
+        name="鈴木 一郎",
+        name_kana="スズキ イチロウ",
+        birth_date=date(1970, 5, 5),
+        phone="+819011112222",
+        acquired_on=date(2023, 4, 1),
+        org="gunma-shoko-kyosai",
+    ),
+    DemoMember(
+        symbol="",
+        number="880012345678",
+        name="高橋 桜",
+        name_kana="タカハシ サクラ",
+        birth_date=date(1990, 8, 20),
+        phone="+818033334444",
+        acquired_on=date(2015, 9, 1),
+        org="coop-kyosai",
+    ),
 )
+
+
+def demo_member_for(org_id: str) -> DemoMember:
+    """The demo member to verify with at ``org_id``: its own, or the shared 記号・番号 one."""
+    own = [spec for spec in DEMO_MEMBERS if spec.org == org_id]
+    return own[0] if own else DEMO_MEMBERS[0]
 
 
 def _find(session: Session, spec: DemoMember) -> Member | None:

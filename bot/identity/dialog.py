@@ -42,12 +42,23 @@ STOP_BUTTON = Button("本人確認をやめる", "/stop")
 RESEND_BUTTON = Button("コードを再送する", "/resend_code")
 
 ASKS = {
-    MEMBER_NUMBER_SLOT: "保険証（資格確認書）に記載の「記号」と「番号」を教えてください。"
-    "例：「記号1001 番号23」",
     BIRTH_DATE_SLOT: "生年月日を教えてください。例：「1985年4月1日」「昭和60年4月1日」",
     CODE_SLOT: "SMSで届いた6桁の認証コードを入力してください。"
     "届かない場合は「再送」と送ってください。",
 }
+
+
+def ask(profile: Profile, slot: str) -> str:
+    """The question of one verification slot; the identifier is the organization's own."""
+    if slot == MEMBER_NUMBER_SLOT:
+        identifier = profile.member_identifier
+        labels = "」と「".join(part.label for part in identifier.parts)
+        return (
+            f"{identifier.printed_on}に記載の「{labels}」を教えてください。"
+            f"例：「{identifier.example}」"
+        )
+    return ASKS[slot]
+
 
 # Questions answered in the middle of the form before the member is asked again.
 _NOT_A_QUESTION = {"inform", "affirm", "deny", "stop", "resend_code", "ask_my_data"}
@@ -97,7 +108,7 @@ def mismatch_reply(profile: Profile) -> Reply:
     """
     return Reply(
         "申し訳ありません。お伺いした内容では、ご本人であることを確認できませんでした。"
-        "お手数ですが、記号・番号からもう一度お願いします。"
+        f"お手数ですが、{profile.member_identifier.label}からもう一度お願いします。"
         f"確認できない場合は、{contact_line(profile)} へお問い合わせください。"
     )
 
@@ -194,7 +205,7 @@ def _outcome_turn(profile: Profile, outcome: Outcome, resend: bool = False) -> T
         )
     # NO_PENDING: no live code for this conversation, start over from the number.
     return Turn(
-        [Reply("お手数ですが、記号・番号からもう一度お願いします。")],
+        [Reply(f"お手数ですが、{profile.member_identifier.label}からもう一度お願いします。")],
         {
             MEMBER_NUMBER_SLOT: None,
             BIRTH_DATE_SLOT: None,
@@ -262,8 +273,14 @@ def step(context: Context, requested_slot: str | None, said: Said) -> Turn:
             context,
             said,
             MEMBER_NUMBER_SLOT,
-            parse_member_number,
-            lambda number: Turn([], {MEMBER_NUMBER_SLOT: number.masked(), FAILURES_SLOT: 0}),
+            lambda text: parse_member_number(text, context.profile.member_identifier),
+            lambda number: Turn(
+                [],
+                {
+                    MEMBER_NUMBER_SLOT: number.masked(context.profile.member_identifier),
+                    FAILURES_SLOT: 0,
+                },
+            ),
         )
     if requested_slot == BIRTH_DATE_SLOT:
         return _parsing_step(
@@ -289,7 +306,9 @@ def step(context: Context, requested_slot: str | None, said: Said) -> Turn:
 
 def _submit_factors(context: Context, born: date) -> Turn:
     try:
-        number = parse_member_number(context.member_number_text or "")
+        number = parse_member_number(
+            context.member_number_text or "", context.profile.member_identifier
+        )
     except InputError:
         # The earlier answer is gone (a restarted form): ask for it again.
         return _outcome_turn(context.profile, Outcome(Status.NO_PENDING))
@@ -314,26 +333,28 @@ def verification_ended(profile: Profile, outcome: str | None, verified: bool) ->
     return []  # locked or limited: that message was already sent
 
 
-def start_verification(subject: str) -> Reply:
+def start_verification(profile: Profile, subject: str) -> Reply:
     """The first words of a verification, naming what it is for."""
     return Reply(
         f"{subject}の前に、ご本人確認をさせてください。"
-        "記号・番号、生年月日をお伺いし、ご登録の電話番号へSMSで認証コードをお送りします。"
+        f"{profile.member_identifier.label}、生年月日をお伺いし、ご登録の電話番号へSMSで認証コードをお送りします。"
         "途中でやめる場合は「やめる」と送ってください。"
     )
 
 
 def own_record(profile: Profile, view: MemberView) -> list[Reply]:
     """The verified member's own registered data, masked where it can be."""
-    dependants = "、".join(f"{name} 様" for name in view.dependant_names) or "なし"
+    identifier = profile.member_identifier
     lines = [
         "ご登録内容は次のとおりです。",
-        f"・記号・番号：{view.masked_member_number}",
-        f"・資格取得日：{japanese_date(view.acquired_on, missing='なし')}",
-        f"・資格喪失日：{japanese_date(view.lost_on, missing='なし')}",
+        f"・{identifier.label}：{view.masked_member_number}",
+        f"・{identifier.joined_label}：{japanese_date(view.acquired_on, missing='なし')}",
+        f"・{identifier.left_label}：{japanese_date(view.lost_on, missing='なし')}",
         f"・電話番号：{view.masked_phone or 'ご登録なし'}",
-        f"・被扶養者：{dependants}",
     ]
+    if identifier.dependants_label:
+        dependants = "、".join(f"{name} 様" for name in view.dependant_names) or "なし"
+        lines.append(f"・{identifier.dependants_label}：{dependants}")
     replies = [Reply("\n".join(lines))]
     requests = profile.requests
     if requests and "correction" in requests.types:

@@ -68,8 +68,10 @@ from bot.db.models import (
 )
 from bot.handoff.escalations import escalate_member
 from bot.identity.parsing import MemberNumber, mask_phone
+from bot.identity.parsing.member_number import HEALTH_INSURANCE_CARD
 from bot.outbound.sender import send_sms
 from bot.outbound.sms import SmsSender
+from bot.policy.profiles.schema import MemberIdentifier
 from bot.settings import Settings, ensure_secret, load_settings
 
 logger = logging.getLogger(__name__)
@@ -1059,9 +1061,15 @@ def cancel(session: Session, conversation: Conversation, now: datetime) -> None:
 
 
 def read_own_record(
-    session: Session, conversation: Conversation, now: datetime
+    session: Session,
+    conversation: Conversation,
+    now: datetime,
+    identifier: MemberIdentifier = HEALTH_INSURANCE_CARD,
 ) -> MemberView | None:
     """The verified member's own record, masked; None if the conversation is not verified.
+
+    ``identifier`` is the organization's member identifier, which names the parts of
+    the masked number.
 
     Every read is written to the audit log: who, which fields, when, on which channel.
     A dependant's record is a different person's data: an insured member sees only
@@ -1084,7 +1092,7 @@ def read_own_record(
         member_id=member.id,
         name=member.name,
         relationship=member.relationship,
-        masked_member_number=MemberNumber(member.symbol, member.number).masked(),
+        masked_member_number=MemberNumber(member.symbol, member.number).masked(identifier),
         acquired_on=member.acquired_on,
         lost_on=member.lost_on,
         masked_phone=mask_phone(member.phone) if member.phone else None,

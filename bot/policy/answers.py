@@ -341,7 +341,8 @@ def _verification_needed(profile: Profile, subject: str | None = None) -> Reply:
     lead = f"{subject}には、" if subject else "ご請求には、"
     return Reply(
         f"{lead}ご本人であることの確認が必要です。"
-        "このチャットで本人確認（記号・番号、生年月日、SMSの認証コード）をしたうえで"
+        f"このチャットで本人確認（{profile.member_identifier.label}、生年月日、"
+        "SMSの認証コード）をしたうえで"
         f"お手続きいただけます。窓口（{contact_line(profile)}）でも承ります。"
     )
 

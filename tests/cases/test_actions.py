@@ -108,13 +108,13 @@ def test_a_disclosure_is_opened_once_with_number_due_date_and_fee(database, veri
     talk = verified()
     said = talk.act(ActionStartCase(), "自分の情報を開示してほしい", "request_disclosure")
     assert "開示のご請求を承ります" in said
-    assert talk.slots["case_wrong"] == "-" and talk.slots["case_target"] is None
+    # kokusai's policy names only the disclosure of retained data: nothing to choose.
+    assert talk.slots["case_wrong"] == "-" and talk.slots["case_target"] == "retained_data"
     draft_id = talk.slots["case_draft_id"]
     assert draft_id
 
     assert talk.fill("1") == ""  # ご本人として
     assert talk.slots["case_subject"] == "self"
-    talk.fill("保有個人データ")
     talk.fill("すべて")
     talk.fill("書面で")
     assert talk.requested == "case_confirm"
@@ -123,7 +123,9 @@ def test_a_disclosure_is_opened_once_with_number_due_date_and_fee(database, veri
     assert number, said
     # kokusai-kogyo-kenpo publishes neither a fee nor a period: nothing is made up.
     assert "手数料についての記載がありません" in said
-    assert "方針に定められていません" in said
+    assert "方針に定められていません" in said and "個人情報保護法第33条第2項" in said
+    # Where to submit is what section 3. says, not the complaint window's address.
+    assert "提出方法：請求は、当組合が定める要領に基づいて" in said and "送付先" not in said
     assert talk.slots["requested_slot"] is None
     assert cases_in_db(database) == [(number.group(), "disclosure", "received")]
 
@@ -145,7 +147,7 @@ def test_a_correction_keeps_what_was_typed_out_of_the_slots(database, verified):
     assert not any("港区" in str(v) for v in talk.slots.values())
     summary = talk.act(ask_action("case_confirm"))
     assert "港区" in summary and "品川区" in summary
-    assert "手数料はかかりません（個人情報保護法第38条）" in summary
+    assert "手数料はかかりません" in summary and "個人情報保護法第38条第1項" in summary
     said = talk.fill("はい", "affirm")
     assert CASE_NUMBER.search(said)
     assert [row[1:] for row in cases_in_db(database)] == [("correction", "received")]
@@ -160,18 +162,20 @@ def test_a_parent_requests_for_a_minor_dependant(database, verified):
     talk.fill("2")
     summary = talk.act(ask_action("case_confirm"))
     assert "山田 花子様（法定代理人として）" in summary
-    assert "給付に影響する場合があります" in summary  # warned before anything is opened
+    # What the law allows every organization instead, with its article; nothing about
+    # benefits, which neither the policy nor article 35 says.
+    assert "第35条第2項・第4項・第6項ただし書" in summary and "給付" not in summary
     assert CASE_NUMBER.search(talk.fill("はい", "affirm"))
 
 
 def test_an_appointed_agent_starts_awaiting_documents(database, verified):
     talk = verified()
     talk.act(ActionStartCase(), "利用目的を通知してほしい", "request_purpose_notice")
-    talk.fill("代理人")
+    talk.fill("任意代理人")
     assert talk.requested == "case_agent"
     talk.fill("弁護士 鈴木一郎 03-1234-5678")
     said = talk.fill("はい", "affirm")
-    assert "委任状などの書類が届いてから" in said
+    assert "代理人であることを確認できる書類が届いてから" in said
     assert [row[1:] for row in cases_in_db(database)] == [("purpose_notice", "awaiting_documents")]
 
 
@@ -258,7 +262,7 @@ def test_a_third_party_stop_takes_scope_and_reason(database, verified):
     talk.fill("1")
     summary = talk.act(ask_action("case_confirm"))
     assert "本人の同意なく第三者に提供されているため" in summary
-    assert "停止できない提供があります" in summary
+    assert "代わりの措置" in summary
     assert CASE_NUMBER.search(talk.fill("はい", "affirm"))
     assert [row[1:] for row in cases_in_db(database)] == [("third_party_stop", "received")]
 
@@ -285,10 +289,12 @@ def test_fee_and_deadline_come_from_the_policy(database, monkeypatch, verified):
     assert "規程細則" in summary and "金額" in summary  # the policy publishes no amount
     assert "円" not in summary
     said = talk.fill("はい", "affirm")
-    # 30 days after the day of receipt (Japan time), cited from the policy's article.
-    day = (datetime.now(timezone(timedelta(hours=9))) + timedelta(days=30)).date()
-    assert f"{day.year}年{day.month}月{day.day}日までに決定します。" in said
-    assert "第28条）" in said
+    # The 30 days run from the submission of the request form with its documents
+    # (第28条), not from this chat: no date yet, and the case waits for the documents.
+    assert "提出日から30日以内" in said and "第28条）" in said
+    assert "までに決定します" not in said
+    assert "開示等請求(申出)書" in said and "第27条第1項・第2項）" in said
+    assert [row[1:] for row in cases_in_db(database)] == [("disclosure", "awaiting_documents")]
 
 
 def test_a_kind_of_information_is_taken_as_the_scope_not_as_a_question(database, verified):
@@ -302,12 +308,23 @@ def test_a_kind_of_information_is_taken_as_the_scope_not_as_a_question(database,
     assert "出典" in said and talk.slots["case_reason"] is None
 
 
-def test_the_request_made_before_verifying_goes_on_after_it(database, verified):
+def test_the_request_made_before_verifying_goes_on_after_it(database, monkeypatch, verified):
+    monkeypatch.setenv("PRIVACY_BOT_ORG", "osaka-city-kyosai")
     talk = verified()
     talk.slots = {"pending_request": "request_disclosure:receipts"}
     said = talk.act(ActionStartCase(), "123456")
     assert "レセプト（診療報酬明細書等）の開示のご請求を承ります" in said
     assert talk.slots["case_target"] == "receipts" and talk.slots["pending_request"] is None
+
+
+def test_receipts_are_refused_where_the_policy_does_not_name_them(database, verified):
+    # kokusai's policy names the disclosure of retained data, not of レセプト.
+    talk = verified()
+    talk.slots = {"pending_request": "request_disclosure:receipts"}
+    said = talk.act(ActionStartCase(), "123456")
+    assert "「レセプト（診療報酬明細書等）」の開示の受付についての記載がない" in said
+    assert "03-3273-6974" in said and "主治医" not in said
+    assert cases_in_db(database) == []
 
 
 def escalations_in_db(url: str) -> list[tuple[str, str, str | None, bool]]:

@@ -13,9 +13,11 @@ import pytest
 from bot.cases import rules
 from bot.cases.drafts import adult_on, is_minor
 from bot.cases.rules import (
+    clock_waits_for_documents,
     describe_due,
     describe_fee,
     due_at,
+    due_on,
     fee_for,
     max_extension_days,
     offered_targets,
@@ -46,9 +48,14 @@ GUNMA = PROFILES["gunma-shoko-kyosai"]
 KOKUSAI = PROFILES["kokusai-kogyo-kenpo"]
 BENESSE = PROFILES["benesse-kenpo"]
 COOP = PROFILES["coop-kyosai"]
+assert OSAKA.processing_time is not None
+# osaka's figures with a clock that starts on receipt of the request.
+DATED = OSAKA.copy(
+    update={"processing_time": OSAKA.processing_time.copy(update={"starts": "request"})}
+)
 T = CaseType
 D = DisclosureTarget
-NO_FEE_TYPES = (T.CORRECTION, T.SUSPENSION, T.THIRD_PARTY_STOP, T.MAILING_OPT_OUT)
+NO_FEE_TYPES = (T.CORRECTION, T.SUSPENSION, T.THIRD_PARTY_STOP)
 
 
 def with_fees(profile: Profile, **fees) -> Profile:
@@ -94,13 +101,21 @@ def test_a_profile_without_requests_offers_nothing():
     assert offered_targets(bare) == ()
 
 
-def test_every_profile_with_disclosure_offers_all_three_targets():
-    for profile in PROFILES.values():
-        assert offered_targets(profile) == (
-            D.RETAINED_DATA,
-            D.THIRD_PARTY_RECORDS,
-            D.RECEIPTS,
-        ), profile.id
+@pytest.mark.parametrize(
+    ("org", "targets"),
+    [
+        ("kokusai-kogyo-kenpo", (D.RETAINED_DATA,)),
+        ("benesse-kenpo", (D.RETAINED_DATA,)),
+        ("gunma-shoko-kyosai", (D.RETAINED_DATA,)),
+        # 「開示(第三者提供記録の開示を含みます)」 (10.)
+        ("coop-kyosai", (D.RETAINED_DATA, D.THIRD_PARTY_RECORDS)),
+        # 第23条第5項 (records) and 第23条第6項 (レセプト, 別に定める)
+        ("osaka-city-kyosai", (D.RETAINED_DATA, D.THIRD_PARTY_RECORDS, D.RECEIPTS)),
+    ],
+)
+def test_disclosure_offers_only_the_records_the_policy_names(org, targets):
+    # No レセプト where the policy does not name them (a 共済 has none at all).
+    assert offered_targets(PROFILES[org]) == targets
 
 
 def test_narrow_disclosure_types_offer_only_their_target():
@@ -148,8 +163,17 @@ def test_profiles_without_published_fees_say_unpublished(org, kind):
 
 @pytest.mark.parametrize("org", sorted(PROFILES))
 @pytest.mark.parametrize("kind", NO_FEE_TYPES)
-def test_corrections_suspensions_stops_and_opt_outs_cost_nothing_by_law(org, kind):
-    assert fee_for(PROFILES[org], kind, None) == Fee("none_by_law", None, "個人情報保護法第38条")
+def test_corrections_suspensions_and_stops_cost_nothing_by_law(org, kind):
+    assert fee_for(PROFILES[org], kind, None) == Fee(
+        "none_by_law", None, "個人情報保護法第38条第1項"
+    )
+
+
+def test_the_mailing_opt_out_is_not_a_request_under_the_act_and_has_no_fee_by_law():
+    # benesse publishes no fee for it; article 38 says nothing of it either.
+    assert fee_for(BENESSE, T.MAILING_OPT_OUT, None) == Fee("unpublished", None, None)
+    free = with_fees(BENESSE, policy="free", applies_to=["mailing_opt_out"])
+    assert fee_for(free, T.MAILING_OPT_OUT, None).kind == "free"
 
 
 def test_a_fixed_fee_is_the_profiles_amount():
@@ -182,7 +206,7 @@ def test_no_fee_is_ever_a_figure_that_is_not_in_the_profile():
 def test_fee_sentences_never_invent_an_amount():
     for kind in ("none_by_law", "free", "detailed_rules", "unpublished"):
         text = describe_fee(Fee(kind, None, None))
-        assert not any(ch.isdigit() for ch in text.replace("第38条", "")), text
+        assert not any(ch.isdigit() for ch in text.replace("第38条第1項", "")), text
     assert "規程細則" in describe_fee(fee_for(OSAKA, T.DISCLOSURE, D.RECEIPTS))
     assert describe_fee(Fee("fixed", 1500, "x")) == "手数料は1件につき1,500円です。"
     assert describe_fee(fee_for(GUNMA, T.DISCLOSURE, D.RETAINED_DATA)) == "手数料は無料です。"
@@ -199,16 +223,24 @@ def end_of_day_jst(y, m, d) -> datetime:
     return datetime(y, m, d, 23, 59, 59, 999999, tzinfo=JST)
 
 
-def test_osaka_decides_within_30_days_of_receipt_counted_from_the_next_day():
-    assert due_at(OSAKA, jst(2025, 1, 6, 9)) == end_of_day_jst(2025, 2, 5)
-    assert due_at(OSAKA, jst(2025, 1, 6, 23, 59)) == end_of_day_jst(2025, 2, 5)
-    assert due_at(OSAKA, jst(2024, 2, 1, 10)) == end_of_day_jst(2024, 3, 2)  # leap year
+def test_osaka_counts_its_period_from_the_documents_so_a_request_has_no_due_date_yet():
+    # 第28条: 30 days from the day the 開示等請求(申出)書 is submitted.
+    assert clock_waits_for_documents(OSAKA)
+    assert due_at(OSAKA, jst(2025, 1, 6, 9)) is None
+    assert not any(clock_waits_for_documents(p) for p in PROFILES.values() if p is not OSAKA)
+
+
+def test_30_days_are_counted_from_the_next_day():
+    assert due_at(DATED, jst(2025, 1, 6, 9)) == end_of_day_jst(2025, 2, 5)
+    assert due_at(DATED, jst(2025, 1, 6, 23, 59)) == end_of_day_jst(2025, 2, 5)
+    assert due_at(DATED, jst(2024, 2, 1, 10)) == end_of_day_jst(2024, 3, 2)  # leap year
+    assert due_on(jst(2025, 1, 6, 9), 30) == end_of_day_jst(2025, 2, 5)
 
 
 def test_the_due_date_follows_the_japanese_calendar_day_of_receipt():
     # 16:30 UTC on 6 January is already 7 January in Japan.
     received = datetime(2025, 1, 6, 16, 30, tzinfo=timezone.utc)
-    due = due_at(OSAKA, received)
+    due = due_at(DATED, received)
     assert due == end_of_day_jst(2025, 2, 6)
     assert due is not None and due.tzinfo == timezone.utc  # stored as UTC
     assert due == datetime(2025, 2, 6, 14, 59, 59, 999999, tzinfo=timezone.utc)
@@ -231,14 +263,35 @@ def test_a_period_without_an_extension_allows_none():
     assert max_extension_days(profile) == 0
 
 
-def test_due_sentences():
-    assert describe_due(None).startswith("決定の期限は方針に定められていません")
-    assert describe_due(due_at(OSAKA, jst(2025, 1, 6))) == "2025年2月5日までに決定します。"
+@pytest.mark.parametrize(
+    ("kind", "article"),
+    [
+        (T.PURPOSE_NOTICE, "第32条第2項"),
+        (T.DISCLOSURE, "第33条第2項"),
+        (T.CORRECTION, "第34条第2項"),
+        (T.SUSPENSION, "第35条第2項・第6項"),
+        (T.THIRD_PARTY_STOP, "第35条第4項・第6項"),
+    ],
+)
+def test_without_a_period_the_law_says_without_delay_with_its_article(kind, article):
+    text = describe_due(kind, None)
+    assert text.startswith("決定までの日数は方針に定められていません")
+    assert "遅滞なく" in text and f"個人情報保護法{article}" in text
+
+
+def test_the_mailing_opt_out_is_told_no_period_and_no_law():
+    text = describe_due(T.MAILING_OPT_OUT, None)
+    assert text == "対応の期限は、方針に定められていません。"
+
+
+def test_a_due_date_is_a_japanese_date():
+    due = due_at(DATED, jst(2025, 1, 6))
+    assert describe_due(T.DISCLOSURE, due) == "2025年2月5日までに決定します。"
 
 
 def test_naive_times_are_refused():
     with pytest.raises(ValueError):
-        due_at(OSAKA, datetime(2025, 1, 6))
+        due_at(DATED, datetime(2025, 1, 6))
 
 
 # --- documents, minors -------------------------------------------------------------------
@@ -315,4 +368,5 @@ def test_every_value_has_a_japanese_label():
     assert set(rules.METHOD_LABELS) == set(Method)
     assert rules.TYPE_LABELS[T.CORRECTION] == "訂正・追加・削除"
     assert rules.TARGET_LABELS[D.RECEIPTS] == "レセプト（診療報酬明細書等）"
-    assert rules.TYPE_LABELS[T.MAILING_OPT_OUT] == "世帯あて送付の停止（個別送付への変更）"
+    # benesse's words: members who do not agree to household mailing tell the window.
+    assert rules.TYPE_LABELS[T.MAILING_OPT_OUT] == "世帯単位の送付に同意しない旨の申出"

@@ -32,6 +32,7 @@ from bot.cases import (
     get_draft,
     member_cases,
     minor_dependants,
+    move_case,
     update_draft,
     withdraw_case,
 )
@@ -39,7 +40,19 @@ from bot.cases.types import DraftStatus
 from bot.core.conversation import Conversation
 from bot.db.models import Case, CaseDraft, CaseEvent, OutboundMessage
 from bot.db.session import create_app_engine, engine_for
-from tests.cases.desk import BENESSE, COOP, DUE0, GUNMA, KOKUSAI, OSAKA, T0, Desk, at, conv
+from tests.cases.desk import (
+    BENESSE,
+    COOP,
+    DATED,
+    DUE0,
+    GUNMA,
+    KOKUSAI,
+    OSAKA,
+    T0,
+    Desk,
+    at,
+    conv,
+)
 
 # Free text no log line, audit detail or SMS may ever carry.
 SECRET_TEXTS = {
@@ -117,7 +130,7 @@ def test_case_numbers_count_up_per_japanese_year(desk):
 @pytest.mark.parametrize(
     ("kind", "profile", "due"),
     [
-        (CaseType.CORRECTION, OSAKA, DUE0),
+        (CaseType.CORRECTION, DATED, DUE0),
         (CaseType.SUSPENSION, GUNMA, None),
         (CaseType.THIRD_PARTY_STOP, KOKUSAI, None),
         (CaseType.PURPOSE_NOTICE, KOKUSAI, None),
@@ -127,9 +140,36 @@ def test_case_numbers_count_up_per_japanese_year(desk):
 def test_every_type_opens_where_it_is_offered(desk, kind, profile, due):
     opened = desk.open(kind, profile=profile)
     assert (opened.status, opened.due_at, opened.created) == (CaseStatus.RECEIVED, due, True)
-    expected_fee = "unpublished" if kind is CaseType.PURPOSE_NOTICE else "none_by_law"
+    # The Act allows no fee for correction or stopping; the household-mailing opt-out is
+    # not a request under the Act, and benesse publishes no fee for it.
+    by_law = kind not in (CaseType.PURPOSE_NOTICE, CaseType.MAILING_OPT_OUT)
+    expected_fee = "none_by_law" if by_law else "unpublished"
     assert opened.fee.kind == expected_fee
     assert desk.case(opened.case_number).fee_kind == expected_fee
+
+
+def test_where_the_period_runs_from_the_documents_a_case_waits_for_them_undated(desk):
+    # osaka counts 30 days from the submission of the 開示等請求(申出)書 (第28条): a chat
+    # message starts nothing; the due date is set the day staff record the documents.
+    opened = desk.open(CaseType.CORRECTION, profile=OSAKA)
+    assert (opened.status, opened.due_at) == (CaseStatus.AWAITING_DOCUMENTS, None)
+    desk.run(
+        lambda s: move_case(
+            s, opened.case_number, CaseStatus.UNDER_REVIEW, "田中", "書類受領", at(3)
+        )
+    )
+    case = desk.case(opened.case_number)
+    # Documents on 9 January (JST): the 30 days end at the end of 8 February.
+    assert case.due_at == datetime(2025, 2, 8, 14, 59, 59, 999999, tzinfo=timezone.utc)
+    assert (case.status, case.paused_days) == ("under_review", 0)
+
+
+def test_a_case_withdrawn_while_awaiting_documents_never_gets_a_due_date(desk):
+    opened = desk.open(CaseType.CORRECTION, profile=OSAKA)
+    desk.run(
+        lambda s: move_case(s, opened.case_number, CaseStatus.WITHDRAWN, "田中", "取下げ", at(3))
+    )
+    assert desk.case(opened.case_number).due_at is None
 
 
 @pytest.mark.parametrize(
@@ -271,7 +311,7 @@ def test_confirming_after_a_restart_gives_the_same_case(desk, migrated_url):
     engine = create_app_engine(migrated_url)
     try:
         with sessionmaker(bind=engine, future=True).begin() as session:
-            again = confirm_draft(session, conv(), draft_id, OSAKA, at(0, 2))
+            again = confirm_draft(session, conv(), draft_id, DATED, at(0, 2))
     finally:
         engine.dispose()
     assert (again.case_number, again.created) == (first.case_number, False)
@@ -374,7 +414,8 @@ def test_a_dependant_who_comes_of_age_before_confirming_is_refused(desk):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"role": RequesterRole.LEGAL_GUARDIAN}, "対象のご家族"),
+        # A 法定代理人 of the member themself (a 成年後見人) must be named.
+        ({"role": RequesterRole.LEGAL_GUARDIAN}, "代理人のお名前"),
         ({"subject_member_id": "hanako"}, "法定代理人"),
     ],
 )
@@ -384,6 +425,16 @@ def test_the_role_must_fit_the_subject(desk, fields, message):
     draft_id = desk.draft(**fields)
     with pytest.raises(CaseError, match=message):
         desk.confirm(draft_id)
+
+
+def test_a_guardian_of_an_adult_ward_waits_for_documents_like_any_agent(desk):
+    # 個人情報保護法第37条第3項: a 成年後見人 may request; the records cannot show it.
+    opened = desk.open(
+        CaseType.CORRECTION, role=RequesterRole.LEGAL_GUARDIAN, agent_name="後見人 佐々木 恵"
+    )
+    assert opened.status is CaseStatus.AWAITING_DOCUMENTS
+    case = desk.case(opened.case_number)
+    assert (case.role, case.agent_name) == ("legal_guardian", "後見人 佐々木 恵")
 
 
 # --- following and withdrawing -------------------------------------------------------------

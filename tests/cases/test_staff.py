@@ -32,9 +32,9 @@ from bot.cases.types import EXPLANATION_REQUIRED, GROUND_REQUIRED, OUTCOMES_BY_T
 from bot.db.models import Escalation, Member, OutboundMessage
 from tests.cases.desk import (
     BENESSE,
+    DATED,
     DUE0,
     KOKUSAI,
-    OSAKA,
     T0,
     Desk,
     at,
@@ -46,7 +46,7 @@ STAFF = "田中"
 _scopes = itertools.count()
 
 
-def bring_to(desk: Desk, status: CaseStatus, profile=OSAKA, **fields) -> str:
+def bring_to(desk: Desk, status: CaseStatus, profile=DATED, **fields) -> str:
     """A fresh case (a scope of its own) moved along the lifecycle to ``status``."""
     fields.setdefault("scope", [f"項目{next(_scopes)}"])
     number = desk.open(profile=profile, **fields).case_number
@@ -277,7 +277,7 @@ def test_every_outcome_of_every_type_can_be_decided(desk):
     for kind, outcomes in OUTCOMES_BY_TYPE.items():
         for outcome in outcomes:
             number = desk.open(
-                kind, profile=profiles.get(kind, OSAKA), scope=[f"{kind}-{outcome}"]
+                kind, profile=profiles.get(kind, DATED), scope=[f"{kind}-{outcome}"]
             ).case_number
             apply(desk, number, S.UNDER_REVIEW, at(1))
             needs_ground = outcome in GROUND_REQUIRED

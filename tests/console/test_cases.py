@@ -16,7 +16,7 @@ import pytest
 
 from bot.cases import move_case
 from bot.cases.types import CaseStatus, CaseType
-from tests.cases.desk import OSAKA, T0, Desk
+from tests.cases.desk import DATED, T0, Desk
 from tests.console_fixtures import RunningConsole, Staff
 
 S = CaseStatus
@@ -30,7 +30,7 @@ def desk(console, tmp_path) -> Desk:
 
 def open_case(desk: Desk, *, days: float = 0, to: CaseStatus | None = None, **fields) -> str:
     fields.setdefault("scope", [f"項目{days}{to}"])
-    number = desk.open(now=T0 + timedelta(days=days), profile=OSAKA, **fields).case_number
+    number = desk.open(now=T0 + timedelta(days=days), profile=DATED, **fields).case_number
     if to is not None:
         desk.run(
             lambda s: move_case(s, number, to, "準備", "テスト準備", T0 + timedelta(days=days))

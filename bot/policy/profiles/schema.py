@@ -120,17 +120,60 @@ class Fees(Fact):
 
 
 class ProcessingTime(Fact):
-    """How long a request takes and how far it may be extended, in days."""
+    """How long a request takes and how far it may be extended, in days.
+
+    ``starts`` says what starts the period: the request itself, or (as where the
+    policy counts from the day the request form and its documents are submitted) the
+    documents, in which case a case waits for them before it gets a due date.
+    ``longer_extension`` is set where the policy allows a longer, unspecified extension
+    (「相当の期間」) beyond ``extension_days`` for especially heavy requests.
+    """
 
     days: int | None = Field(None, gt=0)
     extension_days: int | None = Field(None, gt=0)
+    starts: Literal["request", "documents"] = "request"
+    longer_extension: bool = False
 
 
 class Requests(_Strict):
-    """Which formal requests the organization accepts."""
+    """Which formal requests the organization accepts, and how they are made.
+
+    ``submission`` is what the policy says about where and how a request is made;
+    absent, the member is told to ask the contact window. ``notes`` holds what the
+    policy says about one request type (e.g. data a legal duty keeps from erasure),
+    keyed by the request type.
+    """
 
     types: list[Literal[REQUEST_TYPES]] = Field(..., min_items=1)  # type: ignore[valid-type]
     source: str
+    submission: Fact | None = None
+    notes: dict[Literal[REQUEST_TYPES], Fact] = {}  # type: ignore[valid-type]
+
+
+class IdentifierPart(_Strict):
+    """One labelled number of a member identifier, e.g. 記号 or 番号."""
+
+    label: str = Field(..., min_length=1)
+    max_digits: int = Field(..., gt=0, le=16)
+
+
+class MemberIdentifier(_Strict):
+    """What identifies a member of this organization in identity verification.
+
+    Not a fact of the published policy but the organization's own set-up (which card
+    or certificate its members hold): the assistant asks for it and never cites it.
+    ``parts`` are read in order from the member's message: one number, or two (e.g.
+    記号 and 番号). The record labels name the dates and family members as this
+    organization calls them; ``dependants`` is absent where it has none.
+    """
+
+    label: str = Field(..., min_length=1)
+    printed_on: str = Field(..., min_length=1)
+    parts: list[IdentifierPart] = Field(..., min_items=1, max_items=2)
+    example: str = Field(..., min_length=1)
+    joined_label: str = "資格取得日"
+    left_label: str = "資格喪失日"
+    dependants_label: str | None = "被扶養者"
 
 
 class Facts(_Strict):
@@ -162,6 +205,7 @@ class Profile(_Strict):
     address: Fact | None = None
     representative: Fact | None = None
     contact: Contact
+    member_identifier: MemberIdentifier
     usage_purposes: UsagePurposes
     facts: Facts = Facts()
     joint_use: list[JointUse] = []
