@@ -1,0 +1,50 @@
+"""The answers state what each organization's published policy says, with the right source."""
+
+import unicodedata
+
+from bot.policy.answers import answer
+from bot.policy.profiles.loader import load_profile
+from tests.conftest import POLICY_TEXTS
+
+
+def policy_text(org_id: str) -> str:
+    raw = (POLICY_TEXTS / f"{org_id}.txt").read_text(encoding="utf-8")
+    return unicodedata.normalize("NFKC", raw)
+
+
+def said(org_id: str, intent: str) -> str:
+    return "\n".join(reply.text for reply in answer(load_profile(org_id), intent))
+
+
+def test_kokusai_third_party_answer_gives_the_provisions_of_its_usage_table():
+    body = said("kokusai-kogyo-kenpo", "ask_third_party_provision")
+    assert "記載が見当たらない" not in body
+    for purpose in (
+        "健康保険組合連合会に対する高額医療交付金の申請",
+        "国に対する特定健診の実績報告",
+        "国に対する特定保健指導の実績報告",
+        "コラボヘルスの一環である健診結果の事業者への提供",
+        "加害者及び保険会社に対する求償",
+    ):
+        assert purpose in body
+        assert purpose in policy_text("kokusai-kogyo-kenpo")
+    assert body.endswith("（出典：個人情報保護法に基づく公表事項 1.）")
+
+
+def test_kokusai_outsourcing_answer_gives_the_health_checkup_outsourcing():
+    body = said("kokusai-kogyo-kenpo", "ask_outsourcing")
+    assert "医療機関への健診委託" in body
+    assert body.endswith("（出典：個人情報保護法に基づく公表事項 1.）")
+
+
+def test_gunma_third_party_answer_includes_the_accident_investigation():
+    body = said("gunma-shoko-kyosai", "ask_third_party_provision")
+    assert "共済事故の調査" in body
+    assert "他の共済、保険会社、調査会社、修理業者等" in body
+    assert "1.(1)" in body
+
+
+def test_gunma_outsourcing_answer_names_the_agencies_among_its_contractors():
+    body = said("gunma-shoko-kyosai", "ask_outsourcing")
+    assert "業務委託先（代理店を含みます）" in body
+    assert "4.・1.(1)" in body
