@@ -146,13 +146,19 @@ def _split(lines: Sequence[str], limit: int = MESSAGE_CHARS) -> list[list[str]]:
     return chunks
 
 
-def render_fact(profile: Profile, fact: Fact) -> list[Reply]:
-    """A fact as messages that fit a phone screen: summary, details, then the source."""
-    lines = [fact.summary, *(f"・{detail}" for detail in fact.details)]
+def _cited(
+    profile: Profile, lines: Sequence[str], source: str, buttons: tuple[Button, ...] = ()
+) -> list[Reply]:
+    """Lines as messages that fit a phone screen; the last one cites and offers buttons."""
     chunks = _split(lines)
     replies = [Reply("\n".join(chunk)) for chunk in chunks[:-1]]
-    replies.append(Reply(_with_source(profile, chunks[-1], fact.source)))
+    replies.append(Reply(_with_source(profile, chunks[-1], source), buttons))
     return replies
+
+
+def render_fact(profile: Profile, fact: Fact) -> list[Reply]:
+    """A fact as messages that fit a phone screen: summary, details, then the source."""
+    return _cited(profile, [fact.summary, *(f"・{detail}" for detail in fact.details)], fact.source)
 
 
 def not_stated(profile: Profile, subject: str) -> Reply:
@@ -215,24 +221,26 @@ def _topic_buttons(profile: Profile, limit: int = 4) -> Iterable[Button]:
         yield Button(topic_label(topic), payload)
 
 
+JOINT_USE_LABELS = {
+    "partner": "共同利用の相手先",
+    "purpose": "目的",
+    "items": "項目",
+    "handlers": "取扱者の範囲",
+    "manager": "管理責任者",
+}
+
+
 def joint_use(profile: Profile) -> list[Reply]:
-    """The joint-use partners as published, one message each."""
+    """Every joint use with every field the profile holds, then the joint-use note."""
+    note = render_fact(profile, profile.joint_use_note) if profile.joint_use_note else []
     if not profile.joint_use:
-        if profile.joint_use_note:
-            return render_fact(profile, profile.joint_use_note)
-        return [not_stated(profile, "個人データの共同利用")]
-    replies = []
+        return note or [not_stated(profile, "個人データの共同利用")]
+    replies = [Reply(f"{profile.name}は、次の共同利用を公表しています。")]
     for entry in profile.joint_use:
-        lines = [
-            f"共同利用の相手先：{entry.partner}",
-            f"目的：{entry.purpose}",
-            f"項目：{entry.items}",
-        ]
-        if entry.manager:
-            lines.append(f"管理責任者：{entry.manager}")
-        replies.append(Reply(_with_source(profile, lines, entry.source)))
-    lead = Reply(f"{profile.name}は、次の共同利用を公表しています。")
-    return [lead, *replies]
+        fields = [(label, getattr(entry, name)) for name, label in JOINT_USE_LABELS.items()]
+        lines = [f"{label}：{value}" for label, value in fields if value]
+        replies.extend(_cited(profile, lines, entry.source))
+    return [*replies, *note]
 
 
 def my_number(profile: Profile) -> list[Reply]:

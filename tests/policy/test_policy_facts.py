@@ -2,9 +2,14 @@
 
 import unicodedata
 
-from bot.policy.answers import answer
+import pytest
+
+from bot.policy.answers import JOINT_USE_LABELS, answer
 from bot.policy.profiles.loader import load_profile
+from bot.policy.profiles.schema import JointUse
 from tests.conftest import POLICY_TEXTS
+
+ORG_IDS = sorted(path.stem for path in POLICY_TEXTS.glob("*.txt"))
 
 
 def policy_text(org_id: str) -> str:
@@ -48,3 +53,28 @@ def test_gunma_outsourcing_answer_names_the_agencies_among_its_contractors():
     body = said("gunma-shoko-kyosai", "ask_outsourcing")
     assert "業務委託先（代理店を含みます）" in body
     assert "4.・1.(1)" in body
+
+
+def test_benesse_joint_use_answer_shows_who_handles_the_data():
+    body = said("benesse-kenpo", "ask_joint_use")
+    assert "公益財団法人日本生産性本部・情報システム事業部および協力会社" in body
+    assert "高額医療グループ職員" in body
+    assert "事業所：健康情報等の取り扱い規程による" in body
+
+
+@pytest.mark.parametrize("org_id", ORG_IDS)
+def test_joint_use_answer_shows_every_field_the_profile_holds(org_id):
+    profile = load_profile(org_id)
+    body = said(org_id, "ask_joint_use")
+    for entry in profile.joint_use:
+        for name, value in entry:
+            if name != "source" and value:
+                assert value in body, (name, value)
+    if profile.joint_use_note:
+        assert profile.joint_use_note.summary in body
+        for detail in profile.joint_use_note.details:
+            assert detail in body
+
+
+def test_every_joint_use_field_has_a_label_in_the_answer():
+    assert set(JOINT_USE_LABELS) == set(JointUse.__fields__) - {"source"}
