@@ -193,21 +193,20 @@ def usage_purpose(profile: Profile, topics: Sequence[str]) -> list[Reply]:
         labels = "・".join(topic_label(topic) for topic in known)
         replies = [not_stated(profile, f"「{labels}」の利用目的")]
         if table.categories:
-            replies.append(_overview(profile))
+            replies.extend(_overview(profile))
         return replies
     if not table.categories:
         return render_fact(profile, table)
-    return [_overview(profile)]
+    return _overview(profile)
 
 
-def _overview(profile: Profile) -> Reply:
+def _overview(profile: Profile) -> list[Reply]:
     table = profile.usage_purposes
-    labels = [row.label for row in table.categories]
-    lines = [table.summary, "情報の種類は次のとおりです。"]
-    lines.extend(f"・{label}" for label in labels)
+    lines = [table.summary, *(f"・{detail}" for detail in table.details)]
+    lines.append("情報の種類は次のとおりです。")
+    lines.extend(f"・{row.label}" for row in table.categories)
     lines.append("知りたい情報の種類を教えていただければ、その利用目的をお答えします。")
-    buttons = tuple(_topic_buttons(profile))
-    return Reply(_with_source(profile, lines, table.source), buttons)
+    return _cited(profile, lines, table.source, tuple(_topic_buttons(profile)))
 
 
 def _topic_buttons(profile: Profile, limit: int = 4) -> Iterable[Button]:

@@ -90,7 +90,7 @@ def test_a_kind_of_information_the_table_lacks_is_said_so_with_the_overview():
 
 def test_the_overview_offers_kinds_of_information_as_quick_replies():
     kokusai = load_profile("kokusai-kogyo-kenpo")
-    [reply] = answer(kokusai, "ask_usage_purpose")
+    *_, reply = answer(kokusai, "ask_usage_purpose")
     assert reply.buttons
     assert all(b.payload.startswith('/ask_usage_purpose{"info_category": ') for b in reply.buttons)
 

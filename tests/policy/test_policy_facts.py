@@ -78,3 +78,24 @@ def test_joint_use_answer_shows_every_field_the_profile_holds(org_id):
 
 def test_every_joint_use_field_has_a_label_in_the_answer():
     assert set(JOINT_USE_LABELS) == set(JointUse.__fields__) - {"source"}
+
+
+def test_coop_recruitment_note_cites_section_eleven():
+    coop = load_profile("coop-kyosai")
+    body = "\n".join(reply.text for reply in answer(coop, "ask_usage_purpose", ["recruitment"]))
+    assert "11.採用活動における個人情報の取扱いについて" in body
+    assert "（出典：個人情報保護方針 2.・3.・4.・11.）" in body
+
+
+@pytest.mark.parametrize("org_id", ORG_IDS)
+def test_usage_purpose_overview_states_every_detail_of_the_table(org_id):
+    profile = load_profile(org_id)
+    replies = answer(profile, "ask_usage_purpose")
+    body = "\n".join(reply.text for reply in replies)
+    assert profile.usage_purposes.summary in body
+    for detail in profile.usage_purposes.details:
+        assert detail in body
+    for row in profile.usage_purposes.categories:
+        assert row.label in body
+    if profile.usage_purposes.categories:
+        assert replies[-1].buttons
