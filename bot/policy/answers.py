@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bot.policy.profiles.schema import Fact, Profile, UsageCategory
+from bot.policy.profiles.schema import Fact, Profile, UsageCategory, source_parts
 from bot.policy.profiles.topics import TOPIC_IDS, topic_label
 
 
@@ -111,8 +111,15 @@ MESSAGE_CHARS = 300  # a longer fact is split into messages of about this size
 
 
 def citation(profile: Profile, source: str) -> str:
-    """The line that says where an answer comes from."""
-    return f"（出典：{profile.policy_title} {source}）"
+    """The line that says where an answer comes from: each document it cites by title."""
+    parts = source_parts(source)
+    if all(key is None for key, _section in parts):
+        return f"（出典：{profile.policy_title} {source}）"
+    cited = []
+    for key, section in parts:
+        title = profile.documents[key] if key else profile.policy_title
+        cited.append(f"{title} {section}" if section else title)
+    return f"（出典：{'／'.join(cited)}）"
 
 
 def contact_line(profile: Profile) -> str:
@@ -163,8 +170,10 @@ def render_fact(profile: Profile, fact: Fact) -> list[Reply]:
 
 def not_stated(profile: Profile, subject: str) -> Reply:
     """The answer for anything the organization's published policy does not say."""
+    others = "ほか公表されている文書" if profile.documents else ""
+    published = f"「{profile.policy_title}」{others}"
     return Reply(
-        f"申し訳ありません。{profile.name}の「{profile.policy_title}」には、"
+        f"申し訳ありません。{profile.name}の{published}には、"
         f"{subject}についての記載が見当たらないため、こちらではお答えできません。\n"
         f"正確な内容は {contact_line(profile)} へお問い合わせください。"
     )
