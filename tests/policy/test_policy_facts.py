@@ -99,3 +99,30 @@ def test_usage_purpose_overview_states_every_detail_of_the_table(org_id):
         assert row.label in body
     if profile.usage_purposes.categories:
         assert replies[-1].buttons
+
+
+@pytest.mark.parametrize(
+    ("org_id", "intent", "stated"),
+    [
+        ("kokusai-kogyo-kenpo", "ask_security_measures", "緊急連絡体制"),
+        ("kokusai-kogyo-kenpo", "ask_security_measures", "効果を検証"),
+        ("kokusai-kogyo-kenpo", "ask_security_measures", "権限のない者による閲覧の防止"),
+        ("kokusai-kogyo-kenpo", "ask_security_measures", "容易に個人データが判明しない"),
+        ("kokusai-kogyo-kenpo", "ask_security_measures", "常に見直し"),
+        ("kokusai-kogyo-kenpo", "ask_usage_purpose", "取得の状況からみて利用目的が明らかな場合"),
+        ("kokusai-kogyo-kenpo", "ask_usage_purpose", "当組合の権利又は正当な利益"),
+        ("gunma-shoko-kyosai", "ask_security_measures", "国が定める指針その他の規範を遵守"),
+        ("benesse-kenpo", "ask_usage_purpose", "申し込まれた保健事業に関する範囲で使用"),
+        ("benesse-kenpo", "ask_security_measures", "国が定める指針その他の規範を遵守"),
+        ("benesse-kenpo", "ask_outsourcing", "個人情報の処理に関する外部委託に関する措置"),
+        ("coop-kyosai", "ask_security_measures", "随時見直して改善"),
+        ("coop-kyosai", "ask_security_measures", "質問及び苦情処理の窓口"),
+        ("osaka-city-kyosai", "ask_usage_purpose", "偽りその他不正の手段"),
+        ("osaka-city-kyosai", "ask_usage_purpose", "助長し、又は誘発するおそれ"),
+        ("osaka-city-kyosai", "ask_security_measures", "第39条"),
+        ("osaka-city-kyosai", "ask_third_party_provision", "業務の承継に伴う提供"),
+        ("osaka-city-kyosai", "ask_third_party_provision", "相当措置の継続的な実施"),
+    ],
+)
+def test_answers_state_what_the_policy_also_says(org_id, intent, stated):
+    assert stated in said(org_id, intent)
