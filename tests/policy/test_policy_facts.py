@@ -1,5 +1,6 @@
 """The answers state what each organization's published policy says, with the right source."""
 
+import re
 import unicodedata
 
 import pytest
@@ -126,3 +127,22 @@ def test_usage_purpose_overview_states_every_detail_of_the_table(org_id):
 )
 def test_answers_state_what_the_policy_also_says(org_id, intent, stated):
     assert stated in said(org_id, intent)
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+@pytest.mark.parametrize("org_id", ORG_IDS)
+def test_what_a_profile_quotes_is_in_the_policy_text(org_id):
+    text = policy_text(org_id)
+    for string in _strings(load_profile(org_id).dict()):
+        for quoted in re.findall(r"「([^「」]+)」", string):
+            assert unicodedata.normalize("NFKC", quoted) in text, quoted
