@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bot.policy.profiles.schema import Fact, Profile, UsageCategory
+from bot.policy.profiles.schema import Fact, Profile, UsageCategory, source_parts
 from bot.policy.profiles.topics import TOPIC_IDS, topic_label
 
 
@@ -111,8 +111,15 @@ MESSAGE_CHARS = 300  # a longer fact is split into messages of about this size
 
 
 def citation(profile: Profile, source: str) -> str:
-    """The line that says where an answer comes from."""
-    return f"（出典：{profile.policy_title} {source}）"
+    """The line that says where an answer comes from: each document it cites by title."""
+    parts = source_parts(source)
+    if all(key is None for key, _section in parts):
+        return f"（出典：{profile.policy_title} {source}）"
+    cited = []
+    for key, section in parts:
+        title = profile.documents[key] if key else profile.policy_title
+        cited.append(f"{title} {section}" if section else title)
+    return f"（出典：{'／'.join(cited)}）"
 
 
 def contact_line(profile: Profile) -> str:
@@ -146,19 +153,27 @@ def _split(lines: Sequence[str], limit: int = MESSAGE_CHARS) -> list[list[str]]:
     return chunks
 
 
-def render_fact(profile: Profile, fact: Fact) -> list[Reply]:
-    """A fact as messages that fit a phone screen: summary, details, then the source."""
-    lines = [fact.summary, *(f"・{detail}" for detail in fact.details)]
+def _cited(
+    profile: Profile, lines: Sequence[str], source: str, buttons: tuple[Button, ...] = ()
+) -> list[Reply]:
+    """Lines as messages that fit a phone screen; the last one cites and offers buttons."""
     chunks = _split(lines)
     replies = [Reply("\n".join(chunk)) for chunk in chunks[:-1]]
-    replies.append(Reply(_with_source(profile, chunks[-1], fact.source)))
+    replies.append(Reply(_with_source(profile, chunks[-1], source), buttons))
     return replies
+
+
+def render_fact(profile: Profile, fact: Fact) -> list[Reply]:
+    """A fact as messages that fit a phone screen: summary, details, then the source."""
+    return _cited(profile, [fact.summary, *(f"・{detail}" for detail in fact.details)], fact.source)
 
 
 def not_stated(profile: Profile, subject: str) -> Reply:
     """The answer for anything the organization's published policy does not say."""
+    others = "ほか公表されている文書" if profile.documents else ""
+    published = f"「{profile.policy_title}」{others}"
     return Reply(
-        f"申し訳ありません。{profile.name}の「{profile.policy_title}」には、"
+        f"申し訳ありません。{profile.name}の{published}には、"
         f"{subject}についての記載が見当たらないため、こちらではお答えできません。\n"
         f"正確な内容は {contact_line(profile)} へお問い合わせください。"
     )
@@ -187,21 +202,20 @@ def usage_purpose(profile: Profile, topics: Sequence[str]) -> list[Reply]:
         labels = "・".join(topic_label(topic) for topic in known)
         replies = [not_stated(profile, f"「{labels}」の利用目的")]
         if table.categories:
-            replies.append(_overview(profile))
+            replies.extend(_overview(profile))
         return replies
     if not table.categories:
         return render_fact(profile, table)
-    return [_overview(profile)]
+    return _overview(profile)
 
 
-def _overview(profile: Profile) -> Reply:
+def _overview(profile: Profile) -> list[Reply]:
     table = profile.usage_purposes
-    labels = [row.label for row in table.categories]
-    lines = [table.summary, "情報の種類は次のとおりです。"]
-    lines.extend(f"・{label}" for label in labels)
+    lines = [table.summary, *(f"・{detail}" for detail in table.details)]
+    lines.append("情報の種類は次のとおりです。")
+    lines.extend(f"・{row.label}" for row in table.categories)
     lines.append("知りたい情報の種類を教えていただければ、その利用目的をお答えします。")
-    buttons = tuple(_topic_buttons(profile))
-    return Reply(_with_source(profile, lines, table.source), buttons)
+    return _cited(profile, lines, table.source, tuple(_topic_buttons(profile)))
 
 
 def _topic_buttons(profile: Profile, limit: int = 4) -> Iterable[Button]:
@@ -215,24 +229,26 @@ def _topic_buttons(profile: Profile, limit: int = 4) -> Iterable[Button]:
         yield Button(topic_label(topic), payload)
 
 
+JOINT_USE_LABELS = {
+    "partner": "共同利用の相手先",
+    "purpose": "目的",
+    "items": "項目",
+    "handlers": "取扱者の範囲",
+    "manager": "管理責任者",
+}
+
+
 def joint_use(profile: Profile) -> list[Reply]:
-    """The joint-use partners as published, one message each."""
+    """Every joint use with every field the profile holds, then the joint-use note."""
+    note = render_fact(profile, profile.joint_use_note) if profile.joint_use_note else []
     if not profile.joint_use:
-        if profile.joint_use_note:
-            return render_fact(profile, profile.joint_use_note)
-        return [not_stated(profile, "個人データの共同利用")]
-    replies = []
+        return note or [not_stated(profile, "個人データの共同利用")]
+    replies = [Reply(f"{profile.name}は、次の共同利用を公表しています。")]
     for entry in profile.joint_use:
-        lines = [
-            f"共同利用の相手先：{entry.partner}",
-            f"目的：{entry.purpose}",
-            f"項目：{entry.items}",
-        ]
-        if entry.manager:
-            lines.append(f"管理責任者：{entry.manager}")
-        replies.append(Reply(_with_source(profile, lines, entry.source)))
-    lead = Reply(f"{profile.name}は、次の共同利用を公表しています。")
-    return [lead, *replies]
+        fields = [(label, getattr(entry, name)) for name, label in JOINT_USE_LABELS.items()]
+        lines = [f"{label}：{value}" for label, value in fields if value]
+        replies.extend(_cited(profile, lines, entry.source))
+    return [*replies, *note]
 
 
 def my_number(profile: Profile) -> list[Reply]:

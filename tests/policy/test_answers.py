@@ -3,7 +3,14 @@ import unicodedata
 
 import pytest
 
-from bot.policy.answers import FACT_INTENTS, INTENT_LABELS, answer, clarify, contact_line
+from bot.policy.answers import (
+    FACT_INTENTS,
+    INTENT_LABELS,
+    answer,
+    citation,
+    clarify,
+    contact_line,
+)
 from bot.policy.profiles.loader import load_profile
 from bot.policy.profiles.topics import TOPIC_IDS
 from tests.conftest import POLICY_TEXTS
@@ -40,7 +47,8 @@ def test_every_answer_is_polite_short_and_sourced_or_sends_to_the_window(profile
     assert re.search(r"(です|ます|ません|さい)か?。", texts(replies))
     if intent.startswith("ask_") or intent.startswith("request_"):
         body = texts(replies)
-        assert f"出典：{profile.policy_title}" in body or contact_line(profile) in body
+        titles = [profile.policy_title, *profile.documents.values()]
+        assert any(f"出典：{title}" in body for title in titles) or contact_line(profile) in body
 
 
 @pytest.mark.parametrize("intent", ANSWERED_INTENTS)
@@ -61,7 +69,7 @@ def test_a_fact_the_policy_does_not_state_is_not_answered(profile, intent):
         assert contact_line(profile) in body
     else:
         assert fact.summary in body
-        assert f"（出典：{profile.policy_title} {fact.source}）" in body
+        assert citation(profile, fact.source) in body
 
 
 def test_a_question_about_one_kind_of_information_answers_that_row():
@@ -90,7 +98,7 @@ def test_a_kind_of_information_the_table_lacks_is_said_so_with_the_overview():
 
 def test_the_overview_offers_kinds_of_information_as_quick_replies():
     kokusai = load_profile("kokusai-kogyo-kenpo")
-    [reply] = answer(kokusai, "ask_usage_purpose")
+    *_, reply = answer(kokusai, "ask_usage_purpose")
     assert reply.buttons
     assert all(b.payload.startswith('/ask_usage_purpose{"info_category": ') for b in reply.buttons)
 

@@ -24,8 +24,8 @@ class ProfileError(Exception):
 def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"])
-        parts.append(f"{field}: {item['msg']}")
+        field = ".".join(str(part) for part in item["loc"] if part != "__root__")
+        parts.append(f"{field}: {item['msg']}" if field else item["msg"])
     return "; ".join(parts)
 
 

@@ -7,7 +7,9 @@ say them; an absent fact makes the assistant say it cannot confirm it, never gue
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from collections.abc import Iterator
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, root_validator, validator
 
@@ -42,6 +44,41 @@ FACT_KEYS = (
     "anonymized_data",
     "breach_response",
 )
+
+
+# A document key: what a source writes before its colon to cite one of ``documents``.
+DOCUMENT_KEY = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def source_parts(source: str) -> list[tuple[str | None, str]]:
+    """The parts of a ``source``: ``(document key or None for policy_title, section)``.
+
+    A source is one part or several separated by ``;``; a part is a section as printed
+    (``"2."``), or a document key, a colon and a section (``"consent:"`` cites the
+    whole document, ``"health:申込み"`` its section).
+    """
+    parts: list[tuple[str | None, str]] = []
+    for part in source.split(";"):
+        key, colon, section = part.strip().partition(":")
+        if colon and DOCUMENT_KEY.fullmatch(key.strip()):
+            parts.append((key.strip(), section.strip()))
+        else:
+            parts.append((None, part.strip()))
+    return parts
+
+
+def iter_sources(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every ``source`` in a parsed profile (or part of one), with its field path."""
+    if isinstance(value, BaseModel):
+        for name, item in value:
+            where = f"{path}.{name}" if path else name
+            if name == "source" and isinstance(item, str):
+                yield where, item
+            else:
+                yield from iter_sources(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from iter_sources(item, f"{path}.{index}")
 
 
 class _Strict(BaseModel):
@@ -202,6 +239,9 @@ class Profile(_Strict):
     name: str
     kind: Literal["kenpo", "kyosai"]
     policy_title: str
+    # The other documents the policy text publishes, by a short key a source cites them
+    # with (see ``source_parts``); a source without a key cites ``policy_title``.
+    documents: dict[str, str] = {}
     address: Fact | None = None
     representative: Fact | None = None
     contact: Contact
@@ -213,3 +253,26 @@ class Profile(_Strict):
     fees: Fees | None = None
     processing_time: ProcessingTime | None = None
     requests: Requests | None = None
+
+    @validator("documents")
+    def _document_keys(cls, documents: dict[str, str]) -> dict[str, str]:  # noqa: N805
+        for key, title in documents.items():
+            if not DOCUMENT_KEY.fullmatch(key):
+                raise ValueError(f"document key {key!r} must be lower-case letters, digits, _")
+            if not title.strip():
+                raise ValueError(f"document {key!r} needs its title")
+        return documents
+
+    @root_validator(skip_on_failure=True)
+    def _sources_cite_known_documents(cls, values: dict) -> dict:  # noqa: N805
+        known = values.get("documents", {})
+        errors = []
+        for name, value in values.items():
+            for where, source in iter_sources(value, name):
+                for key, _section in source_parts(source):
+                    if key is not None and key not in known:
+                        listed = ", ".join(sorted(known)) or "none; add it under documents"
+                        errors.append(f"{where}: unknown document key {key!r} (known: {listed})")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return values
