@@ -18,12 +18,7 @@ BENESSE = load_profile("benesse-kenpo")
 # Sections another change owns (request dialogs, identity): their sources still name the
 # policy title's document for text published in 事前同意の確認 or 個人的なお問い合わせ…;
 # they need a document key (consent:, inquiries:) there. Strict: fixing one fails here.
-HANDED_OFF = {
-    "facts.request_procedure.source",
-    "facts.identity_documents.source",
-    "facts.household_mailing.source",
-    "requests.source",
-}
+HANDED_OFF: set[str] = set()
 
 
 def nfkc(text: str) -> str:
