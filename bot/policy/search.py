@@ -80,6 +80,9 @@ MEMBER_WORDS: dict[str, tuple[str, ...]] = {
     "相談": ("窓口",),
     "日数": ("日",),
     "伸ばす": ("延長",),
+    "ファックス": ("fax",),
+    "診断": ("健診", "診査"),
+    "申し出る": ("申し出",),
     "断る": ("拒む",),
 }
 # A member's message is short; the channels cut longer ones. Reading at most this
