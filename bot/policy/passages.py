@@ -115,6 +115,8 @@ class OrganizationSpec(_Spec):
 
 def _specs(texts_dir: Path) -> dict[str, OrganizationSpec]:
     path = texts_dir / DOCUMENTS_FILE
+    if not path.is_file():
+        return {}
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return {org: OrganizationSpec.parse_obj(spec) for org, spec in raw.items()}
