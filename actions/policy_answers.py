@@ -8,7 +8,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import active_profile, send
-from bot.policy.answers import answer, clarify
+from bot.policy.answers import answer
+from bot.policy.quoting import for_fallback, for_out_of_scope
 
 FALLBACK_INTENTS = {"nlu_fallback", None}
 
@@ -26,15 +27,33 @@ class ActionAnswerPolicy(Action):
         tracker: Tracker,
         domain: dict[str, Any],
     ) -> list[dict[str, Any]]:
-        """Utter the answer for the latest intent and the kinds of information named."""
+        """Utter the answer for the latest intent and the kinds of information named.
+
+        An out-of-scope message about personal information is answered from the policy
+        text when it says something about it (``bot.policy.quoting``).
+        """
         intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
+        if intent == "out_of_scope":
+            text = tracker.latest_message.get("text") or ""
+            send(dispatcher, for_out_of_scope(active_profile(), text, _ranking(tracker)))
+            return []
         topics = [str(value) for value in tracker.get_latest_entity_values("info_category")]
         send(dispatcher, answer(active_profile(), intent, topics))
         return []
 
 
+def _ranking(tracker: Tracker) -> list[str]:
+    """The intents the NLU found likely, best first, without the fallback."""
+    ranking = tracker.latest_message.get("intent_ranking") or []
+    names = [item.get("name") for item in ranking if item.get("name") not in FALLBACK_INTENTS]
+    return [str(name) for name in names]
+
+
 class ActionClarify(Action):
-    """Asks the member to clarify, offering the likely topics as quick replies."""
+    """When no intent is sure: quote the policy if it answers, else ask to clarify.
+
+    Either way the likely topics come as quick replies.
+    """
 
     def name(self) -> str:
         """The action's name in the domain."""
@@ -46,8 +65,7 @@ class ActionClarify(Action):
         tracker: Tracker,
         domain: dict[str, Any],
     ) -> list[dict[str, Any]]:
-        """Utter the clarification with the best-ranked intents as buttons."""
-        ranking = tracker.latest_message.get("intent_ranking") or []
-        names = [item.get("name") for item in ranking if item.get("name") not in FALLBACK_INTENTS]
-        send(dispatcher, clarify(active_profile(), [str(name) for name in names]))
+        """Utter the policy's words for the message, or the clarification."""
+        text = tracker.latest_message.get("text") or ""
+        send(dispatcher, for_fallback(active_profile(), text, _ranking(tracker)))
         return []

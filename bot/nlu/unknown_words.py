@@ -12,7 +12,6 @@ Numbers and symbols are values, not vocabulary, and never count either way.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -26,11 +25,8 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.nlu.persisted import read_persisted
 from bot.nlu.tokenizer import POS_TAG_KEY
+from bot.nlu.words import is_content
 
-# Parts of speech that carry no meaning on their own (unidic pos1). unidic's 記号 is
-# not among them: it is what it calls a stray kana such as 「ぱ」.
-_FUNCTION_POS = {"助詞", "助動詞", "補助記号", "空白"}
-_KANA = re.compile(r"[\u3041-\u309f\u30a0-\u30ff]")
 _VOCABULARY_FILE = "vocabulary.json"
 UNKNOWN_WORDS_KEY = "unknown_words"
 
@@ -39,18 +35,9 @@ def content_lemmas(tokens: list[Token]) -> list[str]:
     """The lemmas of ``tokens`` that carry meaning: no particles, symbols or numbers."""
     lemmas = []
     for token in tokens:
-        if (token.get(POS_TAG_KEY) or "") in _FUNCTION_POS:
-            continue
         lemma = token.lemma or token.text
-        # A word has letters (kana, kanji, latin) and no digits: 1001, 23 or 「－」
-        # are values or punctuation whatever part of speech MeCab gives them.
-        if any(c.isdigit() for c in lemma) or not any(c.isalpha() for c in lemma):
-            continue
-        # A lone kana is what MeCab leaves of a typo or of nonsense, not a word: one
-        # stray 「プ」 in the training data must not make 「ぱぴぷぺぽ」 look understood.
-        if len(lemma) == 1 and _KANA.match(lemma):
-            continue
-        lemmas.append(lemma)
+        if is_content(lemma, token.get(POS_TAG_KEY) or ""):
+            lemmas.append(lemma)
     return lemmas
 
 
