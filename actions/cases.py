@@ -19,7 +19,7 @@ from actions.common import (
     utc_now,
 )
 from bot import cases
-from bot.cases import dialog
+from bot.cases import dialog, explain
 from bot.identity import dialog as identity_dialog
 from bot.identity import verification
 from bot.identity.dialog import Said
@@ -137,6 +137,10 @@ class ActionStartCase(Action):
             return [SlotSet(PENDING_REQUEST_SLOT, None)]
         hint = dialog.pending_target(wanted) if pending else dialog.target_hint(said.text)
         profile = active_profile()
+        if not pending and explain.is_question(said.text):
+            # 「消してもらえますか」: answered first; the button starts the request.
+            send(dispatcher, explain.explain(profile, case_type, hint))
+            return []
         with _verified(tracker) as context:
             if context is None:
                 if case_type not in cases.offered_types(profile):

@@ -450,22 +450,29 @@ _TARGET_NOTE_KEYS: dict[DisclosureTarget, str] = {
 }
 
 
-def warnings(profile: Profile, draft: cases.Draft) -> list[str]:
-    """What the member should know before the request is made.
+def type_notes(
+    profile: Profile, case_type: CaseType, target: DisclosureTarget | None = None
+) -> list[str]:
+    """What the member should know of one request type before making it.
 
     What the policy says about this request type, with its source; for stopping use
     or provision, what the law allows every organization to do instead.
     """
     notes = []
-    key = _NOTE_KEYS[draft.case_type]
-    if draft.case_type is CaseType.DISCLOSURE and draft.target is not None:
-        key = _TARGET_NOTE_KEYS[draft.target]
+    key = _NOTE_KEYS[case_type]
+    if case_type is CaseType.DISCLOSURE and target is not None:
+        key = _TARGET_NOTE_KEYS[target]
     note = profile.requests.notes.get(key) if profile.requests else None
     if note is not None:
         notes.append(f"※{note.summary}{citation(profile, note.source)}")
-    if draft.case_type in (CaseType.SUSPENSION, CaseType.THIRD_PARTY_STOP):
+    if case_type in (CaseType.SUSPENSION, CaseType.THIRD_PARTY_STOP):
         notes.append(cases.ALTERNATIVE_MEASURE_NOTE)
     return notes
+
+
+def warnings(profile: Profile, draft: cases.Draft) -> list[str]:
+    """What the member should know before this draft is made a request."""
+    return type_notes(profile, draft.case_type, draft.target)
 
 
 def _subject_line(context: Context, draft: cases.Draft) -> str:
@@ -511,7 +518,8 @@ def summary(context: Context, draft: cases.Draft) -> list[Reply]:
     ]
 
 
-def _documents(profile: Profile, role: RequesterRole) -> list[str]:
+def documents_lines(profile: Profile, role: RequesterRole) -> list[str]:
+    """What documents go with the request, as the policy says, or to ask the window."""
     documents = _fact_summary(profile, profile.facts.identity_documents)
     lines = [
         f"必要な書類：{documents}"
@@ -558,7 +566,7 @@ def opened(context: Context, result: cases.Opened, draft: cases.Draft) -> list[R
             "このチャットでは、代理人によるご請求は、代理人であることを確認できる書類が"
             "届いてから手続を進めます。"
         )
-    steps = [*_documents(profile, role), submission_line(profile)]
+    steps = [*documents_lines(profile, role), submission_line(profile)]
     steps.append("進み具合は「請求の状況」とお尋ねいただくと確認できます。")
     return [Reply("\n".join(head)), Reply("\n".join(steps))]
 

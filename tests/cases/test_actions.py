@@ -95,6 +95,25 @@ def cases_in_db(url: str) -> list[tuple[str, str, str]]:
         return [tuple(row) for row in rows]
 
 
+def test_a_question_about_a_request_is_answered_before_anything_starts(database, tracker):
+    events, said = run(
+        ActionStartCase(), tracker("データを消してもらうことはできますか", "request_suspension")
+    )
+    # Answered from the profile and the law, with a button; no verification yet.
+    assert "利用停止・消去のご請求を受け付けています" in said
+    assert "個人情報保護法第35条第1項・第5項" in said and "提出方法" in said
+    assert not any(e.get("event") == "followup" for e in events)
+    assert cases_in_db(database) == []
+
+
+def test_the_start_button_of_an_answer_starts_the_request(database, tracker):
+    events, said = run(ActionStartCase(), tracker("/request_suspension", "request_suspension"))
+    assert "本人確認" in said
+    assert {"event": "followup", "name": "verification_form"} in [
+        {"event": e["event"], "name": e.get("name")} for e in events
+    ]
+
+
 def test_a_request_before_verification_verifies_first(database, tracker):
     events, said = run(ActionStartCase(), tracker("レセプトを開示してほしい", "request_disclosure"))
     assert "本人確認" in said

@@ -4,6 +4,7 @@ import re
 import pytest
 
 from bot.identity.parsing import InputError, MemberNumber, parse_member_number
+from bot.policy.profiles.loader import load_profile
 
 LONG_INPUTS = {
     "digits": "1" * 5000,
@@ -134,3 +135,42 @@ def test_long_or_odd_input_returns_or_raises_input_error(text):
         parse_member_number(text)
     except InputError as error:
         assert_polite_japanese(error.message)
+
+
+# --- a 共済 whose members hold a certificate: one number --------------------------------
+
+GUNMA_ID = load_profile("gunma-shoko-kyosai").member_identifier
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "証書番号 2023001234",
+        "2023001234",
+        "２０２３００１２３４です",
+        "2023-001234",
+        "証書番号は2023001234",
+    ],
+)
+def test_a_certificate_number_is_read_as_one_number(text):
+    assert parse_member_number(text, GUNMA_ID) == MemberNumber(symbol="", number="2023001234")
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("わかりません", "共済契約の証書の証書番号を数字で入力"),
+        ("12345678901", "10桁まで"),
+        ("番号は12 と 34 です", "どれが証書番号か"),
+    ],
+)
+def test_a_certificate_number_is_refused_politely_in_its_own_words(text, phrase):
+    with pytest.raises(InputError) as caught:
+        parse_member_number(text, GUNMA_ID)
+    assert phrase in caught.value.message
+    assert "保険証" not in caught.value.message and "記号" not in caught.value.message
+    assert_polite_japanese(caught.value.message)
+
+
+def test_a_certificate_number_is_masked_with_its_own_label():
+    assert MemberNumber("", "2023001234").masked(GUNMA_ID) == "証書番号**34"
