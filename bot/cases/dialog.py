@@ -827,7 +827,7 @@ def _answer_slot(
 # --- status and withdrawal ------------------------------------------------------------------
 
 
-def status_lines(view: cases.CaseView) -> str:
+def status_lines(view: cases.CaseView, profile: Profile | None = None) -> str:
     """One case as the member may see it: never internal notes."""
     lines = [
         f"{view.case_number}　{_type_label(view.case_type, view.target)}",
@@ -835,6 +835,12 @@ def status_lines(view: cases.CaseView) -> str:
     ]
     if view.due_at is not None and view.status in OPEN_STATUSES:
         lines.append(f"回答期限：{japanese_date(view.due_at)}")
+    elif (
+        view.status is CaseStatus.AWAITING_DOCUMENTS
+        and profile is not None
+        and cases.clock_waits_for_documents(profile)
+    ):
+        lines.append("回答期限：書類が届いた日から数えて決まります")
     if view.extended_days:
         lines.append(
             f"期限の延長：{view.extended_days}日（理由：{_short(view.extension_reason, 80)}）"
@@ -863,7 +869,7 @@ def case_status(context: Context) -> list[Reply]:
     if not views:
         return [Reply("現在、お受けしているご請求はありません。")]
     head = "ご請求の状況です（新しい順、最大5件）。"
-    replies = [Reply(head), *(Reply(status_lines(view)) for view in views)]
+    replies = [Reply(head), *(Reply(status_lines(view, context.profile)) for view in views)]
     late = [view.case_number for view in views if _overdue(view, context.now)]
     if late:
         escalations.escalate(

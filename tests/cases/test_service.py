@@ -164,6 +164,15 @@ def test_where_the_period_runs_from_the_documents_a_case_waits_for_them_undated(
     assert (case.status, case.paused_days) == ("under_review", 0)
 
 
+def test_the_member_is_told_the_clock_waits_for_the_documents(desk):
+    from bot.cases.dialog import status_lines
+
+    desk.open(CaseType.CORRECTION, profile=OSAKA)
+    [view] = desk.run(lambda s: member_cases(s, desk.taro, now=at(1)))
+    text = status_lines(view, OSAKA)
+    assert "書類の提出待ち" in text and "書類が届いた日から数えて決まります" in text
+
+
 def test_a_case_withdrawn_while_awaiting_documents_never_gets_a_due_date(desk):
     opened = desk.open(CaseType.CORRECTION, profile=OSAKA)
     desk.run(

@@ -91,20 +91,22 @@ def test_the_cli_upgrades_and_loads_the_demo_in_a_fresh_process(db_url, secret, 
     env = {**os.environ, "DATABASE_URL": db_url, "PRIVACY_BOT_VAR_DIR": str(tmp_path / "var")}
     command = [sys.executable, "-m", "bot.db", "upgrade", "--demo"]
     first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    assert "demo members added: 3" in first.stdout
+    assert "demo members added: 5" in first.stdout
     second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert "demo members added: 0" in second.stdout
     assert current_revision(db_url) == head_revision()
-    assert member_count(db_url) == 3
+    assert member_count(db_url) == 5
 
 
 def test_generate_adds_reproducible_members_once(db_url, capsys):
     assert main(["--url", db_url, "upgrade", "--demo", "--generate", "1000"]) == 0
     assert "generated members added: 1000" in capsys.readouterr().out
-    assert member_count(db_url) == 1003
+    assert member_count(db_url) == 1005
     with session_factory(db_url).begin() as session:
         rows = session.execute(
-            sa.select(Member).where(Member.symbol != "1001").order_by(Member.symbol, Member.id)
+            sa.select(Member)
+            .where(Member.symbol.not_in(["1001", ""]))
+            .order_by(Member.symbol, Member.id)
         ).scalars()
         stored = [{column: getattr(row, column) for column in generated_member(0)} for row in rows]
     assert len(stored) == 1000
@@ -113,10 +115,10 @@ def test_generate_adds_reproducible_members_once(db_url, capsys):
     ]
     # Same N again: nothing new. A larger N: only the missing ones.
     assert main(["--url", db_url, "upgrade", "--generate", "1000"]) == 0
-    assert member_count(db_url) == 1003
+    assert member_count(db_url) == 1005
     assert main(["--url", db_url, "upgrade", "--generate", "1500"]) == 0
     assert "generated members added: 500" in capsys.readouterr().out
-    assert member_count(db_url) == 1503
+    assert member_count(db_url) == 1505
 
 
 def test_generated_members_are_a_pure_function_of_their_index():

@@ -19,8 +19,11 @@ def all_members(sessions) -> list[Member]:
         return list(session.execute(sa.select(Member).order_by(Member.id)).scalars())
 
 
-def test_the_demo_data_is_exactly_the_three_fictional_members(demo):
-    taro, hanako, jiro = all_members(demo)
+def test_the_demo_data_is_exactly_the_five_fictional_members(demo):
+    taro, hanako, jiro, ichiro, sakura = all_members(demo)
+    # The two 共済 whose members hold a certificate: one number, no 記号.
+    assert (ichiro.symbol, ichiro.number, ichiro.name) == ("", "2023001234", "鈴木 一郎")
+    assert (sakura.symbol, sakura.number, sakura.name) == ("", "880012345678", "高橋 桜")
     assert (taro.symbol, taro.number, taro.name, taro.name_kana) == (
         "1001",
         "23",
@@ -54,7 +57,7 @@ def test_the_demo_data_is_exactly_the_three_fictional_members(demo):
 def test_loading_the_demo_twice_adds_nothing(demo):
     with demo.begin() as session:
         assert load_demo(session) == 0
-    assert len(all_members(demo)) == 3
+    assert len(all_members(demo)) == 5
 
 
 def member(**overrides) -> Member:

@@ -27,21 +27,21 @@ def buttons(messages: list[dict]) -> list[dict]:
     return [button for m in messages for button in m.get("buttons") or []]
 
 
-def test_a_verified_member_opens_follows_and_withdraws_a_receipt_disclosure(say, assistant):
-    body = verify_for(say, assistant, "レセプトの開示を請求したいです")
+def test_a_verified_member_opens_follows_and_withdraws_a_disclosure(say, assistant):
+    body = verify_for(say, assistant, "保有個人データの開示を請求したいです")
     assert "確認できました" in body
-    assert "レセプト" in body and "どなたの情報" in body  # the request goes on by itself
+    assert "開示のご請求を承ります" in body and "どなたの情報" in body  # goes on by itself
 
-    assert "医療機関名" in joined(say("1"))
-    method = say("〇〇クリニック 2025年4月〜6月")
+    assert "対象となる情報" in joined(say("1"))
+    method = say("すべて")
     paper = next(b for b in buttons(method) if "書面" in b["title"])
     summary = joined(say(paper["payload"]))
-    assert "主治医" in summary  # warned before anything is opened
-    assert "〇〇クリニック" in summary
+    # kokusai publishes no period: the Act's 遅滞なく with its article; nothing invented.
+    assert "個人情報保護法第33条第2項" in summary and "主治医" not in summary
     opened = joined(say("はい、請求します"))
     number = CASE_NUMBER.search(opened)
     assert number, opened
-    assert "手数料" in opened and "決定" in opened
+    assert "手数料" in opened and "提出方法" in opened and "送付先" not in opened
 
     # Pressing confirm again opens nothing more.
     say("はい、請求します")
@@ -80,6 +80,18 @@ def test_a_correction_can_be_stopped_and_nothing_is_opened(say, assistant):
     assert after == before
 
 
+def test_receipts_are_not_offered_where_the_policy_does_not_name_them(say, assistant):
+    body = verify_for(say, assistant, "レセプトの開示を請求したいです")
+    assert "「レセプト（診療報酬明細書等）」の開示の受付についての記載がない" in body
+
+
+def test_a_question_about_a_request_is_answered_first(say):
+    messages = say("私のデータの利用停止を請求することはできますか")
+    body = joined(messages)
+    assert "受け付けています" in body and "本人確認" in body
+    assert [b["title"] for b in buttons(messages)] == ["この請求を始める"]
+
+
 def test_status_needs_verification_first(say):
     body = joined(say("請求の状況を教えてください"))
     assert "本人確認" in body and not CASE_NUMBER.search(body)
@@ -99,7 +111,7 @@ def opened_case(assistant, number: str) -> tuple[str, str, str]:
     [
         (
             "利用目的を通知してください",
-            ["代理人", "弁護士 鈴木一郎 03-1234-5678"],
+            ["任意代理人", "弁護士 鈴木一郎 03-1234-5678"],
             ("purpose_notice", "appointed_agent", "awaiting_documents"),
         ),
         (
