@@ -703,7 +703,7 @@ def submit_factors(
     Args:
         session: The app database session (the caller commits).
         conversation: Who asks.
-        symbol: 記号 (ASCII digits).
+        symbol: 記号 (ASCII digits), or "" for a one-part identifier.
         number: 番号 (ASCII digits).
         birth_date: 生年月日.
         sender: Where the SMS goes out.
@@ -730,7 +730,8 @@ def submit_factors(
     ended = _end_open(session, conversation, VerificationStatus.CANCELLED)
 
     member: Member | None = None
-    if _is_digits(symbol) and _is_digits(number):
+    # A one-part identifier (証書番号) has an empty 記号.
+    if (symbol == "" or _is_digits(symbol)) and _is_digits(number):
         # One indexed lookup by all three factors, whether or not the number exists:
         # no separate "does this number exist" query, so no difference to observe.
         member = session.execute(

@@ -244,3 +244,20 @@ def test_a_resend_in_the_form_gives_no_more_code_tries(database, tmp_path, track
     assert "090-****-5678" in say("再送してください", "resend_code")
     wrong = "000000" if outbox_code(tmp_path) != "000000" else "111111"
     assert "使えなくなりました" in say(wrong)
+
+
+def test_a_cooperative_member_verifies_with_the_certificate_number(
+    database, monkeypatch, tmp_path, tracker
+):
+    # gunma-shoko-kyosai's members hold a 共済契約の証書, not a health-insurance card.
+    monkeypatch.setenv("PRIVACY_BOT_ORG", "gunma-shoko-kyosai")
+    _, asked = run(ActionMyData(), tracker("自分の登録内容を見たい", "ask_my_data"))
+    assert "証書番号" in asked and "記号" not in asked
+    history = verify(tracker, tmp_path, ("証書番号 2023001234", "1970年5月5日"))
+    assert slot_events(history)["id_member_number"] == "証書番号**34"
+    _, said = run(
+        ActionVerificationDone(),
+        tracker("", slots={"pending_request": "ask_my_data"}, history=history),
+    )
+    assert "・証書番号：証書番号**34" in said and "・加入日：2023年4月1日" in said
+    assert "被扶養者" not in said and "資格" not in said
