@@ -567,7 +567,9 @@ def before_fallback(parsed: Mapping[str, Any]) -> str | None:
 
 def _parse_all(model: Path, texts: Sequence[str]) -> list[dict[str, Any]]:
     from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
 
+    configure_structlog(logging.WARNING)  # else Rasa logs every parse on stdout
     agent = Agent.load(str(model))
 
     async def parse() -> list[dict[str, Any]]:
