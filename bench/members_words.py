@@ -665,6 +665,50 @@ def offline_section(run: OfflineRun, items: Sequence[DevItem]) -> list[str]:
     return lines
 
 
+# --- as a phase of `python -m bench` ---------------------------------------------------------
+
+
+def offline_in_subprocess(model: Path, out: Path) -> OfflineRun:
+    """``--offline`` in a process of its own (TensorFlow stays out of the caller)."""
+    from bench.servers import child_env, run_command
+    from bench.training import COMMAND_TIMEOUT_S
+
+    command = [sys.executable, "-m", "bench.members_words", "--offline", "--model", str(model)]
+    run_command(
+        "members' words NLU",
+        [*command, "--json", str(out)],
+        child_env(),
+        COMMAND_TIMEOUT_S,
+        cwd=PROJECT_ROOT,
+    )
+    loaded = json.loads(out.read_text(encoding="utf-8"))
+    return OfflineRun(
+        str(loaded["model"]),
+        dev=[Prediction(**prediction) for prediction in loaded["dev"]],
+        holdout=[Prediction(**prediction) for prediction in loaded["holdout"]],
+    )
+
+
+def bench_section(nlu_model: Path | None, full_model: Path | None, run_dir: Path) -> list[str]:
+    """The members' words section of `python -m bench`, from the models that run trained.
+
+    The NLU-only model is parsed offline; the full model answers through REST.
+    """
+    items = load_items()
+    lines = ["", "## 6. Members' words (bench/data/members_words.yml)"]
+    if nlu_model and nlu_model.exists():
+        offline = offline_in_subprocess(nlu_model, run_dir / "members-words-offline.json")
+        lines += ["", "### NLU only (the product pipeline's NLU model)", ""]
+        lines += offline_section(offline, items)
+    if full_model and full_model.exists():
+        rest = run_rest(full_model, items, run_dir / "members-words")
+        lines += ["", "### Through REST (the product's full model and servers)", ""]
+        lines += rest_section(rest)
+    if len(lines) == 2:
+        lines += ["", "No model was trained in this run (see Errors)."]
+    return lines
+
+
 # --- the command line -----------------------------------------------------------------------
 
 

@@ -351,3 +351,23 @@ def test_offline_section_reports_accuracy_before_and_after_the_fallback():
     assert "| a | 2 | 1.000 | 0.500 | 0.500 | 0.000 |" in text
     assert "| kind: question about a request | 1 | 0.000 | 0.000 | 0.000 | 1.000 |" in text
     assert "request_correction → ask_my_data" in text
+
+
+def test_make_bench_prints_the_members_words_section_after_the_targets():
+    from datetime import datetime, timezone
+
+    from bench.__main__ import Results, render, targets
+    from bench.latency import Settings
+    from bench.report import Machine
+
+    results = Results(Settings(), Machine.collect(), datetime.now(timezone.utc))
+    results.words = ["", "## 6. Members' words (bench/data/members_words.yml)", "", "figures"]
+    report = render(results, targets(results))
+    assert report.index("## 5. Targets") < report.index("## 6. Members' words")
+    assert "figures" in report
+
+
+def test_bench_section_without_models_says_so(tmp_path: Path):
+    lines = words.bench_section(tmp_path / "none.tar.gz", None, tmp_path)
+    assert lines[1].startswith("## 6. Members' words")
+    assert "No model was trained" in lines[-1]
