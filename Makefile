@@ -17,7 +17,7 @@ include .env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test checks install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases bench-channels bench-console clean
+.PHONY: run test checks install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases bench-channels bench-console bench-words clean
 
 run: install
 	$(BIN)/python -m bot.launcher run
@@ -117,6 +117,13 @@ bench-channels: train
 # PostgreSQL), on the real console server (bench/console.py). No trained model needed.
 bench-console: install
 	$(BIN)/python -m bench.console
+
+# The members' words development set (bench/data/members_words.yml, never trained on):
+# the trained NLU alone (intent accuracy, also on the holdout), then every question
+# through REST with the action server restarted per organization (bench/members_words.py).
+bench-words: train
+	$(BIN)/python -m bench.members_words --offline --holdout
+	$(BIN)/python -m bench.members_words
 
 clean:
 	rm -rf models results var/bench .rasa

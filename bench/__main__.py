@@ -2,7 +2,8 @@
 
 NLU quality on the held-out split against the default pipeline that `rasa init` writes;
 REST latency and throughput, training time and peak server memory against the `rasa
-init` assistant. Prints one Markdown report, also written to var/bench/report.md (the
+init` assistant; the members' words development set (bench/members_words.py) on the
+models the run trained. Prints one Markdown report, also written to var/bench/report.md (the
 raw figures to var/bench/report.json). Models and test outputs go to a temporary
 directory under var/bench/, removed at the end.
 """
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import cli, latency, nlu, training
+from bench import cli, latency, members_words, nlu, training
 from bench.latency import Settings, SystemRun
 from bench.nlu import NluScores
 from bench.report import Machine, header, num, table
@@ -50,6 +51,7 @@ class Results:
     nlu: dict[str, NluScores] = field(default_factory=dict)
     trainings: list[TrainingRun] = field(default_factory=list)
     systems: dict[str, SystemRun] = field(default_factory=dict)
+    words: list[str] = field(default_factory=list)  # the report's members' words section
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -109,11 +111,18 @@ def run(settings: Settings) -> Results:
         results.systems[key], trained = latency.benchmark(key, run_dir, settings)
         results.trainings.append(trained)
 
+    def words_phase(run_dir: Path) -> None:
+        models = run_dir / "models"  # where bench.training.train puts each labelled model
+        results.words = members_words.bench_section(
+            models / "nlu-product.tar.gz", models / "full-product.tar.gz", run_dir
+        )
+
     with tempfile.TemporaryDirectory(prefix=f"run-{uuid.uuid4().hex[:8]}-", dir=VAR_DIR) as tmp:
         run_dir = Path(tmp)
         _phase(results, "NLU quality", lambda: nlu_phase(run_dir))
         _phase(results, "product servers", lambda: servers_phase("product", run_dir))
         _phase(results, "rasa init servers", lambda: servers_phase("rasa-init", run_dir))
+        _phase(results, "members' words", lambda: words_phase(run_dir))
     return results
 
 
@@ -180,6 +189,7 @@ def render(results: Results, found: list[Target]) -> str:
         f"Measured on {results.started:%Y-%m-%d}: nproc {machine.nproc}, {machine.cpu_model}, "
         f"Python {machine.python}, Rasa {machine.rasa}; both assistants in the same run.",
     ]
+    lines += results.words
     if results.notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in results.notes)]
     if results.errors:

@@ -1,5 +1,6 @@
-"""Checks of the NLU training data (data/*.yml) and the held-out set
-(bench/data/nlu_holdout.yml), both read with Rasa's own loader."""
+"""Checks of the NLU training data (data/*.yml), the held-out set
+(bench/data/nlu_holdout.yml), both read with Rasa's own loader, and of the texts of the
+members' words development set (bench/data/members_words.yml), never trained on."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rasa.shared.nlu.training_data.loading import load_data
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bench.members_words import DEV_SET, load_items
 from bench.nlu import nlu_files
 from bot.nlu.tokenizer import japanese_tokens
 from bot.policy.profiles.topics import TOPIC_IDS
@@ -249,13 +251,12 @@ def test_holdout_shares_no_text_with_training(
     assert not shared, f"holdout texts also in training: {shared}"
 
 
-def test_holdout_has_no_near_duplicate_of_training(
-    training: TrainingData, holdout: TrainingData
-) -> None:
+def _near_duplicates(texts: list[str], training: TrainingData) -> list[tuple[str, str]]:
+    """Each of ``texts`` with a training text at least NEAR_DUPLICATE_RATIO similar."""
     train_texts = sorted({comparable(m.get("text")) for m in _examples(training)})
     near = []
-    for message in _examples(holdout):
-        text = comparable(message.get("text"))
+    for original in texts:
+        text = comparable(original)
         matcher = difflib.SequenceMatcher(None, autojunk=False)
         matcher.set_seq2(text)
         for other in train_texts:
@@ -265,12 +266,45 @@ def test_holdout_has_no_near_duplicate_of_training(
                 and matcher.quick_ratio() >= NEAR_DUPLICATE_RATIO
                 and matcher.ratio() >= NEAR_DUPLICATE_RATIO
             ):
-                near.append((message.get("text"), other))
+                near.append((original, other))
+    return near
+
+
+def test_holdout_has_no_near_duplicate_of_training(
+    training: TrainingData, holdout: TrainingData
+) -> None:
+    near = _near_duplicates([m.get("text") for m in _examples(holdout)], training)
     assert not near, "\n".join(map(str, near))
 
 
 def test_holdout_texts_are_unique(holdout: TrainingData) -> None:
     counts = Counter(comparable(m.get("text")) for m in _examples(holdout))
+    assert not [t for t, n in counts.items() if n > 1]
+
+
+# --- members' words development set (bench/data/members_words.yml) --------------------
+
+
+@pytest.fixture(scope="module")
+def dev_texts() -> list[str]:
+    return [item.text for item in load_items(DEV_SET)]
+
+
+def test_dev_set_shares_no_text_with_training(training: TrainingData, dev_texts: list[str]) -> None:
+    train_texts = {comparable(m.get("text")) for m in _examples(training)}
+    shared = [text for text in dev_texts if comparable(text) in train_texts]
+    assert not shared, f"members' words dev texts also in training: {shared}"
+
+
+def test_dev_set_has_no_near_duplicate_of_training(
+    training: TrainingData, dev_texts: list[str]
+) -> None:
+    near = _near_duplicates(dev_texts, training)
+    assert not near, "\n".join(map(str, near))
+
+
+def test_dev_set_texts_are_unique(dev_texts: list[str]) -> None:
+    counts = Counter(comparable(text) for text in dev_texts)
     assert not [t for t, n in counts.items() if n > 1]
 
 
