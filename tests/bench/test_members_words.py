@@ -233,7 +233,7 @@ def test_the_markers_are_in_the_product_s_own_texts():
     profile = load_profile("kokusai-kogyo-kenpo")
     assert words.ASK_AGAIN in clarify(profile, ())[0].text
     assert words.NOT_STATED in not_stated(profile, "手数料").text
-    assert words.VERIFICATION_STARTED in start_verification("開示の請求").text
+    assert words.VERIFICATION_STARTED in start_verification(profile, "開示の請求").text
     assert words.contact_markers("kokusai-kogyo-kenpo") == [PHONE]
     assert words.contact_markers("osaka-city-kyosai") == ["大阪市職員共済組合"]  # no phone
 
