@@ -50,6 +50,9 @@ INTENT_LABELS: dict[str, str] = {
     "ask_employer_sharing": "勤務先との健診結果の共有",
     "ask_anonymized_data": "匿名加工情報・仮名加工情報",
     "ask_data_breach": "漏えい時の対応",
+    "ask_retention": "個人情報の保存期間・消去",
+    "ask_foreign_transfer": "外国での取扱い・外国への提供",
+    "ask_organization": "組合の住所・代表者",
     "request_disclosure": "保有個人データの開示請求",
     "request_correction": "訂正・追加・削除の請求",
     "request_suspension": "利用停止・消去の請求",
@@ -104,6 +107,8 @@ FACT_INTENTS: dict[str, str] = {
     "ask_employer_sharing": "employer_sharing",
     "ask_anonymized_data": "anonymized_data",
     "ask_data_breach": "breach_response",
+    "ask_retention": "retention",
+    "ask_foreign_transfer": "foreign_transfer",
 }
 
 MAX_ROWS = 3  # usage-purpose rows in one answer, to fit a phone screen
@@ -315,6 +320,20 @@ def contact(profile: Profile) -> list[Reply]:
     return [Reply(_with_source(profile, lines, window.source))]
 
 
+def organization(profile: Profile) -> list[Reply]:
+    """The organization's address and representative, each as far as the policy says."""
+    replies: list[Reply] = []
+    missing = []
+    for fact, subject in ((profile.address, "住所"), (profile.representative, "代表者")):
+        if fact is not None:
+            replies.extend(render_fact(profile, fact))
+        else:
+            missing.append(subject)
+    if missing:
+        replies.append(not_stated(profile, f"{profile.name}の{'・'.join(missing)}"))
+    return replies
+
+
 def handoff_button(title: str, reason: str) -> Button:
     """A quick reply that hands the conversation to a person (see bot/handoff/dialog.py)."""
     return Button(title, f'/request_human{{"handoff_reason": "{reason}"}}')
@@ -462,6 +481,7 @@ _HANDLERS: dict[str, Callable[[Profile], list[Reply]]] = {
     "ask_request_procedure": request_procedure,
     "ask_contact": contact,
     "ask_complaint": complaint,
+    "ask_organization": organization,
 }
 
 

@@ -339,6 +339,8 @@ _FACT_INTENTS = {
     "employer_sharing": "ask_employer_sharing",
     "anonymized_data": "ask_anonymized_data",
     "breach_response": "ask_data_breach",
+    "retention": "ask_retention",
+    "foreign_transfer": "ask_foreign_transfer",
 }
 
 
@@ -390,6 +392,11 @@ def fact_passages(profile: Profile) -> tuple[Passage, ...]:
         found.append(fact("ask_fee", profile.fees))
     if profile.processing_time:
         found.append(fact("ask_processing_time", profile.processing_time))
+    found.extend(
+        fact("ask_organization", item)
+        for item in (profile.address, profile.representative)
+        if item is not None
+    )
     return tuple(found)
 
 

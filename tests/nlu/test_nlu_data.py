@@ -69,6 +69,9 @@ CONTRACT_INTENTS = frozenset(
 
 # Intents in the data beyond the contract, each with a one-line reason.
 EXTRA_INTENTS: dict[str, str] = {
+    "ask_retention": "how long data is kept, when it is erased (often asked by members)",
+    "ask_foreign_transfer": "whether data is handled abroad or sent to a foreign party",
+    "ask_organization": "the organization's address and representative (法32条1項1号)",
     "stop": "「やめる」: ends the identity verification form",
     "resend_code": "asks for a new one-time code during verification",
     "ask_other_person_data": "asks for someone else's data: refused, even for family",

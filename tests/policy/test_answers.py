@@ -175,3 +175,32 @@ def test_own_data_and_requests_are_offered_here_after_verification(intent):
     kokusai = load_profile("kokusai-kogyo-kenpo")
     body = texts(answer(kokusai, intent))
     assert "このチャットで本人確認" in body and "できない" not in body
+
+
+# --- retention, foreign transfer, the organization itself --------------------------------
+
+
+def test_retention_is_answered_only_where_the_policy_speaks_of_it():
+    osaka = texts(answer(load_profile("osaka-city-kyosai"), "ask_retention"))
+    assert "遅滞なく消去するよう努めます" in osaka and "第8条" in osaka
+    assert "年数は記載されていません" in osaka  # no figure invented
+    for org in ("kokusai-kogyo-kenpo", "benesse-kenpo", "gunma-shoko-kyosai", "coop-kyosai"):
+        assert "記載が見当たらない" in texts(answer(load_profile(org), "ask_retention")), org
+
+
+def test_foreign_transfer_cites_the_policy_or_says_it_is_silent():
+    coop = texts(answer(load_profile("coop-kyosai"), "ask_foreign_transfer"))
+    assert "外国で取扱う場合" in coop and "9.）" in coop
+    osaka = texts(answer(load_profile("osaka-city-kyosai"), "ask_foreign_transfer"))
+    assert "外国にある第三者への提供を認める旨の本人の同意" in osaka and "第18条）" in osaka
+    kokusai = texts(answer(load_profile("kokusai-kogyo-kenpo"), "ask_foreign_transfer"))
+    assert "記載が見当たらない" in kokusai and "03-3273-6974" in kokusai
+
+
+def test_the_organization_s_address_and_representative_as_far_as_published():
+    benesse = texts(answer(load_profile("benesse-kenpo"), "ask_organization"))
+    assert "鬼沢 裕子" in benesse and "住所についての記載が見当たらない" in benesse
+    kokusai = texts(answer(load_profile("kokusai-kogyo-kenpo"), "ask_organization"))
+    assert "八重洲 2-10-3" in kokusai and "代表者についての記載が見当たらない" in kokusai
+    osaka = answer(load_profile("osaka-city-kyosai"), "ask_organization")
+    assert len(osaka) == 1 and "住所・代表者についての記載が見当たらない" in osaka[0].text

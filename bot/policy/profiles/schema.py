@@ -43,6 +43,8 @@ FACT_KEYS = (
     "employer_sharing",
     "anonymized_data",
     "breach_response",
+    "retention",
+    "foreign_transfer",
 )
 
 
@@ -230,6 +232,8 @@ class Facts(_Strict):
     employer_sharing: Fact | None = None
     anonymized_data: Fact | None = None
     breach_response: Fact | None = None
+    retention: Fact | None = None
+    foreign_transfer: Fact | None = None
 
 
 class Profile(_Strict):
