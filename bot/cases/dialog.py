@@ -204,29 +204,29 @@ def _end(extra: dict[str, Any] | None = None) -> dict[str, Any]:
 # --- opening a request --------------------------------------------------------------
 
 
-def not_offered(profile: Profile, case_type: CaseType) -> list[Reply]:
-    """The organization's policy does not list this request."""
+def _not_accepted(profile: Profile, what: str, buttons: tuple[Button, ...] = ()) -> list[Reply]:
     return [
         Reply(
             f"申し訳ありません。{profile.name}の公表している方針には、"
-            f"「{cases.TYPE_LABELS[case_type]}」の請求の受付についての記載がないため、"
-            "このチャットではお受けできません。"
-            f"{contact_line(profile)} へお問い合わせください。"
+            f"{what}の受付についての記載がないため、このチャットではお受けできません。"
+            f"{contact_line(profile)} へお問い合わせください。",
+            buttons,
         )
     ]
+
+
+def not_offered(profile: Profile, case_type: CaseType) -> list[Reply]:
+    """The organization's policy does not list this request."""
+    return _not_accepted(profile, f"「{cases.TYPE_LABELS[case_type]}」の請求")
 
 
 def target_not_offered(profile: Profile, target: DisclosureTarget) -> list[Reply]:
     """The policy offers disclosure, but does not name this kind of record."""
-    return [
-        Reply(
-            f"申し訳ありません。{profile.name}の公表している方針には、"
-            f"「{cases.TARGET_LABELS[target]}」の開示の受付についての記載がないため、"
-            "このチャットではお受けできません。"
-            f"{contact_line(profile)} へお問い合わせください。",
-            (Button("保有個人データの開示を請求する", "/request_disclosure"),),
-        )
-    ]
+    return _not_accepted(
+        profile,
+        f"「{cases.TARGET_LABELS[target]}」の開示",
+        (Button("保有個人データの開示を請求する", "/request_disclosure"),),
+    )
 
 
 def case_type_of(intent: str | None) -> CaseType | None:
