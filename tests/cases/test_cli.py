@@ -248,3 +248,19 @@ def test_the_benchmark_runs_tiny_on_both_backends(capsys):
                 if line.startswith(f"PostgreSQL  plan {operation}:")
             ]
             assert any(index in line for line in plan), plan
+
+
+def test_a_longer_extension_is_refused_where_the_policy_does_not_allow_it(
+    desk, cli, capsys, monkeypatch
+):
+    number = desk.open(now=now()).case_number
+    run(capsys, cli, "move", number, "--to", "under_review", "--reason", "確認", "--staff", "田中")
+    monkeypatch.setenv("PRIVACY_BOT_ORG", "kokusai-kogyo-kenpo")
+    args = ("extend", number, "--days", "45", "--reason", "照会先が多いため", "--staff", "田中")
+    code, _, err = run(capsys, cli, *args, "--longer")
+    assert code == 2 and "上限を超える延長を定めていません" in err
+    monkeypatch.setenv("PRIVACY_BOT_ORG", "osaka-city-kyosai")
+    assert run(capsys, cli, *args)[0] == 2  # past the 30-day cap without --longer
+    code, _, err = run(capsys, cli, *args, "--longer")
+    assert (code, err) == (0, "")
+    assert desk.case(number).extended_days == 45

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from bot.cases import move_case
 from bot.cases.types import CaseStatus, CaseType
 from tests.cases.desk import DATED, T0, Desk
-from tests.console_fixtures import RunningConsole, Staff
+from tests.console_fixtures import RunningConsole, Staff, start_console
 
 S = CaseStatus
 
@@ -163,6 +164,32 @@ def test_extend_within_the_policy_limit_and_the_member_is_told(console, desk):
     page = staff.get(f"/cases/{number}").text
     assert "期限延長中" in page and "あと20日まで延長できます" in page
     assert "期限の延長" in history_rows(page)[-1]
+
+
+def test_a_longer_extension_only_where_the_policy_allows_a_reasonable_period(console, desk):
+    # osaka 第28条第2項: past 30 days 「相当の期間」 where processing is especially heavy.
+    number = open_case(desk, to=S.UNDER_REVIEW)
+    plain = on_case(console, "tanaka", number)
+    assert "相当の期間に延長する" not in plain.get(f"/cases/{number}").text
+    ignored = {"days": "45", "reason": "照会先が多いため", "longer": "on"}
+    assert plain.post(f"/cases/{number}/extend", ignored).status_code == 422
+    osaka = start_console(
+        console.sessions,
+        console.url,
+        settings=replace(console.settings, org_id="osaka-city-kyosai"),
+        clock=console.clock,
+    )
+    try:
+        staff = on_case(osaka, "tanaka", number)
+        assert "相当の期間に延長する" in staff.get(f"/cases/{number}").text
+        done = staff.post(f"/cases/{number}/extend", ignored)
+        assert done.status_code == 303
+    finally:
+        osaka.server.stop()
+    case = desk.case(number)
+    assert (case.extended_days, case.max_extension_days) == (45, 45)
+    [row] = console.audit("case.extended")
+    assert row.detail["longer"] is True and row.detail["days"] == 45
 
 
 def test_only_a_privacy_officer_decides_and_a_refusal_needs_its_ground(console, desk):
