@@ -208,13 +208,12 @@ def for_fallback(profile: Profile, question: str, ranking: Sequence[str]) -> lis
 
 
 def for_out_of_scope(profile: Profile, question: str, ranking: Sequence[str]) -> list[Reply]:
-    """The reply to an out-of-scope message: a quote when it is about personal information.
+    """The reply to an out-of-scope message.
 
-    Only when it names personal information and the policy answers it; otherwise the
-    out-of-scope reply.
+    About personal information: the policy's words when it answers, else that the
+    policy does not say it, with the contact window and the closest topics. About
+    anything else: the out-of-scope reply.
     """
     if about_personal_information(question):
-        found = find_quote(profile, question, ranking)
-        if found:
-            return [found.reply()]
+        return answer_question(profile, question, ranking)
     return out_of_scope(profile)

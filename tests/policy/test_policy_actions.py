@@ -65,7 +65,9 @@ def test_out_of_scope_about_something_else_keeps_its_reply(osaka, tracker):
 
 
 def test_out_of_scope_naming_personal_information_the_policy_does_not_answer(osaka, tracker):
+    # About personal information, and the policy is silent: it says so, with the window.
     _, messages = run_messages(
         ActionAnswerPolicy(), tracker("個人情報の保険料はいくら", "out_of_scope")
     )
-    assert "個人情報の取扱いについてのご質問にお答えしています" in messages[0]["text"]
+    assert "記載が見当たらない" in messages[0]["text"]
+    assert "大阪市職員共済組合" in messages[0]["text"] and LEAD not in messages[0]["text"]

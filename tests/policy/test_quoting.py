@@ -210,6 +210,9 @@ def test_out_of_scope_about_personal_information_is_quoted_else_declined():
     )
     declined = for_out_of_scope(coop, "保険料はいくらですか", [])
     assert "個人情報の取扱いについてのご質問にお答えしています" in declined[0].text
+    # About personal information but not in the policy: it says so, with the window.
+    silent = for_out_of_scope(coop, "電話の通話内容の個人データは録音されていますか", [])
+    assert "記載が見当たらない" in silent[0].text and "0120-497-350" in silent[0].text
     assert not about_personal_information("扶養に入れる条件は？")
     assert about_personal_information("私の個人データはどこに保管されていますか")
 
