@@ -12,9 +12,12 @@ Texts carry the case number and what happened, nothing else: the reasons
 and explanations are read in the chat after identity verification, since an SMS can
 be seen by whoever holds the phone.
 
-The message is sent inside the caller's transaction, like verification codes: if the
-transaction then fails, the member may have been told of a change that was not
-stored. Staff see every attempt in ``outbound_messages``.
+The message is written to the outbox in the caller's transaction, the one that makes the
+change it announces, and sent after that commits (:mod:`bot.outbound.outbox`): a change
+that rolls back is never announced, and no carrier is waited for while the case is
+locked. A message that finally fails is acted on there: a LINE push falls back to the
+SMS, an SMS that fails goes to staff as an escalation. Staff see every attempt in
+``outbound_messages``.
 """
 
 from __future__ import annotations
@@ -27,13 +30,13 @@ from sqlalchemy.orm import Session
 
 from bot.cases.records import utc
 from bot.channels.guard import hashed_sender
-from bot.channels.line.api import DEFAULT_API_BASE_URL, LineApi, LineApiError
-from bot.channels.line.messages import MAX_TEXT_CHARS, text_message
+from bot.channels.line.api import DEFAULT_API_BASE_URL
 from bot.core.conversation import native_id
 from bot.db.audit import audit
 from bot.db.models import Member
 from bot.handoff.escalations import escalate_member
 from bot.outbound import sender as outbound
+from bot.outbound.outbox import CASE_NOTIFICATION, ApiPusher, Carriers
 from bot.outbound.sms import SmsSender, sender_from_settings
 from bot.settings import load_settings
 
@@ -86,37 +89,53 @@ class SmsNotifier:
         channel: str | None = None,
         sender_id: str | None = None,
     ) -> None:
-        """Send ``text`` and record it; a failure becomes a failed row and an escalation."""
+        """Queue ``text`` for the phone on record; without one, a failed row and an escalation."""
         now = utc(now)
         member = session.get(Member, member_id)
         phone = member.phone if member is not None else None
         if phone:
-            delivery = outbound.send_sms(session, self.sender, phone, text, now)
-        else:
-            delivery = outbound.record(session, outbound.SMS, "", text, now, error=NO_PHONE)
-        _audit_delivery(session, delivery, member_id, now)
-        if not delivery.sent:
-            # Staff must reach the member another way: the law wants them told.
-            escalate_member(
+            delivery = outbound.enqueue(
                 session,
-                "case_notification_failed",
+                outbound.SMS,
+                phone,
+                text,
                 now,
-                f"outbound message #{delivery.message_id}: {delivery.error}",
+                purpose=CASE_NOTIFICATION,
                 member_id=member_id,
+                carriers=Carriers(sms=self.sender),
             )
-            logger.warning("case notification to member %s failed (%s)", member_id, delivery.error)
-        else:
-            logger.info("case notification sent to member %s", member_id)
+            logger.info("case notification to member %s queued", member_id)
+            return
+        delivery = outbound.record(
+            session,
+            outbound.SMS,
+            "",
+            text,
+            now,
+            error=NO_PHONE,
+            purpose=CASE_NOTIFICATION,
+            member_id=member_id,
+        )
+        _audit_failed(session, delivery, member_id, now)
+        # Staff must reach the member another way: the law wants them told.
+        escalate_member(
+            session,
+            "case_notification_failed",
+            now,
+            f"outbound message #{delivery.message_id}: {delivery.error}",
+            member_id=member_id,
+        )
+        logger.warning("case notification to member %s failed (%s)", member_id, delivery.error)
 
 
-def _audit_delivery(
+def _audit_failed(
     session: Session, delivery: outbound.Delivery, member_id: int, now: datetime
 ) -> None:
-    """Audit whether a recorded case message went out."""
+    """Audit a case message that could not even be queued (the deliverer audits the rest)."""
     audit(
         session,
         now,
-        "case.notification_sent" if delivery.sent else "case.notification_failed",
+        "case.notification_failed",
         "system",
         member_id=member_id,
         outbound_message_id=delivery.message_id,
@@ -127,23 +146,17 @@ class ChannelNotifier:
     """Case messages on the member's own channel: a LINE push, else the SMS.
 
     A case opened through LINE carries the member's LINE user id; with a channel access
-    token configured the message is pushed there by the LINE channel's own client
-    (:class:`~bot.channels.line.api.LineApi`: the same retries, and an
-    ``X-Line-Retry-Key`` so that a retry never delivers twice). Without a token, for
-    other channels, or when LINE keeps failing, the :class:`SmsNotifier` sends it
-    instead.
-
-    The push waits for LINE in an event loop of its own: notifications are sent from
-    code that runs none (the case CLI, and the console's staff actions, which run in
-    worker threads).
+    token configured the message is queued as a LINE push (sent after the commit with
+    the row's uuid as ``X-Line-Retry-Key``, so a retry is never shown twice). Without a
+    token, or for other channels, the :class:`SmsNotifier` queues the SMS instead; a
+    push that finally fails is sent by SMS by the deliverer.
     """
 
     def __init__(
         self,
-        fallback: Notifier | None = None,
+        fallback: SmsNotifier | None = None,
         access_token: str | None = None,
         api_base_url: str | None = None,
-        attempts: int = 3,
     ) -> None:
         """Create the notifier.
 
@@ -153,7 +166,6 @@ class ChannelNotifier:
                 ``LINE_CHANNEL_ACCESS_TOKEN``; empty: never push).
             api_base_url: where the Messaging API is (default: the settings',
                 ``LINE_API_BASE_URL``, else LINE's own).
-            attempts: tries per push, the first included.
         """
         self.fallback = fallback or SmsNotifier()
         if access_token is None or not api_base_url:
@@ -163,12 +175,7 @@ class ChannelNotifier:
             api_base_url = api_base_url or settings.line_api_base_url
         self.access_token = access_token
         self.api_base_url = (api_base_url or DEFAULT_API_BASE_URL).rstrip("/")
-        self.attempts = attempts
-        # A staff member waits for the push (the console's page, the CLI): short waits
-        # between tries, as before the notifier used the channel's client.
-        self._api = LineApi(
-            self.access_token, self.api_base_url, attempts=attempts, max_delay_s=2.0
-        )
+        self._pusher = ApiPusher(self.access_token, self.api_base_url)
 
     def notify(
         self,
@@ -180,28 +187,22 @@ class ChannelNotifier:
         channel: str | None = None,
         sender_id: str | None = None,
     ) -> None:
-        """Push on LINE where the case came from LINE; otherwise (or on failure) SMS."""
+        """Queue a LINE push where the case came from LINE; otherwise the SMS."""
         now = utc(now)
         # Only a LINE conversation (line:U…) names a LINE user to push to.
         line_user = native_id(sender_id, "line") if sender_id else None
         if channel == "line" and line_user and self.access_token:
-            error = self._push(line_user, text)
-            delivery = outbound.record(
-                session, outbound.LINE, hashed_sender(line_user), text, now, error=error
+            outbound.enqueue(
+                session,
+                outbound.LINE,
+                hashed_sender(line_user),
+                text,
+                now,
+                address=line_user,
+                purpose=CASE_NOTIFICATION,
+                member_id=member_id,
+                carriers=Carriers(sms=self.fallback.sender, line=self._pusher),
             )
-            _audit_delivery(session, delivery, member_id, now)
-            if not error:
-                logger.info("case notification pushed on LINE to member %s", member_id)
-                return
-            logger.warning("LINE push to member %s failed (%s): sending SMS", member_id, error)
+            logger.info("case notification to member %s queued for LINE", member_id)
+            return
         self.fallback.notify(session, member_id, text, now, channel=channel, sender_id=sender_id)
-
-    def _push(self, to: str, text: str) -> str | None:
-        """None when LINE took the message, else why not (no message text in it)."""
-        try:
-            self._api.push_blocking(to, [text_message(text[:MAX_TEXT_CHARS])])
-        except LineApiError as error:
-            # The status, or without an answer the kind of failure (e.g. a timeout):
-            # LINE's error message is left out, staff read it in the log.
-            return f"HTTP {error.status}" if error.status else error.reason
-        return None

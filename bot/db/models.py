@@ -245,11 +245,39 @@ class AuditLog(Base):
     detail: Mapped[dict[str, Any]] = sa.Column(sa.JSON, nullable=False)
 
 
+class OutboundStatus(str, Enum):
+    """Where one outbound message stands (``bot.outbound.outbox``).
+
+    ``pending`` rows wait for their ``next_attempt_at``; a deliverer claims one
+    (``sending``, committed) before it calls the carrier, then marks it ``sent`` or, after
+    the last try, ``failed``. A row left in ``sending`` past its lease (its deliverer
+    died) becomes ``unknown`` for SMS, which are never sent twice, and ``pending`` again
+    for LINE, whose retry key makes a second push harmless.
+    """
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
 class OutboundMessage(Base):
-    """Every message sent to a member; verification codes are stored masked."""
+    """Every message sent to a member: the outbox and the record of what became of it.
+
+    Written in the transaction of the change it announces and sent after that commits
+    (``bot.outbound``). ``text`` is what may be kept (a verification code masked);
+    ``payload`` is what the carrier needs (the clear text, the LINE user id), kept only
+    until the row is finished. ``retry_key`` is the row's own uuid, sent to LINE as
+    ``X-Line-Retry-Key``.
+    """
 
     __tablename__ = "outbound_messages"
-    __table_args__ = (sa.CheckConstraint("status IN ('sent', 'failed')", name="status"),)
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", OutboundStatus), name="status"),
+        # The deliverers' query: due pending rows, and sending rows past their lease.
+        sa.Index(None, "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = sa.Column(sa.Integer, primary_key=True)
     channel: Mapped[str] = sa.Column(sa.String(16), nullable=False)  # sms | line ...
@@ -259,6 +287,15 @@ class OutboundMessage(Base):
     created_at: Mapped[datetime] = sa.Column(UtcDateTime, nullable=False)
     sent_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
     error: Mapped[str | None] = sa.Column(sa.Text)
+    retry_key: Mapped[str | None] = sa.Column(sa.String(36), unique=True)
+    purpose: Mapped[str | None] = sa.Column(sa.String(32))  # verification_code | case_...
+    member_id: Mapped[int | None] = sa.Column(sa.Integer)
+    payload: Mapped[str | None] = sa.Column(sa.Text)  # JSON; NULL once finished
+    attempts: Mapped[int] = sa.Column(sa.Integer, nullable=False, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = sa.Column(UtcDateTime)  # not sent after this
+    claimed_at: Mapped[datetime | None] = sa.Column(UtcDateTime)
+    claimed_by: Mapped[str | None] = sa.Column(sa.String(96))
 
 
 class EscalationStatus(str, Enum):

@@ -69,7 +69,8 @@ from bot.db.models import (
 from bot.handoff.escalations import escalate_member
 from bot.identity.parsing import MemberNumber, mask_phone
 from bot.identity.parsing.member_number import HEALTH_INSURANCE_CARD
-from bot.outbound.sender import send_sms
+from bot.outbound.outbox import VERIFICATION_CODE, Carriers
+from bot.outbound.sender import SMS, enqueue
 from bot.outbound.sms import SmsSender
 from bot.policy.profiles.schema import MemberIdentifier
 from bot.settings import Settings, ensure_secret, load_settings
@@ -644,28 +645,21 @@ def _issue_code(
     row.last_seen_at = now
     # Counted before sending: an SMS that fails at the carrier was still tried.
     _record_event(session, member_key, VerificationEventKind.CODE_SENT, now)
-    delivery = send_sms(
+    # Written to the outbox with this transaction and sent once it commits: a code is
+    # never sent for a change that then rolls back, nor while the locks above are held.
+    # Not sent at all after the code's end; only the masked text is kept.
+    delivery = enqueue(
         session,
-        sender,
+        SMS,
         phone,
-        SMS_TEXT.format(code=code),
+        SMS_TEXT.format(code=CODE_MASK),
         now,
-        recorded_text=SMS_TEXT.format(code=CODE_MASK),
+        send_text=SMS_TEXT.format(code=code),
+        purpose=VERIFICATION_CODE,
+        member_id=member.id,
+        expires_at=row.code_expires_at,
+        carriers=Carriers(sms=sender),
     )
-    if not delivery.sent:
-        row.status = VerificationStatus.FAILED.value
-        row.code_hash = None
-        _audit(
-            session,
-            now,
-            "verification.code_send_failed",
-            conversation,
-            member_id=member.id,
-            verification_id=row.id,
-            outbound_message_id=delivery.message_id,
-        )
-        logger.warning("verification %s: the SMS could not be sent (%s)", row.id, delivery.error)
-        return Outcome(Status.NO_PENDING)
     _audit(
         session,
         now,
@@ -712,9 +706,10 @@ def submit_factors(
 
     Returns:
         CODE_SENT with the masked phone, MISMATCH with the verifications left before a
-        lock, LOCKED (this conversation's sender is locked) with its end, SMS_LIMIT or
-        SMS_BUSY when an SMS limit is reached, or NO_PENDING if the SMS could not be
-        sent.
+        lock, LOCKED (this conversation's sender is locked) with its end, or SMS_LIMIT
+        or SMS_BUSY when an SMS limit is reached. CODE_SENT means the SMS is in the
+        outbox: it goes out when the caller's transaction commits (see
+        :mod:`bot.outbound.outbox`).
     """
     if isinstance(birth_date, datetime) or not isinstance(birth_date, date):
         raise TypeError("birth_date must be a date")

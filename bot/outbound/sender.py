@@ -1,42 +1,48 @@
-"""Sending a message to a member and recording it: the one writer of ``OutboundMessage``.
+"""Writing a message for a member to the outbox: the one writer of ``OutboundMessage``.
 
 Every message the product sends on its own (verification codes, case notifications by
-SMS or on LINE) becomes one ``outbound_messages`` row, sent or failed, so staff see
-every attempt. :func:`send_sms` sends through an :class:`~bot.outbound.sms.SmsSender`
-and records the outcome; :func:`record` records a message that was sent some other way
-(a LINE push) or could not be sent at all (no phone on record).
+SMS or on LINE) becomes one ``outbound_messages`` row, so staff see every attempt.
+:func:`enqueue` writes it ``pending`` in the caller's transaction, the transaction of
+the change it announces: nothing is sent there. Once that transaction commits, the
+process that wrote it tries to deliver it at once (:mod:`bot.outbound.outbox`, so a
+verification code arrives within seconds), and the worker (``python -m bot.worker``)
+delivers whatever is left; a transaction that rolls back takes its messages with it.
+:func:`record` records a message that could not be sent at all (no phone on record).
 
-The text recorded may differ from the text sent: a verification code is stored masked.
-Nothing here logs a phone number or a message text, and a carrier's failure is recorded
-as its exception's class name and error code only, since carrier messages quote numbers.
+The text recorded may differ from the text sent: a verification code is stored masked,
+and the clear text waits in ``payload`` only until the row is finished. Nothing here
+logs a phone number or a message text.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from bot.db.models import OutboundMessage
-from bot.outbound.sms import SmsSender
+from bot.db.models import OutboundMessage, OutboundStatus
 
 SMS = "sms"
 LINE = "line"
+# Where the ids written in a unit of work wait for its commit (``Session.info``).
+AFTER_COMMIT_KEY = "bot.outbound.after_commit"
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """What became of one message.
+    """What became of one message when it was written.
 
     Attributes:
         message_id: its ``outbound_messages`` row.
-        sent: whether it was handed to the carrier or channel.
-        error: why not (no personal values), None when sent.
+        queued: whether it waits to be sent (False: recorded as failed at once).
+        error: why it cannot be sent (no personal values), None when queued.
     """
 
     message_id: int
-    sent: bool
+    queued: bool
     error: str | None = None
 
 
@@ -46,66 +52,98 @@ def record(
     to: str,
     text: str,
     now: datetime,
-    error: str | None = None,
+    error: str,
+    *,
+    purpose: str | None = None,
+    member_id: int | None = None,
 ) -> Delivery:
-    """Record one outbound message as sent at ``now``, or as failed with ``error``.
+    """Record one outbound message that cannot be sent, as failed with ``error``.
 
     Args:
         session: the unit of work (the row is flushed, so it has its id).
         channel: ``sms`` or ``line``.
-        to: where it went (a phone number, a hashed LINE user id, or "" for nowhere).
-        text: the text as it may be stored (codes masked).
+        to: where it would have gone ("" for nowhere).
+        text: the text as it may be stored.
         now: the current time (aware).
-        error: why it was not sent; None when it was.
+        error: why it was not sent.
+        purpose: what it was for (``case_notification``, ...).
+        member_id: the member it was for.
 
     Returns:
         The delivery, with the row's id.
     """
-    failed = error is not None
     message = OutboundMessage(
         channel=channel,
         to=to,
         text=text,
         created_at=now,
-        status="failed" if failed else "sent",
-        sent_at=None if failed else now,
+        status=OutboundStatus.FAILED.value,
         error=error,
+        purpose=purpose,
+        member_id=member_id,
+        attempts=0,
     )
     session.add(message)
     session.flush()
-    return Delivery(message.id, not failed, error)
+    return Delivery(message.id, False, error)
+
+
+def enqueue(
+    session: Session,
+    channel: str,
+    to: str,
+    text: str,
+    now: datetime,
+    *,
+    address: str | None = None,
+    send_text: str | None = None,
+    purpose: str | None = None,
+    member_id: int | None = None,
+    expires_at: datetime | None = None,
+    carriers: object | None = None,
+) -> Delivery:
+    """Write one message as pending, to be sent after the caller's transaction commits.
+
+    Args:
+        session: the unit of work of the change the message announces.
+        channel: ``sms`` or ``line``.
+        to: where it goes as it may be stored (a phone number, a hashed LINE user id).
+        text: the text as it may be stored (codes masked).
+        now: the current time (aware).
+        address: where the carrier sends it, if not ``to`` (the LINE user id).
+        send_text: the text to send, if not ``text`` (the code in clear).
+        purpose: what it is for; the deliverer acts on a final failure by it.
+        member_id: the member it is for.
+        expires_at: no try after this (a code's end: a late code is useless).
+        carriers: how this process sends it right after the commit
+            (:class:`bot.outbound.outbox.Carriers`), when not the configured ones.
+
+    Returns:
+        The delivery, with the row's id.
+    """
+    message = OutboundMessage(
+        channel=channel,
+        to=to,
+        text=text,
+        created_at=now,
+        status=OutboundStatus.PENDING.value,
+        retry_key=str(uuid.uuid4()),
+        purpose=purpose,
+        member_id=member_id,
+        payload=json.dumps(
+            {"to": address or to, "text": text if send_text is None else send_text},
+            ensure_ascii=False,
+        ),
+        attempts=0,
+        next_attempt_at=now,
+        expires_at=expires_at,
+    )
+    session.add(message)
+    session.flush()
+    session.info.setdefault(AFTER_COMMIT_KEY, []).append((message.id, carriers))
+    return Delivery(message.id, True)
 
 
 def carrier_error(error: Exception) -> str:
     """What of a carrier's exception may be stored: its class name and error code."""
     return f"{type(error).__name__} {getattr(error, 'code', '') or ''}".strip()
-
-
-def send_sms(
-    session: Session,
-    sender: SmsSender,
-    to: str,
-    text: str,
-    now: datetime,
-    *,
-    recorded_text: str | None = None,
-) -> Delivery:
-    """Send ``text`` by SMS to ``to`` and record it; a carrier failure is recorded, not raised.
-
-    Args:
-        session: the unit of work.
-        sender: the configured SMS sender.
-        to: the E.164 phone number.
-        text: the text to send.
-        now: the current time (aware).
-        recorded_text: the text to store instead of ``text`` (e.g. with the code masked).
-
-    Returns:
-        The delivery: sent, or failed with the carrier's error.
-    """
-    stored = text if recorded_text is None else recorded_text
-    try:
-        sender.send(to, text)
-    except Exception as error:  # any carrier failure: record it, never leak it
-        return record(session, SMS, to, stored, now, error=carrier_error(error))
-    return record(session, SMS, to, stored, now)

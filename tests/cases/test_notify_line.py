@@ -14,9 +14,11 @@ from bot.cases import CaseType, ChannelNotifier, Outcome, decide_case, extend_ca
 from bot.cases.types import CaseStatus
 from bot.channels.guard import hashed_sender
 from bot.db.models import OutboundMessage
+from bot.outbound.outbox import ApiPusher, Carriers, RetryPolicy
 from bot.settings import SettingsError, load_settings
 from tests.cases.desk import Desk, at, conv
 from tests.line_stand_in import ACCESS_TOKEN, Failure, line_stand_in
+from tests.outbound.draining import drain
 
 LINE_USER = "U4af4980629a0b8e5c1f3a7d9e2b6c001"
 
@@ -51,6 +53,14 @@ def test_a_failing_push_falls_back_to_the_sms(desk):
         line.fail_next = [Failure(500), Failure(500), Failure(500)]
         notifier = ChannelNotifier(desk.notifier, ACCESS_TOKEN, line.url)
         desk.run(lambda s: extend_case(s, number, 10, "田中", "照会中のため", at(2), notifier))
+        assert [(r.channel, r.status) for r in desk.rows(OutboundMessage)] == [("line", "pending")]
+        carriers = Carriers(desk.notifier.sender, ApiPusher(ACCESS_TOKEN, line.url))
+        drain(desk.sessions, carriers, policy=RetryPolicy(max_attempts=3))
+    # Three tries with one retry key, then the SMS (sent right after the worker's commit).
+    keys = {
+        v for call in line.calls for k, v in call.headers.items() if k.lower() == "x-line-retry-key"
+    }
+    assert len(line.calls) == 3 and len(keys) == 1
     rows = desk.rows(OutboundMessage)
     assert [(r.channel, r.status) for r in rows] == [("line", "failed"), ("sms", "sent")]
     sms = [json.loads(line) for line in desk.outbox.read_text("utf-8").splitlines()]
@@ -86,6 +96,7 @@ def test_a_push_retried_after_a_lost_answer_is_sent_once(desk):
         line.lose_answers = 1
         notifier = ChannelNotifier(desk.notifier, ACCESS_TOKEN, line.url)
         desk.run(lambda s: extend_case(s, number, 10, "田中", "照会中のため", at(2), notifier))
+        drain(desk.sessions, Carriers(line=ApiPusher(ACCESS_TOKEN, line.url)))
     assert [call.status for call in line.calls] == [500, 409]
     assert [(r.channel, r.status) for r in desk.rows(OutboundMessage)] == [("line", "sent")]
 

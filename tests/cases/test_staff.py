@@ -30,6 +30,7 @@ from bot.cases import (
 )
 from bot.cases.types import EXPLANATION_REQUIRED, GROUND_REQUIRED, OUTCOMES_BY_TYPE, TRANSITIONS
 from bot.db.models import Escalation, Member, OutboundMessage
+from bot.outbound.outbox import Carriers
 from tests.cases.desk import (
     BENESSE,
     DATED,
@@ -40,6 +41,7 @@ from tests.cases.desk import (
     at,
     conv,
 )
+from tests.outbound.draining import drain
 
 S = CaseStatus
 STAFF = "田中"
@@ -363,10 +365,12 @@ def test_extensions_and_decisions_are_sent_to_the_requester(desk):
     assert "照会中のため" not in extended["text"]  # reasons are read after verification
     assert number in decided["text"] and OUTCOME_LABELS[Outcome.DISCLOSED] in decided["text"]
     rows = desk.rows(OutboundMessage)
-    assert [(m.channel, m.to, m.status, m.sent_at) for m in rows] == [
+    # Written with the change (created_at), sent once it committed (sent_at, real clock).
+    assert [(m.channel, m.to, m.status, m.created_at) for m in rows] == [
         ("sms", "+819012345678", "sent", at(3)),
         ("sms", "+819012345678", "sent", at(4)),
     ]
+    assert all(m.sent_at is not None and m.payload is None for m in rows)
     assert [m.text for m in rows] == [extended["text"], decided["text"]]
     assert [r.action for r in desk.audit() if r.action.startswith("case.notification")] == [
         "case.notification_sent",
@@ -414,7 +418,12 @@ def test_a_carrier_failure_is_recorded_without_its_message(desk):
         lambda s: decide_case(s, number, Outcome.DISCLOSED, STAFF, at(2), SmsNotifier(Broken()))
     )
     [message] = desk.rows(OutboundMessage)
-    assert (message.status, message.error) == ("failed", "ConnectionError")
+    assert (message.status, message.error) == ("pending", "ConnectionError")  # retried later
+    assert desk.rows(Escalation) == []
+    assert drain(desk.sessions, Carriers(sms=Broken())) == 0  # the worker's tries
+    [message] = desk.rows(OutboundMessage)
+    assert (message.status, message.error, message.attempts) == ("failed", "ConnectionError", 5)
+    assert message.payload is None
     assert len(desk.rows(Escalation)) == 1
 
 
@@ -427,6 +436,7 @@ def test_failed_notifications_reach_staff_through_the_hand_off_service(desk):
     notifier = SmsNotifier(Broken())
     desk.run(lambda s: extend_case(s, number, 10, STAFF, "照会中のため", at(2), notifier))
     desk.run(lambda s: decide_case(s, number, Outcome.DISCLOSED, STAFF, at(3), notifier))
+    drain(desk.sessions, Carriers(sms=Broken()))
     first, second = desk.rows(OutboundMessage)
     # One escalation for the member while it is open: each failure adds a line to it.
     [escalation] = desk.rows(Escalation)

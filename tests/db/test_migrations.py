@@ -51,7 +51,7 @@ def test_an_empty_database_is_upgraded_to_head(db_url):
     assert current_revision(db_url) is None
     assert tables(db_url) == set()
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0007"
+    assert current_revision(db_url) == head_revision() == "0008"
     assert tables(db_url) == APP_TABLES | {"alembic_version"}
 
 

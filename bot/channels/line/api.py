@@ -117,7 +117,9 @@ class LineApi:
         """
         await self._post(PUSH_PATH, {"to": to, "messages": messages}, str(uuid.uuid4()))
 
-    def push_blocking(self, to: str, messages: list[dict[str, Any]]) -> None:
+    def push_blocking(
+        self, to: str, messages: list[dict[str, Any]], retry_key: str | None = None
+    ) -> None:
         """:meth:`push` for code that runs no event loop, waiting until it is done.
 
         The call runs in an event loop of its own with an HTTP session of its own,
@@ -128,6 +130,8 @@ class LineApi:
         Args:
             to: the LINE user id.
             messages: LINE message objects.
+            retry_key: the ``X-Line-Retry-Key`` (default: a new uuid). The outbox passes
+                its row's, so that a push re-sent after a crash is not shown twice.
 
         Raises:
             LineApiError: If the call failed.
@@ -144,7 +148,7 @@ class LineApi:
         async def push_once() -> None:
             async with aiohttp.ClientSession(timeout=self._timeout) as session:
                 body = {"to": to, "messages": messages}
-                await self._post(PUSH_PATH, body, str(uuid.uuid4()), session)
+                await self._post(PUSH_PATH, body, retry_key or str(uuid.uuid4()), session)
 
         asyncio.run(push_once())
 
