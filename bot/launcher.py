@@ -2,8 +2,9 @@
 
 ``python -m bot.launcher train`` trains only when the training data, domain, config or
 NLU components changed; ``python -m bot.launcher run`` also starts the action server,
-the rasa server, the website chat's page (``bot.channels.webpage``) and the staff console
-(``bot.console``), waits until all answer and prints where to talk to the assistant.
+the rasa server, the website chat's page (``bot.channels.webpage``), the staff console
+(``bot.console``) and the worker (``bot.worker``: outbox retries, scheduled retention
+purge), waits until all answer and prints where to talk to the assistant.
 Ctrl-C stops everything it started.
 
 The rasa server keeps every conversation in its SQL tracker store (``events`` table,
@@ -300,6 +301,7 @@ def running(
     startup_s: float = 240,
     webchat: bool = False,
     console: bool = False,
+    worker: bool = True,
 ) -> Iterator[RunningAssistant]:
     """Start the action server and the rasa server; stop them on exit.
 
@@ -313,6 +315,8 @@ def running(
             browser tests), so that benchmarks and other tests need no fixed port.
         console: also start the staff console (``bot.console``) on
             ``settings.console_port``; off unless asked for, like the web chat.
+        worker: also start the worker (``bot.worker``: the outbox's retries and the
+            scheduled retention purge).
 
     Raises:
         WebchatError: If the web chat is asked for and its files are missing or its
@@ -398,6 +402,16 @@ def running(
             processes.append(staff_console)
             console_url = f"http://{local}:{settings.console_port}/"
             wait_until_up(f"{console_url}health", startup_s, staff_console)
+        if worker:
+            # No port: it only works the database. Each process delivers its own
+            # messages right after its commit; the worker retries what is left.
+            processes.append(
+                _spawn(
+                    [sys.executable, "-m", "bot.worker"],
+                    env,
+                    log_dir / "worker.log" if log_dir else None,
+                )
+            )
         action_url = f"http://{local}:{settings.action_port}"
         rasa_url = f"http://{local}:{settings.rasa_port}"
         wait_until_up(f"{action_url}/health", startup_s, actions)

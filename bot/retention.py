@@ -4,8 +4,9 @@ The SQL tracker store keeps every conversation as typed (birth dates, member num
 phone numbers), which the staff console needs while a hand-off is worked; nothing
 needs it for ever. :func:`purge` deletes
 
-- the tracker events of conversations silent for ``transcript_days`` (default 90),
-  except conversations with a hand-off still waiting or in progress;
+- tracker events older than ``transcript_days`` (default 90), by age: a conversation
+  that goes on loses its old turns, a silent one goes whole; except conversations with
+  a hand-off still waiting or in progress;
 - request drafts the member never confirmed, after ``draft_hours`` (default 24): the
   typed text is wiped and the draft marked discarded, as when the member says 「やめる」;
 - verification failures and counted verification events (SMS sent, wrong codes) older
@@ -16,9 +17,16 @@ needs it for ever. :func:`purge` deletes
 - website-chat sessions (their resume secrets' hashes) unseen for ``transcript_days``:
   their conversation is gone or going with them.
 
-Cases, their history, staff replies, escalations and the audit log are records the
-organization must keep and are not touched. One audit row (``retention.purged``) gives
-the counts. ``python -m bot.db purge`` runs it; ``make run`` runs it at start.
+- outbound messages: the phone number of every finished SMS (sent, failed or unknown)
+  is masked (``090-****-5678``) at the first purge after it is finished, and finished
+  rows are deleted after ``outbox_days`` (365);
+- staff replies of closed hand-offs after ``staff_message_days`` (365), and audit rows
+  after ``audit_days`` (1825, five years); None keeps them for ever.
+
+Cases, their history and escalations are records the organization must keep and are not
+touched. One audit row (``retention.purged``) gives the counts. The worker
+(``python -m bot.worker``) runs it every ``RETENTION_PURGE_MINUTES``; ``python -m
+bot.db purge`` runs it by hand; ``make run`` also runs it at start.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -35,10 +44,15 @@ from bot.cases.drafts import wipe_text
 from bot.channels.web_sessions import purge_web_sessions
 from bot.db.audit import audit
 from bot.db.models import (
+    AuditLog,
     CaseDraft,
     DraftStatus,
     Escalation,
+    EscalationStatus,
+    OutboundMessage,
+    OutboundStatus,
     SignInThrottle,
+    StaffMessage,
     StaffSession,
     VerificationEvent,
     VerificationFailure,
@@ -47,10 +61,14 @@ from bot.db.models import (
 from bot.db.session import engine_for, session_factory
 from bot.handoff.escalations import OPEN_STATUSES
 from bot.handoff.transcripts import EVENTS
+from bot.identity.parsing import mask_phone
+from bot.outbound.sender import SMS
 from bot.settings import Settings
 from bot.staff.accounts import KNOWN_ADDRESS_DAYS
 
 _SENDER_BATCH = 500
+_EVENT_BATCH = 5000
+S = OutboundStatus
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,9 @@ class RetentionPolicy:
     transcript_days: int = 90
     draft_hours: int = 24
     failure_days: int = 30
+    outbox_days: int | None = 365
+    staff_message_days: int | None = 365
+    audit_days: int | None = 1825
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,10 @@ class PurgeResult:
     staff_sessions: int = 0
     signin_throttles: int = 0
     web_sessions: int = 0
+    outbound_masked: int = 0
+    outbound_deleted: int = 0
+    staff_messages: int = 0
+    audit_rows: int = 0
 
 
 def _batches(items: list[str], size: int) -> Iterable[list[str]]:
@@ -112,6 +137,83 @@ def purge_transcripts(tracker: Engine, senders: list[str], keep: set[str]) -> tu
             result = connection.execute(sa.delete(EVENTS).where(EVENTS.c.sender_id.in_(batch)))
             events += max(result.rowcount or 0, 0)
     return len(doomed), events
+
+
+def purge_events_by_age(tracker: Engine, cutoff: datetime, keep: set[str]) -> int:
+    """Delete tracker events older than ``cutoff`` of every sender not in ``keep``.
+
+    In batches of ids, each its own transaction, so that the rasa servers writing the
+    table are never held up for long.
+
+    Returns:
+        How many events were deleted.
+    """
+    if not sa.inspect(tracker).has_table("events"):
+        return 0
+    old = EVENTS.c.timestamp < cutoff.timestamp()
+    if keep:
+        old = sa.and_(old, EVENTS.c.sender_id.not_in(sorted(keep)))
+    deleted = 0
+    while True:
+        with tracker.begin() as connection:
+            ids = list(
+                connection.execute(sa.select(EVENTS.c.id).where(old).limit(_EVENT_BATCH)).scalars()
+            )
+            if not ids:
+                return deleted
+            result = connection.execute(sa.delete(EVENTS).where(EVENTS.c.id.in_(ids)))
+            deleted += max(result.rowcount or 0, 0)
+
+
+def _purge_outbox_and_records(
+    session: Session, now: datetime, policy: RetentionPolicy
+) -> dict[str, int]:
+    finished = [S.SENT.value, S.FAILED.value, S.UNKNOWN.value]
+    masked = 0
+    for row in session.execute(
+        sa.select(OutboundMessage).where(
+            OutboundMessage.channel == SMS,
+            OutboundMessage.status.in_(finished),
+            OutboundMessage.to != "",
+            OutboundMessage.to.not_like("%*%"),
+        )
+    ).scalars():
+        row.to = mask_phone(row.to)
+        masked += 1
+    counts = {"outbound_masked": masked, "outbound_deleted": 0, "staff_messages": 0}
+    counts["audit_rows"] = 0
+    if policy.outbox_days is not None:
+        counts["outbound_deleted"] = _count(
+            session.execute(
+                sa.delete(OutboundMessage).where(
+                    OutboundMessage.status.in_(finished),
+                    OutboundMessage.created_at < now - timedelta(days=policy.outbox_days),
+                )
+            )
+        )
+    if policy.staff_message_days is not None:
+        closed = sa.select(Escalation.id).where(Escalation.status == EscalationStatus.CLOSED.value)
+        counts["staff_messages"] = _count(
+            session.execute(
+                sa.delete(StaffMessage)
+                .where(
+                    StaffMessage.created_at < now - timedelta(days=policy.staff_message_days),
+                    StaffMessage.escalation_id.in_(closed),
+                )
+                .execution_options(synchronize_session=False)
+            )
+        )
+    if policy.audit_days is not None:
+        counts["audit_rows"] = _count(
+            session.execute(
+                sa.delete(AuditLog).where(AuditLog.at < now - timedelta(days=policy.audit_days))
+            )
+        )
+    return counts
+
+
+def _count(result: Any) -> int:
+    return max(int(result.rowcount or 0), 0)
 
 
 def _open_hand_off_senders(session: Session) -> set[str]:
@@ -199,12 +301,15 @@ def purge(
         with sessions.begin() as session:
             keep = _open_hand_off_senders(session)
         cutoff = now - timedelta(days=policy.transcript_days)
-        conversations, events = purge_transcripts(
-            tracker, silent_conversations(tracker, cutoff), keep
-        )
+        # Counted before: a silent conversation is gone whole once its old events are.
+        conversations = len(set(silent_conversations(tracker, cutoff)) - keep)
+        events = purge_events_by_age(tracker, cutoff, keep)
     with sessions.begin() as session:
         result = PurgeResult(
-            conversations=conversations, events=events, **_purge_app_data(session, now, policy)
+            conversations=conversations,
+            events=events,
+            **_purge_app_data(session, now, policy),
+            **_purge_outbox_and_records(session, now, policy),
         )
         audit(session, now, "retention.purged", "system", **asdict(result), **asdict(policy))
     return result
@@ -225,5 +330,15 @@ def purge_configured(
         session_factory(settings.database_url),
         engine_for(settings.tracker_url),
         now,
-        RetentionPolicy(transcript_days=days),
+        policy_of(settings, days),
+    )
+
+
+def policy_of(settings: Settings, transcript_days: int | None = None) -> RetentionPolicy:
+    """The retention periods the settings give."""
+    return RetentionPolicy(
+        transcript_days=transcript_days or settings.transcript_retention_days,
+        outbox_days=settings.outbox_retention_days,
+        staff_message_days=settings.staff_message_retention_days,
+        audit_days=settings.audit_retention_days,
     )

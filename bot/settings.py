@@ -101,6 +101,20 @@ class Settings:
     # through credentials.yml.
     line_channel_access_token: str | None = field(default=None, repr=False)
     line_api_base_url: str | None = None
+    # The outbox worker (bot/worker): how often it looks for messages to send, how long
+    # a claim holds before a dead deliverer's message is settled (an SMS as unknown, a
+    # LINE push re-pushed with its retry key), and tries per message before it fails.
+    outbox_poll_seconds: int = 1
+    outbox_lease_seconds: int = 120
+    outbox_max_attempts: int = 5
+    # Retention (bot/retention.py), run by the worker every retention_purge_minutes:
+    # finished outbound messages are deleted after outbox_retention_days (their phone
+    # numbers are masked at the first purge after delivery); staff replies of closed
+    # hand-offs after staff_message_retention_days; audit rows after audit_retention_days.
+    retention_purge_minutes: int = 60
+    outbox_retention_days: int = 365
+    staff_message_retention_days: int = 365
+    audit_retention_days: int = 1825
 
     @property
     def tracker_url(self) -> str:
@@ -314,6 +328,13 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         handoff_max_per_hour=_count(env, "HANDOFF_MAX_PER_HOUR", 30, 100_000),
         line_channel_access_token=_optional(env, "LINE_CHANNEL_ACCESS_TOKEN"),
         line_api_base_url=_http_url(env, "LINE_API_BASE_URL"),
+        outbox_poll_seconds=_count(env, "OUTBOX_POLL_SECONDS", 1, 3600),
+        outbox_lease_seconds=_count(env, "OUTBOX_LEASE_SECONDS", 120, 86_400),
+        outbox_max_attempts=_count(env, "OUTBOX_MAX_ATTEMPTS", 5, 100),
+        retention_purge_minutes=_minutes(env, "RETENTION_PURGE_MINUTES", 60),
+        outbox_retention_days=_days(env, "OUTBOX_RETENTION_DAYS", 365),
+        staff_message_retention_days=_days(env, "STAFF_MESSAGE_RETENTION_DAYS", 365),
+        audit_retention_days=_days(env, "AUDIT_RETENTION_DAYS", 1825),
     )
     if (
         settings.tracker_store_url is not None
@@ -449,6 +470,13 @@ ENVIRONMENT: dict[str, str] = {
     # LINE channel reads it from there (credentials.yml's ${LINE_CHANNEL_ACCESS_TOKEN}).
     "line_channel_access_token": "LINE_CHANNEL_ACCESS_TOKEN",
     "line_api_base_url": "LINE_API_BASE_URL",
+    "outbox_poll_seconds": "OUTBOX_POLL_SECONDS",
+    "outbox_lease_seconds": "OUTBOX_LEASE_SECONDS",
+    "outbox_max_attempts": "OUTBOX_MAX_ATTEMPTS",
+    "retention_purge_minutes": "RETENTION_PURGE_MINUTES",
+    "outbox_retention_days": "OUTBOX_RETENTION_DAYS",
+    "staff_message_retention_days": "STAFF_MESSAGE_RETENTION_DAYS",
+    "audit_retention_days": "AUDIT_RETENTION_DAYS",
 }
 # Settings that are secrets, with their variables: files in var/ carry them instead.
 SECRETS: dict[str, str] = {

@@ -19,6 +19,9 @@ from bot.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
+# Seconds to connect to Twilio, and to wait for each read of its answer.
+TWILIO_TIMEOUT_S = 10.0
+
 
 class SmsSender(Protocol):
     """Sends one SMS; raises if it could not be handed to the carrier."""
@@ -75,9 +78,14 @@ class TwilioSender:
         """
         if client is None:
             # Imported here: the demo outbox needs no Twilio at all.
+            from twilio.http.http_client import TwilioHttpClient
             from twilio.rest import Client
 
-            client = Client(account_sid, auth_token)
+            # requests applies the timeout to the connection and to each read: a slow
+            # carrier holds up one delivery, never a worker for good.
+            client = Client(
+                account_sid, auth_token, http_client=TwilioHttpClient(timeout=TWILIO_TIMEOUT_S)
+            )
         self._client = client
         self._from = from_number
 
