@@ -169,18 +169,7 @@ def _purge_outbox_and_records(
     session: Session, now: datetime, policy: RetentionPolicy
 ) -> dict[str, int]:
     finished = [S.SENT.value, S.FAILED.value, S.UNKNOWN.value]
-    masked = 0
-    for row in session.execute(
-        sa.select(OutboundMessage).where(
-            OutboundMessage.channel == SMS,
-            OutboundMessage.status.in_(finished),
-            OutboundMessage.to != "",
-            OutboundMessage.to.not_like("%*%"),
-        )
-    ).scalars():
-        row.to = mask_phone(row.to)
-        masked += 1
-    counts = {"outbound_masked": masked, "outbound_deleted": 0, "staff_messages": 0}
+    counts = {"outbound_masked": 0, "outbound_deleted": 0, "staff_messages": 0}
     counts["audit_rows"] = 0
     if policy.outbox_days is not None:
         counts["outbound_deleted"] = _count(
@@ -191,6 +180,16 @@ def _purge_outbox_and_records(
                 )
             )
         )
+    for row in session.execute(
+        sa.select(OutboundMessage).where(
+            OutboundMessage.channel == SMS,
+            OutboundMessage.status.in_(finished),
+            OutboundMessage.to != "",
+            OutboundMessage.to.not_like("%*%"),
+        )
+    ).scalars():
+        row.to = mask_phone(row.to)
+        counts["outbound_masked"] += 1
     if policy.staff_message_days is not None:
         closed = sa.select(Escalation.id).where(Escalation.status == EscalationStatus.CLOSED.value)
         counts["staff_messages"] = _count(

@@ -204,6 +204,14 @@ def _days(env: dict[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _audit_days(env: dict[str, str]) -> int:
+    # The database refuses to delete audit rows younger than a year (migration 0008).
+    days = _days(env, "AUDIT_RETENTION_DAYS", 1825)
+    if days < 365:
+        raise SettingsError(f"AUDIT_RETENTION_DAYS must be at least 365, got {days}")
+    return days
+
+
 def _count(env: dict[str, str], name: str, default: int, maximum: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -334,7 +342,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         retention_purge_minutes=_minutes(env, "RETENTION_PURGE_MINUTES", 60),
         outbox_retention_days=_days(env, "OUTBOX_RETENTION_DAYS", 365),
         staff_message_retention_days=_days(env, "STAFF_MESSAGE_RETENTION_DAYS", 365),
-        audit_retention_days=_days(env, "AUDIT_RETENTION_DAYS", 1825),
+        audit_retention_days=_audit_days(env),
     )
     if (
         settings.tracker_store_url is not None

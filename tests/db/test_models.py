@@ -133,9 +133,11 @@ def test_a_member_has_at_most_one_live_code_in_the_database_itself(demo):
         session.add(pending(taro_id, "b"))
 
 
-def audit_row(sessions) -> int:
+def audit_row(sessions, at: datetime | None = None) -> int:
+    # A row of today: the database lets the retention purge delete only year-old rows.
+    at = at or datetime.now(timezone.utc)
     with sessions.begin() as session:
-        row = AuditLog(at=NOW, actor="system", action="test.event", detail={"n": 1})
+        row = AuditLog(at=at, actor="system", action="test.event", detail={"n": 1})
         session.add(row)
         session.flush()
         return int(row.id)
@@ -158,6 +160,21 @@ def test_the_audit_log_rejects_update_and_delete(sessions, statement):
     with sessions.begin() as session:
         rows = session.execute(sa.select(AuditLog)).scalars().all()
     assert [(r.id, r.action, r.detail) for r in rows] == [(row_id, "test.event", {"n": 1})]
+
+
+def test_only_audit_rows_older_than_a_year_may_be_deleted_and_none_updated(sessions):
+    now = datetime.now(timezone.utc)
+    young = audit_row(sessions, now - timedelta(days=364))
+    old = audit_row(sessions, now - timedelta(days=366))
+    engine = sessions.kw["bind"]
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as connection:
+        connection.execute(sa.text("UPDATE audit_log SET action = 'x' WHERE id = :id"), {"id": old})
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM audit_log WHERE id = :id"), {"id": young})
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM audit_log WHERE id = :id"), {"id": old})
+    with sessions.begin() as session:
+        assert session.execute(sa.select(AuditLog.id)).scalars().all() == [young]
 
 
 def test_the_audit_log_takes_new_rows(sessions):

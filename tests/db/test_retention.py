@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -16,14 +18,16 @@ from bot.db.models import (
     CaseDraft,
     DraftStatus,
     Member,
+    OutboundMessage,
     SignInThrottle,
     StaffAccount,
+    StaffMessage,
     StaffSession,
     VerificationEvent,
     VerificationFailure,
     WebSession,
 )
-from bot.db.session import engine_for
+from bot.db.session import engine_for, session_factory
 from bot.handoff import escalations
 from bot.retention import RetentionPolicy, purge
 
@@ -197,3 +201,120 @@ def test_abandoned_drafts_are_wiped_and_old_failures_and_sessions_deleted(demo, 
         assert session.execute(sa.select(sa.func.count()).select_from(WebSession)).scalar() == 1
         kept = set(session.execute(sa.select(SignInThrottle.name_key)).scalars())
         assert kept == {"failed", "waiting", "known"}
+
+
+# --- by age, the outbox, staff replies and the audit log (the worker's schedule) -----
+
+
+def test_old_events_go_by_age_even_in_a_conversation_that_goes_on(demo, tracker_store):
+    add_events(tracker_store, "ongoing", NOW - timedelta(days=120), count=4)
+    add_events(tracker_store, "ongoing", NOW - timedelta(days=1), count=2)
+    result = purge(demo, tracker_store, NOW)
+    assert senders(tracker_store) == {"ongoing": 2}
+    assert (result.conversations, result.events) == (0, 4)
+    with tracker_store.connect() as connection:
+        oldest = connection.execute(sa.select(sa.func.min(EVENTS.c.timestamp))).scalar_one()
+    assert oldest >= (NOW - timedelta(days=90)).timestamp()
+
+
+def test_finished_sms_have_the_phone_masked_and_old_rows_go(demo, tracker_store):
+    from bot.outbound.outbox import Carriers
+    from bot.outbound.sender import AFTER_COMMIT_KEY, LINE, SMS, enqueue
+
+    class Recorder:
+        def send(self, to: str, text: str) -> None:
+            pass
+
+    with demo.begin() as session:
+        enqueue(session, SMS, "+819012345678", "sent", NOW, carriers=Carriers(Recorder()))
+        old = enqueue(session, SMS, "+818022223333", "old", NOW - timedelta(days=400))
+        waiting = enqueue(session, SMS, "+819011112222", "waiting", NOW)
+        enqueue(session, LINE, "hashed-line-user", "line", NOW, carriers=Carriers(Recorder()))
+        session.info[AFTER_COMMIT_KEY] = session.info[AFTER_COMMIT_KEY][:1]  # only the first
+    with demo.begin() as session:
+        session.execute(
+            sa.update(OutboundMessage)
+            .where(OutboundMessage.id == old.message_id)
+            .values(status="failed", payload=None)
+        )
+    result = purge(demo, tracker_store, NOW)
+    with demo.begin() as session:
+        rows = {row.text: row for row in session.execute(sa.select(OutboundMessage)).scalars()}
+    assert set(rows) == {"sent", "waiting", "line"}  # the finished one of 400 days went
+    assert (rows["sent"].status, rows["sent"].to) == ("sent", "090-****-5678")
+    assert rows["waiting"].to == "+819011112222"  # still needed to send it
+    assert rows["line"].to == "hashed-line-user"  # not a phone number
+    assert (result.outbound_masked, result.outbound_deleted) == (1, 1)
+    assert waiting.message_id in {row.id for row in rows.values()}
+    again = purge(demo, tracker_store, NOW)
+    assert again.outbound_masked == 0  # masked once
+
+
+def test_staff_replies_of_closed_hand_offs_and_old_audit_rows_follow_their_periods(
+    demo, tracker_store
+):
+    with demo.begin() as session:
+        views = []
+        for sender, days in (("closed", 400), ("open", 400), ("recent", 10)):
+            view = escalations.escalate(
+                session,
+                Conversation(sender_id=sender, session_key="s", channel="socketio"),
+                "member_request",
+                NOW - timedelta(days=days),
+            )
+            views.append(view)
+            session.add(
+                StaffMessage(
+                    escalation_id=view.id,
+                    sender_id=sender,
+                    staff="tanaka",
+                    text="ご連絡ありがとうございます",
+                    created_at=NOW - timedelta(days=days),
+                )
+            )
+        escalations.close(session, views[0].id, "tanaka", None, NOW - timedelta(days=399))
+        escalations.close(session, views[2].id, "tanaka", None, NOW - timedelta(days=9))
+        session.add(
+            AuditLog(at=NOW - timedelta(days=1900), actor="system", action="old", detail={})
+        )
+    result = purge(demo, tracker_store, NOW, RetentionPolicy(staff_message_days=365))
+    with demo.begin() as session:
+        kept = set(session.execute(sa.select(StaffMessage.sender_id)).scalars())
+        actions = set(session.execute(sa.select(AuditLog.action)).scalars())
+    assert kept == {"open", "recent"}  # an open hand-off keeps its replies
+    assert (result.staff_messages, result.audit_rows) == (1, 1)
+    assert "old" not in actions and "retention.purged" in actions
+    kept_all = purge(demo, tracker_store, NOW, RetentionPolicy(audit_days=None))
+    assert kept_all.audit_rows == 0
+
+
+def test_the_worker_purges_at_start_and_delivers(migrated_url, monkeypatch, tmp_path):
+    from bot.outbound.outbox import Carriers
+    from bot.outbound.sender import AFTER_COMMIT_KEY, SMS, enqueue
+    from bot.settings import load_settings
+    from bot.worker import Worker
+
+    sent: list[str] = []
+
+    class Recorder:
+        def send(self, to: str, text: str) -> None:
+            sent.append(text)
+
+    monkeypatch.setenv("DATABASE_URL", migrated_url)
+    settings = load_settings()
+    sessions = session_factory(migrated_url)
+    with sessions.begin() as session:
+        enqueue(session, SMS, "+819012345678", "x", datetime.now(timezone.utc), send_text="y")
+        session.info.pop(AFTER_COMMIT_KEY)
+    worker = Worker(settings, Carriers(Recorder()))
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    deadline = time.monotonic() + 20
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.stop()
+    runner.join(20)
+    assert sent == ["y"] and not runner.is_alive()
+    with sessions.begin() as session:
+        actions = list(session.execute(sa.select(AuditLog.action)).scalars())
+    assert "retention.purged" in actions

@@ -7,6 +7,11 @@ the next is due, until when a message is worth sending, who claimed it and when,
 it is for and for which member, and the payload (the clear text and address, NULL once
 the row is finished). Existing rows keep their status.
 
+The audit log stays append-only, except that the retention purge may delete rows older
+than a year (``AUDIT_RETENTION_DAYS``, at least 365): the triggers now let a DELETE of
+such a row through and still refuse every UPDATE, every younger row's DELETE and, on
+PostgreSQL, TRUNCATE.
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-06
@@ -24,6 +29,52 @@ depends_on = None
 
 NEW_STATUSES = "status IN ('pending', 'sending', 'sent', 'failed', 'unknown')"
 OLD_STATUSES = "status IN ('sent', 'failed')"
+# The youngest audit row the retention purge may delete (bot.settings keeps
+# AUDIT_RETENTION_DAYS at or above it).
+AUDIT_FLOOR_DAYS = 365
+
+_SQLITE_AUDIT_DELETE = f"""
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    WHEN OLD.at >= datetime('now', '-{AUDIT_FLOOR_DAYS} days')
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE rejected'); END
+"""
+_SQLITE_AUDIT_DELETE_BEFORE = """
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE rejected'); END
+"""
+_POSTGRES_AUDIT_FUNCTION = f"""
+    CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE'
+           AND OLD.at < (now() AT TIME ZONE 'UTC') - interval '{AUDIT_FLOOR_DAYS} days' THEN
+            RETURN OLD;
+        END IF;
+        RAISE EXCEPTION USING
+            MESSAGE = 'audit_log is append-only: ' || TG_OP || ' rejected',
+            ERRCODE = 'insufficient_privilege';
+    END
+    $$
+"""
+_POSTGRES_AUDIT_FUNCTION_BEFORE = """
+    CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION USING
+            MESSAGE = 'audit_log is append-only: ' || TG_OP || ' rejected',
+            ERRCODE = 'insufficient_privilege';
+    END
+    $$
+"""
+
+
+def _audit_triggers(sqlite_delete: str, postgres_function: str) -> None:
+    dialect = op.get_bind().dialect.name
+    if dialect == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
+        op.execute(sqlite_delete)
+    elif dialect == "postgresql":
+        op.execute(postgres_function)
+    else:
+        raise NotImplementedError(f"no append-only triggers for {dialect}: add them here")
 
 
 def upgrade() -> None:
@@ -47,10 +98,12 @@ def upgrade() -> None:
         "outbound_messages",
         ["status", "next_attempt_at"],
     )
+    _audit_triggers(_SQLITE_AUDIT_DELETE, _POSTGRES_AUDIT_FUNCTION)
 
 
 def downgrade() -> None:
     """Undo :func:`upgrade`; rows not yet sent are recorded as failed."""
+    _audit_triggers(_SQLITE_AUDIT_DELETE_BEFORE, _POSTGRES_AUDIT_FUNCTION_BEFORE)
     op.drop_index("ix_outbound_messages_status_next_attempt_at", "outbound_messages")
     op.execute(
         "UPDATE outbound_messages SET status = 'failed' WHERE status NOT IN ('sent', 'failed')"
