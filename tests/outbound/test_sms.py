@@ -151,3 +151,28 @@ def test_the_verification_sms_limits_default_and_are_read_from_the_environment()
         for bad in ("0", "-1", "five", "2.5", "100001"):
             with pytest.raises(SettingsError, match=name):
                 load_settings({name: bad})
+
+
+def test_twilio_calls_give_up_on_a_carrier_that_does_not_answer(monkeypatch):
+    # A real socket that accepts and never answers, as a stuck carrier does.
+    import socket
+    import time
+
+    import requests
+
+    from bot.outbound import sms
+
+    monkeypatch.setattr(sms, "TWILIO_TIMEOUT_S", 0.5)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        sender = TwilioSender("AC" + "0" * 32, "token", "+815000000000")
+        http = sender._client.http_client
+        assert http.timeout == 0.5
+        started = time.monotonic()
+        with pytest.raises(requests.exceptions.Timeout):
+            http.request("POST", f"http://127.0.0.1:{listener.getsockname()[1]}/", data={})
+        assert time.monotonic() - started < 5
+    finally:
+        listener.close()
