@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_count,
         default=None,
         metavar="DAYS",
-        help="keep silent conversations this many days (default: TRANSCRIPT_RETENTION_DAYS, 90)",
+        help="keep tracker events this many days (default: TRANSCRIPT_RETENTION_DAYS, 90)",
     )
     revision = commands.add_parser(
         "revision", help="(developers) write a new migration compared against the database"
@@ -85,10 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             replace(settings, database_url=url), datetime.now(timezone.utc), days
         )
         print(
-            f"{shown}: {result.conversations} conversations ({result.events} events) "
-            f"silent for {days} days, {result.drafts} abandoned drafts, "
-            f"{result.failures} verification failures, {result.lockouts} lockouts, "
-            f"{result.staff_sessions} console sessions deleted"
+            f"{shown}: {result.events} events older than {days} days "
+            f"({result.conversations} silent conversations), {result.drafts} abandoned "
+            f"drafts, {result.failures} verification failures, {result.lockouts} lockouts, "
+            f"{result.staff_sessions} console sessions, {result.outbound_deleted} outbound "
+            f"messages, {result.staff_messages} staff replies, {result.audit_rows} audit rows "
+            f"deleted; {result.outbound_masked} phone numbers masked"
         )
         return 0
     if args.command == "revision":
