@@ -32,6 +32,7 @@ logs a phone number, a LINE user id or a message text.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -93,13 +95,28 @@ class ApiPusher:
         from bot.channels.line.api import LineApiError
         from bot.channels.line.messages import MAX_TEXT_CHARS, text_message
 
+        messages = [text_message(text[:MAX_TEXT_CHARS])]
         try:
-            self._api.push_blocking(to, [text_message(text[:MAX_TEXT_CHARS])], retry_key)
+            if _loop_running():
+                # Called after a commit on an event loop's thread (an async server):
+                # the blocking push needs a thread without one.
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    pool.submit(self._api.push_blocking, to, messages, retry_key).result()
+            else:
+                self._api.push_blocking(to, messages, retry_key)
         except LineApiError as error:
             reason = f"HTTP {error.status}" if error.status else error.reason
             if 400 <= error.status < 500 and error.status != 429:
                 raise PermanentFailureError(reason) from error
             raise TransientFailureError(reason) from error
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @dataclass

@@ -226,3 +226,18 @@ def test_a_line_push_refused_for_good_is_not_retried(sessions):
         assert Deliverer(sessions, Carriers(line=pusher)).run_once() == 0
     [row] = rows(sessions)
     assert (row.status, row.error, len(line.calls)) == ("failed", "HTTP 401", 1)
+
+
+def test_a_push_after_a_commit_on_an_event_loop_thread_is_sent(sessions):
+    # An async server (the action server) commits on its event loop's thread.
+    import asyncio
+
+    with line_stand_in() as line:
+        pusher = ApiPusher(ACCESS_TOKEN, line.url)
+
+        async def server() -> None:
+            write(sessions, channel=LINE, carriers=Carriers(line=pusher))
+
+        asyncio.run(server())
+    assert [row.status for row in rows(sessions)] == ["sent"]
+    assert [call.body["to"] for call in line.successful()] == [LINE_USER]
