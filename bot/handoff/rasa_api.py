@@ -12,11 +12,18 @@ from urllib.parse import quote
 
 import requests
 
+from bot.core.conversation import native_id
+
 TIMEOUT_SECONDS = 10
 # The relay action calls the action server, which reads the database and answers; the
 # rasa server then sends on the member's channel (a LINE push may take seconds).
 RELAY_TIMEOUT_SECONDS = 30
 RELAY_ACTION = "action_relay_staff_message"
+
+
+def is_line_conversation(sender_id: str) -> bool:
+    """Whether ``sender_id`` is a LINE conversation (``line:U…``)."""
+    return native_id(sender_id, "line") is not None
 
 
 class RasaApiError(Exception):
@@ -85,8 +92,11 @@ class RasaApi:
         ``POST /conversations/{id}/execute?output_channel=latest``: the rasa server runs
         the action (it works while the conversation is paused: ``execute`` predicts
         nothing, it runs the one action) and sends what it utters on the channel the
-        member last wrote on (the website chat's socket room, a LINE push). For the
-        REST channel, which cannot send on its own, the messages come back here.
+        member last wrote on (the website chat's socket room). For the REST channel,
+        which cannot send on its own, the messages come back here, and so they do for a
+        LINE conversation (``line:…``), whose replies the outbox pushes after the
+        commit that stored them (:func:`bot.handoff.relay.send_staff_message`): the
+        relay only records them in the conversation, so a retry never pushes twice.
 
         Returns:
             The messages the server collected instead of sending (REST only).
@@ -95,9 +105,14 @@ class RasaApi:
             RasaApiError: the server answered with an error (404: no such conversation)
                 or could not be reached.
         """
+        # A LINE conversation's replies are pushed by the outbox (bot.handoff.relay),
+        # once, with a retry key: Rasa only records them, its collector sends nothing.
+        params = {"include_events": "NONE"}
+        if not is_line_conversation(sender_id):
+            params["output_channel"] = "latest"
         response = self._post(
             self._conversation(sender_id, "execute"),
-            {"output_channel": "latest", "include_events": "NONE"},
+            params,
             {"name": RELAY_ACTION},
             RELAY_TIMEOUT_SECONDS,
         )

@@ -13,6 +13,12 @@ Two halves, in two processes:
 A reply is stored before the rasa server is asked: if the server is down, it waits
 (``delivered_at`` empty) and goes with the next reply that gets through.
 ``delivered_at`` is when the reply was handed to the rasa server for sending.
+
+On LINE the reply is also written to the outbox (``bot.outbound``) in the transaction
+that stores it, and pushed after that commits with the outbox row's uuid as
+``X-Line-Retry-Key``: once, whatever retries a crash or a slow LINE cause. The relay
+then only records it in the conversation (the rasa server sends nothing for a LINE
+conversation, :meth:`bot.handoff.rasa_api.RasaApi.relay`).
 """
 
 from __future__ import annotations
@@ -23,13 +29,17 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channels.guard import hashed_sender
+from bot.core.conversation import native_id
 from bot.db.audit import audit
 from bot.db.models import Escalation, EscalationStatus, StaffMessage
 from bot.handoff.rasa_api import RasaApi, RasaApiError
+from bot.outbound import sender as outbound
 
 MAX_TEXT_LENGTH = 2000
 # What the member sees before each reply: it is a person, not the assistant, writing.
 STAFF_PREFIX = "担当者より："
+STAFF_REPLY = "staff_reply"  # the outbox's purpose of a reply pushed on LINE
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,9 @@ def send_staff_message(
     Raises:
         RelayError: empty or too long, unknown escalation or not in progress (nothing
             stored); or stored but not delivered because the rasa server could not be
-            reached or did not run the action (``stored`` is set).
+            reached or did not run the action (``stored`` is set). Not for a LINE
+            conversation: the outbox pushes the reply whatever the rasa server does,
+            and only its line in the conversation waits (``delivered_at`` empty).
     """
     cleaned = _checked_text(text)
     with sessions.begin() as session:
@@ -164,17 +176,32 @@ def send_staff_message(
             message_id=row.id,
             length=len(cleaned),
         )
+        line_user = native_id(escalation.sender_id, "line")
+        if line_user:
+            outbound.enqueue(
+                session,
+                outbound.LINE,
+                hashed_sender(line_user),
+                f"{STAFF_PREFIX}{cleaned}",
+                now,
+                address=line_user,
+                purpose=STAFF_REPLY,
+                member_id=escalation.member_id,
+            )
         message_id, sender_id = row.id, escalation.sender_id
     try:
         rasa.relay(sender_id)
     except RasaApiError as error:
+        if line_user:
+            # Pushed by the outbox already; only its line in the transcript waits.
+            return _stored(sessions, message_id)
         raise RelayError(
             "アシスタントのサーバーに接続できないため、メッセージはまだ届いていません。"
             "メッセージは保存しました。次にお送りするメッセージと一緒に届きます。",
             stored=_stored(sessions, message_id),
         ) from error
     view = _stored(sessions, message_id)
-    if view.delivered_at is None:
+    if view.delivered_at is None and not line_user:
         # The rasa server answered but the action did not run (action server down:
         # Rasa logs it and carries on).
         raise RelayError(

@@ -284,3 +284,44 @@ def test_the_rasa_api_names_a_prefixed_conversation_as_it_is():
         "http://127.0.0.1:5005/conversations/line:U0abc/execute"
     )
     assert api._conversation("web:a/b", "tracker/events").endswith("/web:a%2Fb/tracker/events")
+
+
+def test_a_reply_on_line_is_pushed_once_by_the_outbox_and_only_recorded_by_rasa(
+    database, rasa, monkeypatch
+):
+    import bot.outbound.outbox as outbox
+    from bot.db.models import OutboundMessage
+    from tests.line_stand_in import ACCESS_TOKEN, line_stand_in
+
+    sender = "line:U4af4980629a0b8e5c1f3a7d9e2b6c001"
+    rasa.known.add(sender)
+    escalation_id = in_progress(database, sender)
+    with line_stand_in() as line:
+        monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", ACCESS_TOKEN)
+        monkeypatch.setenv("LINE_API_BASE_URL", line.url)
+        monkeypatch.setattr(outbox, "_default_carriers", None)  # read these settings
+        api = RasaApi(rasa.url, TOKEN)
+        sent = send_staff_message(database, escalation_id, "tanaka", "確認します", NOW, api)
+        assert sent.delivered_at is not None  # recorded in the conversation
+        rasa.status, rasa.run_action = 500, False  # the rasa server fails...
+        later = send_staff_message(database, escalation_id, "tanaka", "お待たせ", NOW, api)
+        assert later.delivered_at is None  # ...no error for staff: the push went already
+        rasa.status, rasa.run_action = 200, True
+        api.relay(sender)  # the console's retry: records it, pushes nothing
+    pushes = line.successful()
+    assert [call.texts for call in pushes] == [
+        ["担当者より：確認します"],
+        ["担当者より：お待たせ"],
+    ]
+    assert [call.body["to"] for call in pushes] == [sender.removeprefix("line:")] * 2
+    assert [delivered for _, _, delivered in stored(database)] == [True, True]
+    # Rasa was asked to run the relay without an output channel: it sends nothing itself.
+    assert all("output_channel" not in query for _, query, _ in rasa.calls)
+    with database.begin() as session:
+        rows = session.execute(sa.select(OutboundMessage)).scalars().all()
+        assert [(row.channel, row.status, row.purpose, row.payload) for row in rows] == [
+            ("line", "sent", "staff_reply", None),
+            ("line", "sent", "staff_reply", None),
+        ]
+        keys = [row.retry_key for row in rows]
+    assert [call.headers["x-line-retry-key"] for call in pushes] == keys
