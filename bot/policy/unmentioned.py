@@ -1,6 +1,6 @@
 """Things members ask about that a policy may not mention at all.
 
-A question about call recordings, a website's cookies, AI, cameras, apps, location data
+A question about call recordings, a website's cookies or history, AI, cameras, apps, location data
 or where the servers are is often close enough to a topic (利用目的, 安全管理措置) for
 the NLU to pick it with confidence; that topic's answer then says nothing about what was
 asked. When the active organization's published text never names the thing, no
@@ -24,6 +24,11 @@ from bot.policy.search import query_lemmas
 # What is asked about (as the folded message writes it) and how the answer names it.
 SUBJECTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"クッキー|cookie"), "ウェブサイトのクッキー（Cookie）"),
+    # 「サイトを見た履歴」: a website's history, not 受診履歴 or a request's record.
+    (
+        re.compile(r"閲覧履歴|アクセス履歴|アクセスログ|(?:サイト|ホームページ|ウェブ)\S{0,8}履歴"),
+        "ウェブサイトの閲覧履歴",
+    ),
     (re.compile(r"録音"), "通話の録音"),
     (re.compile(r"(?<![a-z])ai(?![a-z])|人工知能"), "AI（人工知能）での利用"),
     (re.compile(r"カメラ|映像"), "カメラの映像"),

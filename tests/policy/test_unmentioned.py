@@ -55,3 +55,14 @@ def test_only_topic_answers_are_replaced():
     assert "0120-54-5711" in replaced[0].text
     for intent in ("request_disclosure", "ask_contact", "ask_my_data", "greet"):
         assert for_unmentioned(profile, intent, text, []) is None
+
+
+def test_a_website_history_is_unmentioned_where_the_policy_is_silent_about_it():
+    question = "ホームページを見た履歴を集めていますか"
+    assert unmentioned_subject(load_profile("gunma-shoko-kyosai"), question) == (
+        "ウェブサイトの閲覧履歴"
+    )
+    # coop's 4. names 「ウェブサイトの閲覧履歴」: its usage-purpose answer stands.
+    assert unmentioned_subject(load_profile("coop-kyosai"), question) is None
+    # 受診履歴 is not a website's.
+    assert unmentioned_subject(load_profile("gunma-shoko-kyosai"), "受診履歴は何に使う") is None
