@@ -19,7 +19,8 @@ a background task, in order:
   messages in groups and rooms are not read, since the answers concern personal
   information;
 - a redelivered event (``deliveryContext.isRedelivery``) whose ``webhookEventId`` was
-  already seen is skipped; everything else is logged by type and ignored.
+  already seen is skipped (seen by any replica, with ``REDIS_URL``:
+  :mod:`~bot.channels.line.seen`); everything else is logged by type and ignored.
 
 The Rasa sender id of a member is ``line:`` and the LINE user id
 (:mod:`bot.core.conversation`): only a request that passed the signature check can name
