@@ -324,3 +324,25 @@ def test_the_rasa_server_refuses_to_start_without_its_redis(monkeypatch, capsys,
     assert error.startswith(f"設定エラー: REDIS_URL: Redis at 127.0.0.1:{port}/0 does not answer")
     assert "pw-in-url" not in error
     assert not (tmp_path / "rasa_token").exists()  # stopped before anything was made
+
+
+def test_rasa_builds_its_redis_lock_store_from_redis_url_alone(tmp_path):
+    from rasa.core.lock_store import LockStore, RedisLockStore
+    from rasa.utils.endpoints import read_endpoint_config
+
+    url = os.environ.get("PRIVACY_BOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+    settings = load_settings({"PRIVACY_BOT_VAR_DIR": str(tmp_path), "REDIS_URL": url})
+    store = LockStore.create(read_endpoint_config(str(write_endpoints(settings)), "lock_store"))
+    assert isinstance(store, RedisLockStore)
+    try:
+        store.red.ping()
+    except Exception as error:  # redis' own ConnectionError
+        pytest.skip(f"Redis not reachable at {url}: {type(error).__name__}")
+    conversation = f"test-{os.getpid()}-{tmp_path.name}"
+
+    async def lock() -> None:
+        async with store.lock(conversation):
+            assert store.get_lock(conversation) is not None
+        assert store.get_lock(conversation) is None
+
+    asyncio.run(lock())
