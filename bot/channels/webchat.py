@@ -34,7 +34,9 @@ sessions a browser cannot take from someone else (:mod:`bot.channels.web_session
   and logs see is no credential.
 
 It also awaits ``enter_room``, which Rasa 3.6 forgets to do with python-socketio 5 (the
-stock channel with ``session_persistence`` answers nobody).
+stock channel with ``session_persistence`` answers nobody). ``session_persistence: true``
+is required: the rate limit, the offered buttons and the tracker follow a conversation
+across page reloads and reconnects.
 
 With ``REDIS_URL``, the channel builds its socket.io server with python-socketio's
 ``AsyncRedisManager`` (Rasa's blueprint builds a plain one, so the blueprint is this
@@ -44,9 +46,7 @@ reaches a member whose socket is on another rasa server than the one the console
 (``/conversations/<id>/execute?output_channel=latest`` makes Rasa call
 :meth:`WebchatInput.get_output_channel`, whose output emits through this server), and
 how a socket whose session was resumed elsewhere is told and disconnected. The guard is
-then the shared one (:mod:`bot.channels.shared_guard`). ``session_persistence: true``
-is required: the rate limit, the offered buttons and the tracker follow a conversation
-across page reloads and reconnects.
+then the shared one (:mod:`bot.channels.shared_guard`).
 """
 
 from __future__ import annotations
