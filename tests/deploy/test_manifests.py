@@ -362,7 +362,13 @@ def test_a_process_without_the_shared_secrets_refuses_to_start(tmp_path):
     environment = {"PRIVACY_BOT_VAR_DIR": str(tmp_path), "RASA_TOKEN": "t"}
     result = subprocess.run(
         [sys.executable, str(DEPLOY / "docker" / "entrypoint.py"), "actions"],
-        env={**os.environ, **environment, "ACTION_SERVER_SECRET": "", "PRIVACY_BOT_SECRET": ""},
+        env={
+            **os.environ,
+            **environment,
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "ACTION_SERVER_SECRET": "",
+            "PRIVACY_BOT_SECRET": "",
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -510,6 +516,7 @@ def test_each_process_started_as_the_image_starts_it_passes_its_health_check(
     variable = {"actions": "ACTION_PORT", "console": "CONSOLE_PORT", "webchat": "WEBCHAT_PORT"}
     environment = {
         **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
         "PRIVACY_BOT_VAR_DIR": str(tmp_path),
         "PRIVACY_BOT_BIND_HOST": "127.0.0.1",
         "DATABASE_URL": migrated_url,
@@ -550,7 +557,7 @@ class _Health(http.server.BaseHTTPRequestHandler):
 def run_healthcheck(*args: str, env: dict[str, str] | None = None) -> int:
     return subprocess.run(
         [sys.executable, str(DEPLOY / "docker" / "healthcheck.py"), *args],
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})},
         capture_output=True,
         timeout=60,
         cwd=PROJECT_ROOT,
