@@ -651,3 +651,26 @@ def test_the_secret_check_catches_a_committed_password():
     assert committed_value_problem("DATABASE_URL", "postgresql://u:hunter2@db/x")
     assert committed_value_problem("RASA_TOKEN", "abc")
     assert committed_value_problem("DATABASE_URL", f"postgresql://u:{PLACEHOLDER}@db/x") is None
+
+
+# --- the image -----------------------------------------------------------------------
+
+
+def test_the_image_is_built_from_files_that_exist_and_runs_unprivileged():
+    dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    stages = re.findall(r"^FROM (\S+) AS (\w+)$", dockerfile, flags=re.M)
+    assert ("python:3.10-slim", "app") in stages
+    assert stages[-1] == ("app", "release"), "the default target is the app with its model"
+    assert "COPY --from=model /app/models /app/models" in dockerfile
+    # Installed as `make install` does: the pinned pip, then the project in editable mode.
+    assert 'pip install --quiet "pip==24.0"' in dockerfile
+    assert "pip install --quiet -e ." in dockerfile
+    assert "RUN python -m bot.launcher train" in dockerfile
+    for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile, flags=re.M):
+        for source in line.split()[:-1]:
+            assert (PROJECT_ROOT / source).exists(), f"COPY {source}: no such file"
+    app_stage = dockerfile.split("AS app\n")[1].split("\nFROM ")[0]
+    assert re.search(r"^USER 10001$", app_stage, flags=re.M)
+    assert 'ENTRYPOINT ["python", "/app/deploy/docker/entrypoint.py"]' in app_stage
+    ignored = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()
+    assert {".env", "deploy/env/*.env", "deploy/certs", "**/.venv"} <= set(ignored)
