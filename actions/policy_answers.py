@@ -10,6 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import active_profile, send
 from bot.policy.answers import answer
 from bot.policy.quoting import for_fallback, for_out_of_scope
+from bot.policy.unmentioned import for_unmentioned
 
 FALLBACK_INTENTS = {"nlu_fallback", None}
 
@@ -30,15 +31,21 @@ class ActionAnswerPolicy(Action):
         """Utter the answer for the latest intent and the kinds of information named.
 
         An out-of-scope message about personal information is answered from the policy
-        text when it says something about it (``bot.policy.quoting``).
+        text when it says something about it (``bot.policy.quoting``). A question about
+        something the policy never names is told so (``bot.policy.unmentioned``).
         """
         intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
+        text = tracker.latest_message.get("text") or ""
+        profile = active_profile()
+        unmentioned = for_unmentioned(profile, intent, text, _ranking(tracker))
+        if unmentioned:
+            send(dispatcher, unmentioned)
+            return []
         if intent == "out_of_scope":
-            text = tracker.latest_message.get("text") or ""
-            send(dispatcher, for_out_of_scope(active_profile(), text, _ranking(tracker)))
+            send(dispatcher, for_out_of_scope(profile, text, _ranking(tracker)))
             return []
         topics = [str(value) for value in tracker.get_latest_entity_values("info_category")]
-        send(dispatcher, answer(active_profile(), intent, topics))
+        send(dispatcher, answer(profile, intent, topics))
         return []
 
 
@@ -67,5 +74,7 @@ class ActionClarify(Action):
     ) -> list[dict[str, Any]]:
         """Utter the policy's words for the message, or the clarification."""
         text = tracker.latest_message.get("text") or ""
-        send(dispatcher, for_fallback(active_profile(), text, _ranking(tracker)))
+        profile, ranking = active_profile(), _ranking(tracker)
+        unmentioned = for_unmentioned(profile, "nlu_fallback", text, ranking)
+        send(dispatcher, unmentioned or for_fallback(profile, text, ranking))
         return []

@@ -10,7 +10,8 @@ Ctrl-C stops everything it started.
 The rasa server keeps every conversation in its SQL tracker store (``events`` table,
 ``settings.tracker_url``: ``TRACKER_STORE_URL``, else the app database, or
 ``tracker.db`` beside a SQLite app database), where the staff console reads
-transcripts; with ``LOCK_STORE_URL`` its conversation locks are in Redis.
+transcripts; with ``LOCK_STORE_URL`` (or else ``REDIS_URL``) its conversation locks are
+in Redis.
 """
 
 from __future__ import annotations
@@ -172,8 +173,8 @@ def write_endpoints(settings: Settings) -> Path:
         },
         "tracker_store": tracker_store_config(settings.tracker_url),
     }
-    if settings.lock_store_url:
-        endpoints["lock_store"] = lock_store_config(settings.lock_store_url)
+    if settings.lock_url:  # LOCK_STORE_URL, else REDIS_URL
+        endpoints["lock_store"] = lock_store_config(settings.lock_url)
     write_private(path, yaml.safe_dump(endpoints, allow_unicode=True, sort_keys=False))
     return path
 

@@ -47,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the rasa server until stopped; 2 when the settings are unusable."""
     try:
         settings = load_settings()
+        if settings.redis_url:
+            # Fail here, with the settings' message, rather than in a channel's traceback.
+            from bot.channels.shared_state import require_reachable
+
+            require_reachable(settings.redis_url)
         token = ensure_rasa_token(settings)
         sys.argv = rasa_argv(
             list(sys.argv[1:] if argv is None else argv),

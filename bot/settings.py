@@ -62,8 +62,13 @@ class Settings:
     # SQLite app database a file of its own (see tracker_url). The staff console reads
     # transcripts from it.
     tracker_store_url: str | None = None
-    # A Redis lock store (redis://host:port/db) for several rasa servers; in memory if unset.
+    # A Redis lock store (redis://host:port/db) for several rasa servers; REDIS_URL when
+    # unset, else in memory (see lock_url).
     lock_store_url: str | None = None
+    # Redis for what several rasa servers share (bot/channels/shared_state.py): the channel
+    # guard's limits and offered buttons, LINE's webhook event ids and API budget, the
+    # website chat's socket.io messages; and the default lock store. Unset: per process.
+    redis_url: str | None = None
     # The address every server listens on: loopback unless told otherwise (a container
     # behind a private network sets 0.0.0.0). The public face is nginx (deploy/nginx/).
     bind_host: str = "127.0.0.1"
@@ -133,6 +138,15 @@ class Settings:
         if path and "?" not in path and path != ":memory:":
             return f"{prefix}{Path(path).with_name('tracker.db')}"
         return self.database_url
+
+    @property
+    def lock_url(self) -> str | None:
+        """Rasa's Redis lock store: ``LOCK_STORE_URL``, else ``REDIS_URL``, else None (memory).
+
+        Several rasa servers must share their conversation locks as they share the rest;
+        ``LOCK_STORE_URL`` is only needed to keep the locks on another Redis.
+        """
+        return self.lock_store_url or self.redis_url
 
     @property
     def local_host(self) -> str:
@@ -248,8 +262,12 @@ def _networks(env: dict[str, str], name: str) -> tuple[str, ...]:
 
 def _redis_url(env: dict[str, str], name: str) -> str | None:
     raw = _optional(env, name)
-    if raw is not None and urlsplit(raw).scheme not in ("redis", "rediss"):
-        raise SettingsError(f"{name} must be a redis:// URL, got {raw!r}")
+    scheme = urlsplit(raw).scheme if raw is not None else ""
+    if raw is not None and scheme not in ("redis", "rediss"):
+        # Only the scheme is quoted: the URL may carry a password.
+        raise SettingsError(
+            f"{name} must be a redis:// or rediss:// URL, got one with scheme {scheme!r}"
+        )
     return raw
 
 
@@ -321,6 +339,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         webchat_rasa_url=_origin(env, "WEBCHAT_RASA_URL"),
         tracker_store_url=_optional(env, "TRACKER_STORE_URL"),
         lock_store_url=_redis_url(env, "LOCK_STORE_URL"),
+        redis_url=_redis_url(env, "REDIS_URL"),
         bind_host=_host(env, "PRIVACY_BOT_BIND_HOST", "127.0.0.1"),
         rest_enabled=_flag(env, "PRIVACY_BOT_REST"),
         action_secret=_optional(env, "ACTION_SERVER_SECRET"),
@@ -462,6 +481,7 @@ ENVIRONMENT: dict[str, str] = {
     "webchat_rasa_url": "WEBCHAT_RASA_URL",
     "tracker_store_url": "TRACKER_STORE_URL",
     "lock_store_url": "LOCK_STORE_URL",
+    "redis_url": "REDIS_URL",
     "bind_host": "PRIVACY_BOT_BIND_HOST",
     "rest_enabled": "PRIVACY_BOT_REST",
     "console_port": "CONSOLE_PORT",

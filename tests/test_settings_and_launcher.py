@@ -269,3 +269,80 @@ def test_the_tracker_store_may_not_share_the_sqlite_file_of_the_app_database(tmp
     assert (
         load_settings({"DATABASE_URL": url}).tracker_url == f"sqlite:///{tmp_path / 'tracker.db'}"
     )
+
+
+def test_redis_url_is_optional_and_must_be_a_redis_url():
+    assert load_settings({}).redis_url is None
+    for url in ("redis://127.0.0.1:6379/0", "rediss://:pw@cache.example.jp:6380/2"):
+        assert load_settings({"REDIS_URL": url}).redis_url == url
+    for bad in ("http://:hunter2@cache.example.jp", "127.0.0.1:6379", "valkey://x"):
+        with pytest.raises(SettingsError, match="REDIS_URL must be a redis:// or rediss://") as e:
+            load_settings({"REDIS_URL": bad})
+        assert "hunter2" not in str(e.value)
+    with pytest.raises(SettingsError, match="LOCK_STORE_URL"):
+        load_settings({"LOCK_STORE_URL": "memcached://x"})
+
+
+def test_the_lock_store_is_redis_url_unless_lock_store_url_names_another(tmp_path):
+    def lock_store(**env: str) -> object:
+        settings = load_settings({"PRIVACY_BOT_VAR_DIR": str(tmp_path), **env})
+        return endpoints_of(settings).get("lock_store")
+
+    assert lock_store() is None  # in memory, as make run has it
+    assert lock_store(REDIS_URL="redis://cache.example.jp:6379/3") == {
+        "type": "redis",
+        "url": "cache.example.jp",
+        "port": 6379,
+        "db": 3,
+        "use_ssl": False,
+    }
+    assert lock_store(
+        REDIS_URL="redis://cache.example.jp:6379/3", LOCK_STORE_URL="rediss://locks.example.jp/1"
+    ) == {"type": "redis", "url": "locks.example.jp", "port": 6379, "db": 1, "use_ssl": True}
+
+
+def test_the_servers_the_launcher_starts_get_redis_url():
+    from bot.settings import environment_of
+
+    url = "redis://127.0.0.1:6379/4"
+    environment = environment_of(load_settings({"REDIS_URL": url}))
+    assert environment["REDIS_URL"] == url
+    assert environment["LOCK_STORE_URL"] is None  # they derive it as the launcher did
+    assert environment_of(load_settings({}))["REDIS_URL"] is None
+
+
+def test_the_rasa_server_refuses_to_start_without_its_redis(monkeypatch, capsys, tmp_path):
+    from bot.rasa_server import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("PRIVACY_BOT_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("REDIS_URL", f"redis://:pw-in-url@127.0.0.1:{port}/0")
+    assert main(["--model", "none.tar.gz"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"設定エラー: REDIS_URL: Redis at 127.0.0.1:{port}/0 does not answer")
+    assert "pw-in-url" not in error
+    assert not (tmp_path / "rasa_token").exists()  # stopped before anything was made
+
+
+def test_rasa_builds_its_redis_lock_store_from_redis_url_alone(tmp_path):
+    from rasa.core.lock_store import LockStore, RedisLockStore
+    from rasa.utils.endpoints import read_endpoint_config
+
+    url = os.environ.get("PRIVACY_BOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+    settings = load_settings({"PRIVACY_BOT_VAR_DIR": str(tmp_path), "REDIS_URL": url})
+    store = LockStore.create(read_endpoint_config(str(write_endpoints(settings)), "lock_store"))
+    assert isinstance(store, RedisLockStore)
+    try:
+        store.red.ping()
+    except Exception as error:  # redis' own ConnectionError
+        pytest.skip(f"Redis not reachable at {url}: {type(error).__name__}")
+    conversation = f"test-{os.getpid()}-{tmp_path.name}"
+
+    async def lock() -> None:
+        async with store.lock(conversation):
+            assert store.get_lock(conversation) is not None
+        assert store.get_lock(conversation) is None
+
+    asyncio.run(lock())

@@ -35,7 +35,7 @@ _QUESTION = re.compile(
     r"|もらえますか|もらえるの|もらえる\?|いただけますか|くれますか|くれるの"
     r"|どうすれば|どうしたら|どうやって|どのように|どうやったら|方法|やり方"
     r"|いくら|費用|手数料|何日|どのくらい|どれくらい|必要ですか|必要なもの"
-    r"|でしょうか|ますか\??$|の\?$|\?$)"
+    r"|でしょうか|んですか|のですか|ますか\??$|の\?$|\?$)"
 )
 # A request said plainly at the end of the message starts the dialog, whatever came before.
 _CLEAR_REQUEST = re.compile(

@@ -20,6 +20,11 @@ Pure Python (no Rasa import), safe to call from threads or an event loop. Memory
 bounded: senders idle for :attr:`ChannelGuard.idle_seconds` are forgotten, and at most
 :attr:`ChannelGuard.max_senders` are tracked (the least recently active go first).
 Logs carry neither message text nor the raw sender id, only :func:`hashed_sender`.
+
+This guard keeps its state in its process. With ``REDIS_URL`` the channels use
+:class:`~bot.channels.shared_guard.SharedChannelGuard` instead, which keeps the same
+state in Redis for every replica; both answer the :class:`Guard` protocol, which the
+channels call (its methods are coroutines, since the shared one waits on Redis).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +95,21 @@ class Verdict:
 
     text: str | None
     reply: str | None
+
+
+class Guard(Protocol):
+    """What a channel asks of its guard: :class:`ChannelGuard` or the shared one."""
+
+    max_per_minute: int
+    max_chars: int
+
+    async def admit_async(self, sender_id: str, text: str) -> Verdict:
+        """Decide what of a member's message goes to Rasa (see :meth:`ChannelGuard.admit`)."""
+        ...
+
+    async def offered_async(self, sender_id: str, payloads: Iterable[str]) -> None:
+        """Remember the buttons sent to a sender (see :meth:`ChannelGuard.offered`)."""
+        ...
 
 
 @dataclass
@@ -179,6 +199,14 @@ class ChannelGuard:
             while len(state.offer) > self.max_offered:
                 del state.offer[next(iter(state.offer))]
 
+    async def offered_async(self, sender_id: str, payloads: Iterable[str]) -> None:
+        """:meth:`offered`, as the :class:`Guard` protocol has it."""
+        self.offered(sender_id, payloads)
+
+    async def admit_async(self, sender_id: str, text: str) -> Verdict:
+        """:meth:`admit`, as the :class:`Guard` protocol has it."""
+        return self.admit(sender_id, text)
+
     def admit(self, sender_id: str, text: str) -> Verdict:
         """Decide what of a member's message goes to Rasa, and what to say back.
 
@@ -204,28 +232,7 @@ class ChannelGuard:
                 return Verdict(None, RATE_LIMITED_REPLY)
             state.limit_notified = False
             state.counted.append(now)
-
-            stripped = text.strip()
-            if len(stripped) > self.max_chars:
-                logger.info(
-                    "Message of %d characters refused for sender %s",
-                    len(stripped),
-                    hashed_sender(sender_id),
-                )
-                return Verdict(None, too_long_reply(self.max_chars))
-            if not stripped.startswith(INTENT_PREFIX):
-                return Verdict(stripped, None) if stripped else Verdict(None, EMPTY_REPLY)
-            if stripped in state.offer:
-                # One press per offer: a second button of the same set, or the same
-                # button twice, is not an answer to the question the buttons asked.
-                state.offer = {}
-                return Verdict(stripped, None)
-            logger.info(
-                "Intent payload not offered to sender %s: handed on as plain words",
-                hashed_sender(sender_id),
-            )
-            words = _without_prefix(stripped)
-            return Verdict(words, None) if words else Verdict(None, EMPTY_REPLY)
+            return judge(sender_id, text, self.max_chars, lambda payload: _take(state, payload))
 
     def _touch(self, sender_id: str, now: float) -> _Sender:
         """The sender's state, marked active now; forgets idle and surplus senders."""
@@ -241,6 +248,67 @@ class ChannelGuard:
                 break
             self._senders.popitem(last=False)
         return state
+
+
+def _take(state: _Sender, payload: str) -> bool:
+    """Use up the sender's offer if ``payload`` is in it; whether it was."""
+    if payload not in state.offer:
+        return False
+    # One press per offer: a second button of the same set, or the same button twice,
+    # is not an answer to the question the buttons asked.
+    state.offer = {}
+    return True
+
+
+def offer_candidate(text: str, max_chars: int) -> str | None:
+    """The payload an offer would have to match for ``text``, if any.
+
+    Only a message within the length limit that starts with ``/`` is compared with the
+    offer (and uses it up): a longer one is refused before that.
+
+    Args:
+        text: the message as the member sent it.
+        max_chars: the length limit.
+
+    Returns:
+        The stripped text, or None.
+    """
+    stripped = text.strip()
+    if len(stripped) > max_chars or not stripped.startswith(INTENT_PREFIX):
+        return None
+    return stripped
+
+
+def judge(sender_id: str, text: str, max_chars: int, take_offer: Callable[[str], bool]) -> Verdict:
+    """The verdict on a message the rate limit let through: length, then payload policy.
+
+    Args:
+        sender_id: who sent it (for logs, hashed).
+        text: the message as the member sent it.
+        max_chars: the length limit.
+        take_offer: uses up the sender's offer if the payload is in it; whether it was.
+
+    Returns:
+        The verdict.
+    """
+    stripped = text.strip()
+    if len(stripped) > max_chars:
+        logger.info(
+            "Message of %d characters refused for sender %s",
+            len(stripped),
+            hashed_sender(sender_id),
+        )
+        return Verdict(None, too_long_reply(max_chars))
+    if not stripped.startswith(INTENT_PREFIX):
+        return Verdict(stripped, None) if stripped else Verdict(None, EMPTY_REPLY)
+    if take_offer(stripped):
+        return Verdict(stripped, None)
+    logger.info(
+        "Intent payload not offered to sender %s: handed on as plain words",
+        hashed_sender(sender_id),
+    )
+    words = _without_prefix(stripped)
+    return Verdict(words, None) if words else Verdict(None, EMPTY_REPLY)
 
 
 def _without_prefix(text: str) -> str:

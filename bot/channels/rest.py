@@ -14,7 +14,9 @@ their verified data through it. This channel replaces it under the same name and
   so no REST call can reach a LINE or website-chat conversation; ``input_channel`` and
   ``metadata`` in the body are ignored;
 - every message goes through the same :class:`~bot.channels.guard.ChannelGuard` as the
-  member channels: rate and length limits, ``/intent`` payloads only where offered.
+  member channels: rate and length limits, ``/intent`` payloads only where offered;
+  with ``REDIS_URL`` the shared one (:mod:`bot.channels.shared_guard`), so that a
+  button offered by one rasa server can be pressed through another.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.channels.guard import ChannelGuard, hashed_sender
+from bot.channels.guard import ChannelGuard, Guard, hashed_sender
+from bot.channels.shared_guard import SharedChannelGuard
+from bot.channels.shared_state import connect_checked
 from bot.core.conversation import conversation_id
 from bot.settings import ensure_rasa_token, load_settings
 
@@ -47,7 +51,7 @@ OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 class GuardedCollector(CollectingOutputChannel):
     """Collects the bot's answers and tells the guard which buttons it offered."""
 
-    def __init__(self, guard: ChannelGuard) -> None:
+    def __init__(self, guard: Guard) -> None:
         """Create the collector.
 
         Args:
@@ -63,7 +67,7 @@ class GuardedCollector(CollectingOutputChannel):
 
     async def _persist_message(self, message: dict[str, Any]) -> None:
         buttons = message.get("buttons") or []
-        self.guard.offered(
+        await self.guard.offered_async(
             str(message.get("recipient_id", "")),
             [str(button.get("payload", "")) for button in buttons],
         )
@@ -88,7 +92,10 @@ class OperatorRestInput(InputChannel):
         ``max_messages_per_minute`` sets the guard's rate limit per conversation
         (default 60: operators' tools send faster than people type). Whether the
         channel is on and its token come from the settings (``PRIVACY_BOT_REST``,
-        ``RASA_TOKEN`` or ``var/rasa_token``).
+        ``RASA_TOKEN`` or ``var/rasa_token``); with ``REDIS_URL`` the guard is shared.
+
+        Raises:
+            SettingsError: If ``REDIS_URL`` is set and Redis does not answer.
         """
         options = dict(credentials or {})
         per_minute = int(options.get("max_messages_per_minute", DEFAULT_MAX_PER_MINUTE))
@@ -98,9 +105,14 @@ class OperatorRestInput(InputChannel):
             logger.info("REST channel on: /webhooks/rest/webhook with the HTTP API token")
         else:
             logger.info("REST channel off (PRIVACY_BOT_REST is not true)")
-        return cls(token, ChannelGuard(max_per_minute=per_minute))
+        guard: Guard = (
+            SharedChannelGuard(connect_checked(settings.redis_url), cls.name(), per_minute)
+            if settings.redis_url
+            else ChannelGuard(max_per_minute=per_minute)
+        )
+        return cls(token, guard)
 
-    def __init__(self, token: str | None, guard: ChannelGuard | None = None) -> None:
+    def __init__(self, token: str | None, guard: Guard | None = None) -> None:
         """Create the channel.
 
         Args:
@@ -108,7 +120,7 @@ class OperatorRestInput(InputChannel):
             guard: the message guard (a default one when None).
         """
         self.token = token
-        self.guard = guard or ChannelGuard(max_per_minute=DEFAULT_MAX_PER_MINUTE)
+        self.guard: Guard = guard or ChannelGuard(max_per_minute=DEFAULT_MAX_PER_MINUTE)
 
     def authorized(self, header: str | None) -> bool:
         """Whether an ``Authorization`` header carries this channel's token."""
@@ -134,7 +146,7 @@ class OperatorRestInput(InputChannel):
             return response.json({"error": "message: a string"}, status=400)
         conversation = conversation_id(self.name(), sender)
         collector = GuardedCollector(self.guard)
-        verdict = self.guard.admit(conversation, text)
+        verdict = await self.guard.admit_async(conversation, text)
         if verdict.reply:
             await collector.send_text_message(conversation, verdict.reply)
         if verdict.text is not None:

@@ -37,6 +37,16 @@ It also awaits ``enter_room``, which Rasa 3.6 forgets to do with python-socketio
 stock channel with ``session_persistence`` answers nobody). ``session_persistence: true``
 is required: the rate limit, the offered buttons and the tracker follow a conversation
 across page reloads and reconnects.
+
+With ``REDIS_URL``, the channel builds its socket.io server with python-socketio's
+``AsyncRedisManager`` (Rasa's blueprint builds a plain one, so the blueprint is this
+channel's own, keeping Rasa's health route and connect check): every emit is published
+in Redis and reaches the room's sockets on every replica. That is how a staff reply
+reaches a member whose socket is on another rasa server than the one the console called
+(``/conversations/<id>/execute?output_channel=latest`` makes Rasa call
+:meth:`WebchatInput.get_output_channel`, whose output emits through this server), and
+how a socket whose session was resumed elsewhere is told and disconnected. The guard is
+then the shared one (:mod:`bot.channels.shared_guard`).
 """
 
 from __future__ import annotations
@@ -47,13 +57,22 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
-from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
-from sanic import Blueprint
-from socketio import AsyncServer
+from rasa.core.channels.channel import (
+    InputChannel,
+    OutputChannel,
+    UserMessage,
+    decode_bearer_token,
+)
+from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from socketio import AsyncRedisManager, AsyncServer
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.channels.guard import ChannelGuard, hashed_sender
+from bot.channels.guard import ChannelGuard, Guard, hashed_sender
+from bot.channels.shared_guard import SharedChannelGuard
+from bot.channels.shared_state import CONNECT_TIMEOUT_S, KEY_PREFIX, connect_checked
 from bot.channels.web_sessions import OpenedSession, WebSessionStore
 from bot.core.conversation import channel_of, conversation_id
 from bot.db.session import session_factory
@@ -85,7 +104,7 @@ class GuardedSocketIOOutput(SocketIOOutput):
     ``output_channel=socketio``) could otherwise name a socket's own room.
     """
 
-    def __init__(self, sio: AsyncServer, bot_message_evt: str, guard: ChannelGuard) -> None:
+    def __init__(self, sio: AsyncServer, bot_message_evt: str, guard: Guard) -> None:
         """Create the output channel.
 
         Args:
@@ -124,7 +143,8 @@ class GuardedSocketIOOutput(SocketIOOutput):
 
         Recorded before sending: a member who taps at once must find the offer there.
         """
-        self.guard.offered(recipient_id, [str(button.get("payload", "")) for button in buttons])
+        payloads = [str(button.get("payload", "")) for button in buttons]
+        await self.guard.offered_async(recipient_id, payloads)
         await super().send_text_with_buttons(recipient_id, text, buttons, **kwargs)
 
 
@@ -134,8 +154,9 @@ class WebchatInput(SocketIOInput):
     def __init__(
         self,
         *args: Any,
-        guard: ChannelGuard | None = None,
+        guard: Guard | None = None,
         store: WebSessionStore | None = None,
+        redis_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         """Create the channel; arguments as for :class:`SocketIOInput`.
@@ -145,6 +166,8 @@ class WebchatInput(SocketIOInput):
             guard: the guard to apply (a default one when None).
             store: where sessions are kept (the app database of the settings when None,
                 opened on first use).
+            redis_url: Redis for the socket.io server's messages (None: this process
+                only).
             **kwargs: passed to :class:`SocketIOInput`.
 
         Raises:
@@ -154,8 +177,11 @@ class WebchatInput(SocketIOInput):
         super().__init__(*args, **kwargs)
         if not self.session_persistence:
             raise ValueError("the website chat's channel needs session_persistence: true")
-        self.guard = guard or ChannelGuard(max_per_minute=DEFAULT_MAX_PER_MINUTE)
+        self.guard: Guard = guard or ChannelGuard(max_per_minute=DEFAULT_MAX_PER_MINUTE)
         self.store = store
+        self.redis_url = redis_url
+        # The Redis pub/sub channel of the socket.io servers; every replica uses the same.
+        self.socketio_channel = f"{KEY_PREFIX}socketio"
         self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         # socket id -> the session it confirmed, and back; both forgotten when it goes.
         self.sessions: dict[str, str] = {}
@@ -166,13 +192,23 @@ class WebchatInput(SocketIOInput):
         """Build the channel from its ``credentials.yml`` block.
 
         Besides Rasa's socketio options, ``max_messages_per_minute`` sets the rate limit
-        per conversation (default 20).
+        per conversation (default 20). With ``REDIS_URL`` set, the guard and the socket.io
+        server's messages are shared with the other replicas in Redis.
+
+        Raises:
+            SettingsError: If ``REDIS_URL`` is set and Redis does not answer.
         """
         options = dict(credentials or {})
         per_minute = int(options.pop("max_messages_per_minute", DEFAULT_MAX_PER_MINUTE))
         channel = super().from_credentials(options)
         assert isinstance(channel, WebchatInput)  # SocketIOInput builds cls(...)
-        channel.guard = ChannelGuard(max_per_minute=per_minute)
+        redis_url = load_settings().redis_url
+        if redis_url is None:
+            channel.guard = ChannelGuard(max_per_minute=per_minute)
+        else:
+            client = connect_checked(redis_url)
+            channel.guard = SharedChannelGuard(client, cls.name(), per_minute)
+            channel.redis_url = redis_url
         return channel
 
     def session_store(self) -> WebSessionStore:
@@ -191,16 +227,49 @@ class WebchatInput(SocketIOInput):
             return super().get_output_channel()  # warns, returns None
         return GuardedSocketIOOutput(self.sio, self.bot_message_evt, self.guard)
 
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        """Rasa's socketio blueprint with the session and message handlers replaced.
+    def make_server(self) -> AsyncServer:
+        """The socket.io server: with a Redis URL, its emits reach every replica's sockets.
 
-        Rasa's blueprint keeps its health route and connect handler; this channel's own
-        ``session_request``, message and ``disconnect`` handlers take the place of
-        Rasa's (python-socketio keeps one handler per event, the last registered).
+        ``cors_allowed_origins=[]`` as in Rasa's blueprint: CORS is left to Sanic.
         """
-        blueprint = super().blueprint(on_new_message)
-        sio = self.sio
-        assert sio is not None  # set by SocketIOInput.blueprint
+        manager = None
+        if self.redis_url:
+            manager = AsyncRedisManager(
+                self.redis_url,
+                channel=self.socketio_channel,
+                # No socket_timeout: the manager's listener waits on an idle connection.
+                redis_options={"socket_connect_timeout": CONNECT_TIMEOUT_S},
+            )
+        return AsyncServer(async_mode="sanic", cors_allowed_origins=[], client_manager=manager)
+
+    def may_connect(self, auth: Any) -> bool:
+        """Rasa's connect check: with ``jwt_key``, a socket needs a valid token."""
+        if not self.jwt_key:
+            return True
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not token:
+            return False
+        return bool(decode_bearer_token(token, self.jwt_key, self.jwt_algorithm))
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """The socketio blueprint: Rasa's routes, this channel's server and handlers.
+
+        Rasa's blueprint builds its own ``AsyncServer``, which cannot be given a client
+        manager; this one is built by :meth:`make_server`. It keeps Rasa's health route
+        and connect check; this channel's ``session_request``, message and
+        ``disconnect`` handlers take the place of Rasa's.
+        """
+        sio = self.make_server()
+        self.sio = sio  # Rasa's get_output_channel emits through it
+        blueprint = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
+
+        @blueprint.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @sio.on("connect", namespace=self.namespace)
+        async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+            return self.may_connect(auth)
 
         @sio.on("session_request", namespace=self.namespace)
         async def session_request(sid: str, data: Any = None) -> None:
@@ -338,7 +407,7 @@ class WebchatInput(SocketIOInput):
             message: the message as Rasa's socketio channel built it.
             on_new_message: Rasa's handler, which runs the message through the bot.
         """
-        verdict = self.guard.admit(message.sender_id, message.text or "")
+        verdict = await self.guard.admit_async(message.sender_id, message.text or "")
         if verdict.reply:
             await message.output_channel.send_text_message(message.sender_id, verdict.reply)
         if verdict.text is None:

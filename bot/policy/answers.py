@@ -82,7 +82,7 @@ REQUEST_TYPE_LABELS: dict[str, str] = {
     "correction": "訂正・追加・削除",
     "suspension": "利用停止・消去",
     "third_party_stop": "第三者提供の停止",
-    "mailing_opt_out": "世帯まとめ送付への不同意の申出",
+    "mailing_opt_out": "世帯単位の送付に同意しない旨の申出",
 }
 
 REQUEST_INTENT_TYPES: dict[str, tuple[str, ...]] = {
@@ -317,6 +317,11 @@ def contact(profile: Profile) -> list[Reply]:
     lines.extend(f"{label}：{value}" for label, value in rows if value)
     if not window.phone:
         lines.append("※公表されている内容には、窓口の電話番号の記載がありません。")
+    if not window.address:
+        # Members ask for it to post their request; it must not look as if it were left out.
+        lines.append(
+            "※窓口の住所は公表されている方針に記載が見当たらないため、郵送の際は窓口にご確認ください。"
+        )
     return [Reply(_with_source(profile, lines, window.source))]
 
 
@@ -330,6 +335,8 @@ def organization(profile: Profile) -> list[Reply]:
         else:
             missing.append(subject)
     if missing:
+        if profile.organization_rule is not None:
+            replies.extend(render_fact(profile, profile.organization_rule))
         replies.append(not_stated(profile, f"{profile.name}の{'・'.join(missing)}"))
     return replies
 

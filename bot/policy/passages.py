@@ -394,7 +394,7 @@ def fact_passages(profile: Profile) -> tuple[Passage, ...]:
         found.append(fact("ask_processing_time", profile.processing_time))
     found.extend(
         fact("ask_organization", item)
-        for item in (profile.address, profile.representative)
+        for item in (profile.address, profile.representative, profile.organization_rule)
         if item is not None
     )
     return tuple(found)

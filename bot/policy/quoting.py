@@ -50,6 +50,11 @@ PERSONAL_INFORMATION_WORDS = frozenset(
         *("第三者", "提供", "漏洩", "漏れる", "流出", "同意", "共同", "委託", "保管"),
         *("保存", "記録", "名簿", "病歴", "秘密", "守秘", "匿名", "仮名", "マイ", "ナンバー"),
         *("セキュリティ", "本人"),
+        # What members ask about that no policy here covers: calls, this chat, web
+        # visits, cameras, AI, location. Said not stated (with the window) rather than the
+        # out-of-scope reply, which would suggest the question was not about their data.
+        *("録音", "通話", "チャット", "履歴", "クッキー", "ai", "人工", "カメラ", "映像"),
+        *("位置", "細則"),
     }
 )
 _OPEN = "（(「『【〔［"
@@ -149,6 +154,13 @@ def _buttons(
     return tuple(Button(INTENT_LABELS[intent], f"/{intent}") for intent in intents[:BUTTONS])
 
 
+def topic_buttons(
+    profile: Profile, words: Sequence[str], ranking: Sequence[str]
+) -> tuple[Button, ...]:
+    """The closest topics to a question read into ``words`` (see :func:`_buttons`)."""
+    return _buttons(index_for(profile), words, ranking)
+
+
 @dataclass(frozen=True)
 class PolicyQuote:
     """What the policy says to a question: the quote, its passage and how sure."""
@@ -191,7 +203,7 @@ def answer_question(profile: Profile, question: str, ranking: Sequence[str] = ()
     found = find_quote(profile, question, ranking)
     if found:
         return [found.reply()]
-    buttons = _buttons(index_for(profile), query_lemmas(question), ranking)
+    buttons = topic_buttons(profile, query_lemmas(question), ranking)
     stated = not_stated(profile, NOT_STATED_SUBJECT)
     return [Reply(stated.text, buttons)]
 

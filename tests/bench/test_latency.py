@@ -10,6 +10,7 @@ trained model (`make bench`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 import sys
@@ -107,7 +108,8 @@ def test_the_product_s_files_carry_the_secrets_of_its_var_dir(product, tmp_path,
     assert isinstance(channel, OperatorRestInput)
     assert channel.authorized(headers["Authorization"])
     assert not channel.authorized("Bearer another")
-    verdicts = [channel.guard.admit("rest:seq", text) for text in plan.sequential]
+    guard = channel.guard
+    verdicts = [asyncio.run(guard.admit_async("rest:seq", text)) for text in plan.sequential]
     assert len(verdicts) == 200
     assert all(verdict.reply is None and verdict.text for verdict in verdicts)
 

@@ -125,6 +125,10 @@ def test_contact_window_shows_only_what_is_published():
     osaka = texts(answer(load_profile("osaka-city-kyosai"), "ask_contact"))
     assert "電話番号の記載がありません" in osaka
     assert not re.search(r"\d{2,4}-\d{2,4}-\d{3,4}", osaka)
+    # A member who wants to post a request is told the address is not published.
+    assert "窓口の住所は公表されている方針に記載が見当たらない" in benesse
+    kokusai = texts(answer(load_profile("kokusai-kogyo-kenpo"), "ask_contact"))
+    assert "住所：〒104-8460" in kokusai and "記載が見当たらない" not in kokusai
 
 
 def test_joint_use_lists_the_published_partners():
@@ -203,4 +207,13 @@ def test_the_organization_s_address_and_representative_as_far_as_published():
     kokusai = texts(answer(load_profile("kokusai-kogyo-kenpo"), "ask_organization"))
     assert "八重洲 2-10-3" in kokusai and "代表者についての記載が見当たらない" in kokusai
     osaka = answer(load_profile("osaka-city-kyosai"), "ask_organization")
-    assert len(osaka) == 1 and "住所・代表者についての記載が見当たらない" in osaka[0].text
+    # The rule that they be made known (第21条) comes first, then that they are not printed.
+    assert len(osaka) == 2 and "住所・代表者についての記載が見当たらない" in osaka[1].text
+
+
+def test_the_organization_answer_cites_the_rule_when_the_values_are_not_published():
+    osaka = texts(answer(load_profile("osaka-city-kyosai"), "ask_organization"))
+    assert "（出典：大阪市職員共済組合個人情報保護に関する規程 第21条）" in osaka
+    assert "住所・代表者についての記載が見当たらない" in osaka
+    gunma = texts(answer(load_profile("gunma-shoko-kyosai"), "ask_organization"))
+    assert "第21条" not in gunma and "田部井" in gunma

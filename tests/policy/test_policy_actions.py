@@ -71,3 +71,37 @@ def test_out_of_scope_naming_personal_information_the_policy_does_not_answer(osa
     )
     assert "記載が見当たらない" in messages[0]["text"]
     assert "大阪市職員共済組合" in messages[0]["text"] and LEAD not in messages[0]["text"]
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "subject"),
+    [
+        # Recognized as a topic with confidence; that topic's answer would not say it.
+        ("ホームページのクッキーは何に使っていますか", "ask_usage_purpose", "クッキー（Cookie）"),
+        ("個人データは国内のサーバーに置いていますか", "ask_security_measures", "サーバー"),
+        ("窓口への電話は録音されていますか", "out_of_scope", "通話の録音"),
+        ("私のデータをＡＩの学習に使いますか", "ask_third_party_provision", "AI（人工知能）"),
+    ],
+)
+def test_a_question_about_what_the_policy_never_names_is_told_so(
+    osaka, tracker, text, intent, subject
+):
+    _, messages = run_messages(ActionAnswerPolicy(), tracker(text, intent))
+    (message,) = messages
+    assert "記載が見当たらない" in message["text"] and subject in message["text"]
+    assert "大阪市職員共済組合" in message["text"] and LEAD not in message["text"]
+    assert message["buttons"], "the closest topics come as quick replies"
+
+
+def test_an_unsure_question_about_what_the_policy_never_names_is_told_so(osaka, tracker):
+    text = "防犯カメラの映像はいつまで残しますか"
+    _, messages = run_messages(ActionClarify(), tracker(latest_message=fallback_message(text)))
+    assert "カメラの映像についての記載が見当たらない" in messages[0]["text"]
+
+
+def test_requests_and_the_contact_window_are_answered_as_usual(osaka, tracker):
+    # 「チャットで」 or 「アプリ」 in a request or a contact question changes nothing.
+    _, messages = run_messages(
+        ActionAnswerPolicy(), tracker("アプリで問い合わせできますか", "ask_contact")
+    )
+    assert "お問い合わせ窓口は次のとおりです" in messages[0]["text"]

@@ -214,6 +214,10 @@ def test_out_of_scope_about_personal_information_is_quoted_else_declined():
     silent = for_out_of_scope(coop, "電話の通話内容の個人データは録音されていますか", [])
     assert "記載が見当たらない" in silent[0].text and "0120-497-350" in silent[0].text
     assert not about_personal_information("扶養に入れる条件は？")
+    assert not about_personal_information("赤ちゃんが生まれたので届けを出したい")
+    questions = ("窓口の電話は録音していますか", "サイトのクッキーは何のため", "AIに学習させる？")
+    for unlisted in questions:
+        assert about_personal_information(unlisted), unlisted
     assert about_personal_information("私の個人データはどこに保管されていますか")
 
 

@@ -9,6 +9,12 @@ retried. Logs name the call, the status and LINE's error message, never the mess
 One client for every LINE call: the channel awaits it on the rasa server's event loop;
 case notifications (:mod:`bot.cases.notify`) call :meth:`LineApi.push_blocking` from
 code that runs no event loop (the case CLI, the console's worker threads).
+
+Every try of :meth:`LineApi.reply` and :meth:`LineApi.push` first spends from the
+channel's rate budget (:mod:`bot.channels.line.budget`: per process, or shared by the
+replicas in Redis). :meth:`LineApi.push_blocking` does not: it runs in an event loop of
+its own, which a Redis client bound to the server's loop cannot serve, and case
+notifications are few.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+
+from bot.channels.line.budget import LocalRateBudget, RateBudget
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +76,7 @@ class LineApi:
         max_delay_s: float = 8.0,
         timeout_s: float = 10.0,
         sleep: Sleep = asyncio.sleep,
+        budget: RateBudget | None = None,
     ) -> None:
         """Create a client; the HTTP session opens on the first call.
 
@@ -79,6 +88,7 @@ class LineApi:
             max_delay_s: the longest wait between tries.
             timeout_s: the limit for one try.
             sleep: how to wait (a recording fake in tests).
+            budget: the channel's rate budget (one of this client's own by default).
         """
         self._token = access_token
         self.base_url = base_url.rstrip("/")
@@ -88,6 +98,7 @@ class LineApi:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
+        self.budget: RateBudget = budget or LocalRateBudget()
 
     async def reply(self, reply_token: str, messages: list[dict[str, Any]]) -> None:
         """Send up to 5 messages with a reply token.
@@ -148,7 +159,9 @@ class LineApi:
         async def push_once() -> None:
             async with aiohttp.ClientSession(timeout=self._timeout) as session:
                 body = {"to": to, "messages": messages}
-                await self._post(PUSH_PATH, body, retry_key or str(uuid.uuid4()), session)
+                await self._post(
+                    PUSH_PATH, body, retry_key or str(uuid.uuid4()), session, metered=False
+                )
 
         asyncio.run(push_once())
 
@@ -171,6 +184,8 @@ class LineApi:
         body: dict[str, Any],
         retry_key: str | None,
         session: aiohttp.ClientSession | None = None,
+        *,
+        metered: bool = True,
     ) -> None:
         headers = {
             "Authorization": f"Bearer {self._token}",
@@ -182,6 +197,8 @@ class LineApi:
         status, reason = 0, "no response"
         for attempt in range(1, self.attempts + 1):
             delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+            if metered:
+                await self.budget.take()
             try:
                 async with (session or self._client()).post(
                     self.base_url + path, data=data, headers=headers

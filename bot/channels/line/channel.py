@@ -19,7 +19,8 @@ a background task, in order:
   messages in groups and rooms are not read, since the answers concern personal
   information;
 - a redelivered event (``deliveryContext.isRedelivery``) whose ``webhookEventId`` was
-  already seen is skipped; everything else is logged by type and ignored.
+  already seen is skipped (seen by any replica, with ``REDIS_URL``:
+  :mod:`~bot.channels.line.seen`); everything else is logged by type and ignored.
 
 The Rasa sender id of a member is ``line:`` and the LINE user id
 (:mod:`bot.core.conversation`): only a request that passed the signature check can name
@@ -33,8 +34,6 @@ import asyncio
 import json
 import logging
 import os
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -43,12 +42,17 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.channels.guard import ChannelGuard, hashed_sender
+from bot.channels.guard import ChannelGuard, Guard, hashed_sender
 from bot.channels.line.api import LineApi
+from bot.channels.line.budget import SharedRateBudget, channel_key
 from bot.channels.line.config import LineConfig
 from bot.channels.line.delivery import DUMMY_REPLY_TOKENS, LineCollector, LineDelivery, LineOutput
+from bot.channels.line.seen import Seen, SeenEvents, SharedSeenEvents
 from bot.channels.line.signature import signature_valid
+from bot.channels.shared_guard import SharedChannelGuard
+from bot.channels.shared_state import connect_checked
 from bot.core.conversation import conversation_id
+from bot.settings import load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -77,27 +81,6 @@ UNAVAILABLE_REPLY = (
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 
-class _SeenEvents:
-    """Webhook event ids seen lately, bounded in number and age."""
-
-    def __init__(self, limit: int = 20_000, ttl_s: float = 24 * 3600.0) -> None:
-        self._ids: OrderedDict[str, float] = OrderedDict()
-        self._limit = limit
-        self._ttl_s = ttl_s
-
-    def add(self, event_id: str) -> bool:
-        """Remember ``event_id``; True if it was new."""
-        now = time.monotonic()
-        while self._ids and (
-            len(self._ids) >= self._limit or next(iter(self._ids.values())) < now - self._ttl_s
-        ):
-            self._ids.popitem(last=False)
-        if event_id in self._ids:
-            return False
-        self._ids[event_id] = now
-        return True
-
-
 class LineInput(InputChannel):
     """The LINE Messaging API input channel (webhook), with its output.
 
@@ -116,8 +99,14 @@ class LineInput(InputChannel):
         Args:
             credentials: the entry (None when empty).
 
+        With ``REDIS_URL`` set, the guard, the event ids and the API budget are shared
+        with the other replicas in Redis (:mod:`bot.channels.shared_state`).
+
         Returns:
             The channel, off (with one log line) while the secret or token is unset.
+
+        Raises:
+            SettingsError: If ``REDIS_URL`` is set and Redis does not answer.
         """
         config = LineConfig.from_credentials(credentials)
         if config.enabled:
@@ -129,14 +118,25 @@ class LineInput(InputChannel):
                 "LINE channel off: %s not set (see docs/channels.md)",
                 " and ".join(config.missing),
             )
-        return cls(config)
+        redis_url = load_settings().redis_url
+        if redis_url is None:
+            return cls(config)
+        client = connect_checked(redis_url)
+        budget = SharedRateBudget(client, channel_key(config.access_token))
+        return cls(
+            config,
+            api=LineApi(config.access_token, config.api_base_url, budget=budget),
+            guard=SharedChannelGuard(client, cls.name(), config.max_per_minute, config.max_chars),
+            seen=SharedSeenEvents(client),
+        )
 
     def __init__(
         self,
         config: LineConfig,
         *,
         api: LineApi | None = None,
-        guard: ChannelGuard | None = None,
+        guard: Guard | None = None,
+        seen: Seen | None = None,
     ) -> None:
         """Create the channel.
 
@@ -144,12 +144,13 @@ class LineInput(InputChannel):
             config: the settings.
             api: the API client (built from ``config`` by default).
             guard: the message guard (built from ``config`` by default).
+            seen: where webhook event ids are recorded (this process by default).
         """
         self.config = config
-        self.guard = guard or ChannelGuard(config.max_per_minute, config.max_chars)
+        self.guard: Guard = guard or ChannelGuard(config.max_per_minute, config.max_chars)
         self.api = api or LineApi(config.access_token, config.api_base_url)
         self.delivery = LineDelivery(self.api, self.guard)
-        self._seen = _SeenEvents()
+        self.seen: Seen = seen or SeenEvents()
         # Strong references: the event loop keeps only weak ones to running tasks.
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -244,7 +245,9 @@ class LineInput(InputChannel):
         # Every id is remembered, but only a redelivery is skipped for a known id: LINE
         # gives each event its own id, and a body reusing one (as LINE's own examples
         # do) is still processed whole.
-        seen_before = isinstance(event_id, str) and bool(event_id) and not self._seen.add(event_id)
+        seen_before = (
+            isinstance(event_id, str) and bool(event_id) and not await self.seen.add(event_id)
+        )
         if redelivered and seen_before:
             logger.info("LINE redelivered %s event already processed: skipped", kind)
             return
@@ -303,7 +306,7 @@ class LineInput(InputChannel):
         on_new_message: OnNewMessage,
         message_id: str | None = None,
     ) -> None:
-        verdict = self.guard.admit(user_id, text)
+        verdict = await self.guard.admit_async(user_id, text)
         before = [verdict.reply] if verdict.reply else []
         collector = LineCollector()
         if verdict.text is not None:

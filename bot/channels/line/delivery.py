@@ -13,7 +13,7 @@ from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel
 
-from bot.channels.guard import ChannelGuard, hashed_sender
+from bot.channels.guard import Guard, hashed_sender
 from bot.channels.line.api import InvalidReplyTokenError, LineApi, LineApiError
 from bot.channels.line.messages import in_batches, split_text, text_message, to_line_messages
 from bot.core.conversation import native_id
@@ -28,7 +28,7 @@ DUMMY_REPLY_TOKENS = frozenset({"0" * 32, "f" * 32})
 class LineDelivery:
     """Sends one turn's messages: one reply call, push for what does not fit or fails."""
 
-    def __init__(self, api: LineApi, guard: ChannelGuard) -> None:
+    def __init__(self, api: LineApi, guard: Guard) -> None:
         """Create the delivery.
 
         Args:
@@ -63,7 +63,7 @@ class LineDelivery:
         if not messages:
             return
         if user_id and outgoing.offered:
-            self.guard.offered(user_id, outgoing.offered)
+            await self.guard.offered_async(user_id, outgoing.offered)
         who = hashed_sender(user_id) if user_id else "(group)"
         batches = in_batches(messages)
         if reply_token and reply_token not in DUMMY_REPLY_TOKENS:

@@ -248,6 +248,9 @@ class Profile(_Strict):
     documents: dict[str, str] = {}
     address: Fact | None = None
     representative: Fact | None = None
+    # What the policy itself says about making the name, address and representative
+    # known, when it does not print them (osaka 第21条).
+    organization_rule: Fact | None = None
     contact: Contact
     member_identifier: MemberIdentifier
     usage_purposes: UsagePurposes

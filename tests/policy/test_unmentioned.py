@@ -1,0 +1,68 @@
+"""What a policy never names: found per organization, never inside a word."""
+
+import pytest
+
+from bot.policy.profiles.loader import load_profile
+from bot.policy.profiles.schema import Fact
+from bot.policy.unmentioned import for_unmentioned, unmentioned_subject
+
+ORGS = (
+    "kokusai-kogyo-kenpo",
+    "benesse-kenpo",
+    "osaka-city-kyosai",
+    "gunma-shoko-kyosai",
+    "coop-kyosai",
+)
+
+
+@pytest.mark.parametrize("org", ORGS)
+def test_none_of_the_five_policies_names_cookies_recordings_or_ai(org):
+    profile = load_profile(org)
+    assert unmentioned_subject(profile, "Cookieは何に使っていますか") == (
+        "ウェブサイトのクッキー（Cookie）"
+    )
+    assert unmentioned_subject(profile, "通話を録音していますか") == "通話の録音"
+    assert unmentioned_subject(profile, "AIで分析していますか") == "AI（人工知能）での利用"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "海外(kaigai)に送りますか",  # 「ai」 inside a romaji word is not AI
+        "個人情報の利用目的を教えてください",
+        "医療費の通知は誰に届きますか",
+    ],
+)
+def test_ordinary_questions_are_not_caught(text):
+    assert unmentioned_subject(load_profile("kokusai-kogyo-kenpo"), text) is None
+
+
+def test_a_policy_that_names_it_gets_its_usual_answer():
+    profile = load_profile("coop-kyosai")
+    stated = Fact(summary="当会は通話を録音することがあります。", source="12.")
+    with_recording = profile.copy(
+        update={"facts": profile.facts.copy(update={"security_measures": stated})}
+    )
+    assert unmentioned_subject(with_recording, "電話は録音していますか") is None
+    assert unmentioned_subject(profile, "電話は録音していますか") == "通話の録音"
+
+
+def test_only_topic_answers_are_replaced():
+    profile = load_profile("gunma-shoko-kyosai")
+    text = "アプリの記録も使っていますか"
+    replaced = for_unmentioned(profile, "ask_usage_purpose", text, ["ask_usage_purpose"])
+    assert replaced and "アプリで記録される情報についての記載が見当たらない" in replaced[0].text
+    assert "0120-54-5711" in replaced[0].text
+    for intent in ("request_disclosure", "ask_contact", "ask_my_data", "greet"):
+        assert for_unmentioned(profile, intent, text, []) is None
+
+
+def test_a_website_history_is_unmentioned_where_the_policy_is_silent_about_it():
+    question = "ホームページを見た履歴を集めていますか"
+    assert unmentioned_subject(load_profile("gunma-shoko-kyosai"), question) == (
+        "ウェブサイトの閲覧履歴"
+    )
+    # coop's 4. names 「ウェブサイトの閲覧履歴」: its usage-purpose answer stands.
+    assert unmentioned_subject(load_profile("coop-kyosai"), question) is None
+    # 受診履歴 is not a website's.
+    assert unmentioned_subject(load_profile("gunma-shoko-kyosai"), "受診履歴は何に使う") is None
