@@ -37,7 +37,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.tracker_store import SQLTrackerStore
-from rasa.shared.core.events import Event
+from rasa.shared.core.events import (
+    ActiveLoop,
+    AllSlotsReset,
+    Event,
+    Restarted,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
@@ -75,14 +83,12 @@ class _State:
         return None
 
 
-def _next_state(state: _State, data: dict[str, Any]) -> _State:
-    kind = data.get("event")
-    if kind == "active_loop":
-        name = data.get("name")
-        return _State(name, state.requested_slot if name else None)
-    if kind == "slot" and data.get("name") == REQUESTED_SLOT:
-        return _State(state.active_loop, data.get("value"))
-    if kind in ("restart", "session_started", "reset_slots"):
+def _next_state(state: _State, event: Event) -> _State:
+    if isinstance(event, ActiveLoop):
+        return _State(event.name, state.requested_slot if event.name else None)
+    if isinstance(event, SlotSet) and event.key == REQUESTED_SLOT:
+        return _State(state.active_loop, event.value)
+    if isinstance(event, (Restarted, SessionStarted, AllSlotsReset)):
         return _State()
     return state
 
@@ -198,53 +204,65 @@ class Redaction:
     """How a tracker's events are written.
 
     Attributes:
-        events: per event of the tracker, its data as written (masked).
+        written: the data of each event from the first one not yet stored, masked.
         withheld: the index of the member's message kept in clear for the next turn.
-        release: indexes of messages that were kept in clear and are masked now.
+        rewrite: already stored messages kept in clear until now, by index, masked.
     """
 
-    events: list[dict[str, Any]]
+    written: list[dict[str, Any]]
     withheld: int | None
-    release: list[int]
+    rewrite: dict[int, dict[str, Any]]
 
 
-def plan(events: Sequence[Event]) -> Redaction:
-    """How the events of a tracker are written, and which stored ones are rewritten.
+def plan(events: Sequence[Event], stored: int) -> Redaction:
+    """How the new events of a tracker are written, and which stored ones are rewritten.
+
+    Only the new events, and the stored messages that may have been kept in clear, are
+    masked: the cost of a save does not grow with the detectors' work on old turns.
 
     Args:
         events: the tracker's events, oldest first (those of its latest session).
+        stored: how many of them are already in the table.
 
     Returns:
-        The masked events, the message kept in clear, and the messages kept in clear
-        before that must now be masked.
+        The masked new events, the message kept in clear, and the stored messages
+        that were kept in clear and must now be masked.
     """
     written: list[dict[str, Any]] = []
+    states: dict[int, _State] = {}
     state = _State()
     last_user: int | None = None
     # Messages that gave a 記号・番号 the form accepted, in order.
     number_messages: list[int] = []
-    number_given = False
-    birth_date_given = False
+    number_given = birth_date_given = False
     for index, event in enumerate(events):
-        data = event.as_dict()
-        written.append(_masked_event(data, state))
-        if data.get("event") == "user":
+        if index >= stored:
+            written.append(_masked_event(event.as_dict(), state))
+        if isinstance(event, UserUttered):
             last_user = index
-        elif data.get("event") == "slot" and data.get("name") == MEMBER_NUMBER_SLOT:
-            number_given = data.get("value") is not None
+            states[index] = state
+        elif isinstance(event, SlotSet) and event.key == MEMBER_NUMBER_SLOT:
+            number_given = event.value is not None
             if number_given and last_user is not None:
                 number_messages.append(last_user)
-        elif data.get("event") == "slot" and data.get("name") == BIRTH_DATE_SLOT:
-            birth_date_given = data.get("value") is not None
-        elif data.get("event") in ("restart", "session_started", "reset_slots"):
+        elif isinstance(event, SlotSet) and event.key == BIRTH_DATE_SLOT:
+            birth_date_given = event.value is not None
+        elif isinstance(event, (Restarted, SessionStarted, AllSlotsReset)):
             number_given = birth_date_given = False
-        state = _next_state(state, data)
+        state = _next_state(state, event)
     waiting = state.active_loop == VERIFICATION_FORM and number_given and not birth_date_given
     withheld = number_messages[-1] if waiting and number_messages else None
-    if withheld is not None:
-        written[withheld] = events[withheld].as_dict()
-    release = [index for index in number_messages if index != withheld]
-    return Redaction(written, withheld, release)
+    if withheld is not None and withheld >= stored:
+        written[withheld - stored] = events[withheld].as_dict()
+    rewrite = {}
+    for index in number_messages:
+        if index != withheld and index < stored:
+            clear = events[index].as_dict()
+            masked = _masked_event(clear, states[index])
+            # Equal when nothing in it was personal or it was masked when retrieved.
+            if masked != clear:
+                rewrite[index] = masked
+    return Redaction(written, withheld, rewrite)
 
 
 class RedactingSQLTrackerStore(SQLTrackerStore):
@@ -262,19 +280,12 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         """
         await self.stream_events(tracker)
         events = list(tracker.events)
-        redaction = plan(events)
         with self.session_scope() as session:
             query = self._event_query(session, tracker.sender_id, False)
-            stored = query.count()
-            for data in redaction.events[stored:]:
+            redaction = plan(events, query.count())
+            for data in redaction.written:
                 session.add(self._row(tracker.sender_id, data))
-            for index in redaction.release:
-                if index >= stored:
-                    continue
-                data = redaction.events[index]
-                clear = events[index].as_dict()
-                if data == clear:
-                    continue  # nothing personal in it, or already masked when retrieved
+            for index, data in redaction.rewrite.items():
                 row_id = query.with_entities(self.SQLEvent.id).offset(index).limit(1).scalar()
                 if row_id is not None:
                     session.query(self.SQLEvent).filter(self.SQLEvent.id == row_id).update(
