@@ -106,8 +106,16 @@ def train_if_needed(root: Path = PROJECT_ROOT) -> Path:
     return target
 
 
+# Named, not imported: importing it loads Rasa, which the launcher and console need not.
+REDACTING_STORE = "bot.redacting_tracker_store.RedactingSQLTrackerStore"
+
+
 def tracker_store_config(url: str) -> dict[str, Any]:
-    """Rasa's ``tracker_store`` endpoint (``SQLTrackerStore``) for an SQLAlchemy URL.
+    """Rasa's ``tracker_store`` endpoint for an SQLAlchemy URL.
+
+    The store is Rasa's SQL tracker store masking members' form answers and personal
+    values on save (:class:`bot.redacting_tracker_store.RedactingSQLTrackerStore`); it
+    takes the parameters of Rasa's ``SQL`` type.
 
     Rasa builds its own URL from parts: ``dialect`` (the SQLAlchemy driver name),
     ``url`` (the host), ``port``, ``db``, ``username``, ``password`` and ``query`` (the
@@ -125,9 +133,9 @@ def tracker_store_config(url: str) -> dict[str, Any]:
         if not parsed.database or parsed.database == ":memory:":
             # Rasa's server and the console are separate processes: they must share a file.
             raise SettingsError("the tracker store must be an SQLite file, not in memory")
-        return {"type": "SQL", "dialect": "sqlite", "db": parsed.database}
+        return {"type": REDACTING_STORE, "dialect": "sqlite", "db": parsed.database}
     config: dict[str, Any] = {
-        "type": "SQL",
+        "type": REDACTING_STORE,
         "dialect": parsed.drivername,
         "url": parsed.host,
         "port": parsed.port,

@@ -14,6 +14,7 @@ import yaml
 from bot.db.models import StaffAccount
 from bot.db.session import session_factory
 from bot.launcher import (
+    REDACTING_STORE,
     RunningAssistant,
     _print_how_to_talk,
     has_staff_account,
@@ -93,7 +94,7 @@ def test_the_endpoints_point_rasa_at_the_sql_tracker_store(tmp_path):
             "headers": endpoints["action_endpoint"]["headers"],
         },
         "tracker_store": {
-            "type": "SQL",
+            "type": REDACTING_STORE,
             "dialect": "sqlite",
             "db": str(Path(settings.database_url.removeprefix("sqlite:///")).parent / "tracker.db"),
         },
@@ -109,7 +110,7 @@ def test_the_endpoints_point_rasa_at_the_sql_tracker_store(tmp_path):
     )
     endpoints = endpoints_of(settings)
     assert endpoints["tracker_store"] == {
-        "type": "SQL",
+        "type": REDACTING_STORE,
         "dialect": "postgresql+psycopg2",
         "url": "db.example.jp",
         "port": 5433,

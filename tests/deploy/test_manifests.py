@@ -39,6 +39,7 @@ import yaml
 
 from bot.action_server import OPEN_PATHS
 from bot.channels.webpage import HEALTH_PATH, SOCKET_IO_CLIENT
+from bot.launcher import REDACTING_STORE
 from bot.settings import ENVIRONMENT, PROJECT_ROOT, SECRETS, load_settings
 
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -336,7 +337,7 @@ def test_a_rasa_replica_gets_the_sql_tracker_store_and_the_redis_lock_store(
     assert action is not None and action.url == "http://actions:5055/webhook"
     assert action.headers == {"Authorization": f"Bearer {environment['ACTION_SERVER_SECRET']}"}
     tracker = read_endpoint_config(str(endpoints_file), "tracker_store")
-    assert tracker is not None and tracker.type == "SQL"
+    assert tracker is not None and tracker.type == REDACTING_STORE
     assert tracker.kwargs["dialect"] == "postgresql" and tracker.url == "postgres"
     store = LockStore.create(read_endpoint_config(str(endpoints_file), "lock_store"))
     assert isinstance(store, RedisLockStore)

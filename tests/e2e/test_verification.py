@@ -199,6 +199,34 @@ def test_nothing_personal_reaches_the_logs(say, assistant):
         assert not found, f"{log.name} carries {found}"
 
 
+def test_the_stored_conversation_holds_no_value_in_clear(say, assistant):
+    assert "090-****-5678" in start_and_give_factors(say)
+    code = latest_code(assistant)
+    assert "確認できました" in joined(say(code))
+    say("念のため電話番号は090-1234-5678です")  # outside the form, too
+    engine = sa.create_engine(assistant.settings.tracker_url, future=True)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT type_name, intent_name, data FROM events WHERE sender_id = :s"),
+                {"s": say.sender},
+            ).all()
+    finally:
+        engine.dispose()
+    # Rasa writes JSON with \uXXXX escapes: search the decoded text as well.
+    stored = "\n".join(
+        [row.data for row in rows]
+        + [json.dumps(json.loads(row.data), ensure_ascii=False) for row in rows]
+    )
+    found = [value for value in [*PERSONAL_VALUES, code, "番号23"] if value in stored]
+    assert not found, f"the events table carries {found}"
+    said = [row for row in rows if row.type_name == "user"]
+    assert len(said) == 5 and all(row.intent_name for row in said)  # intents stay
+    assert {"id_member_number", "id_birth_date", "id_code"} <= {
+        json.loads(row.data).get("name") for row in rows if row.type_name == "slot"
+    }
+
+
 def test_resends_give_no_more_guesses_and_count_for_the_member(say, assistant):
     # A member of this test's own, so that the lock it ends in touches no other test.
     with session_factory(assistant.settings.database_url).begin() as session:

@@ -49,8 +49,13 @@ HANDOFF = '/request_human{"handoff_reason": "member_request"}'
 
 @pytest.fixture
 def store(db_url: str) -> Iterator[SQLTrackerStore]:
-    """Rasa's SQL tracker store on the test database, as the rasa server makes it."""
-    made = TrackerStore.create(EndpointConfig(**tracker_store_config(db_url)), Domain.empty())
+    """Rasa's own SQL tracker store on the test database, writing values in clear.
+
+    The rasa server's store masks them on save (tests/test_redacting_tracker_store.py);
+    rows written before it, or by Rasa's store, are masked by the transcript instead.
+    """
+    config = {**tracker_store_config(db_url), "type": "SQL"}
+    made = TrackerStore.create(EndpointConfig(**config), Domain.empty())
     assert isinstance(made, SQLTrackerStore)
     yield made
     made.engine.dispose()
