@@ -106,6 +106,11 @@ class Settings:
     # through credentials.yml.
     line_channel_access_token: str | None = field(default=None, repr=False)
     line_api_base_url: str | None = None
+    # The action server (actions/offloop.py): threads that run actions' database and
+    # network work off its event loop, and the seconds one action's work may take before
+    # the member is asked to try again (and its unit of work is rolled back).
+    action_threads: int = 8
+    action_timeout_seconds: int = 10
 
     @property
     def tracker_url(self) -> str:
@@ -333,6 +338,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         handoff_max_per_hour=_count(env, "HANDOFF_MAX_PER_HOUR", 30, 100_000),
         line_channel_access_token=_optional(env, "LINE_CHANNEL_ACCESS_TOKEN"),
         line_api_base_url=_http_url(env, "LINE_API_BASE_URL"),
+        action_threads=_count(env, "ACTION_THREADS", 8, 64),
+        action_timeout_seconds=_count(env, "ACTION_TIMEOUT_SECONDS", 10, 240),
     )
     if (
         settings.tracker_store_url is not None
