@@ -476,6 +476,8 @@ ENVIRONMENT: dict[str, str] = {
     # LINE channel reads it from there (credentials.yml's ${LINE_CHANNEL_ACCESS_TOKEN}).
     "line_channel_access_token": "LINE_CHANNEL_ACCESS_TOKEN",
     "line_api_base_url": "LINE_API_BASE_URL",
+    "action_threads": "ACTION_THREADS",
+    "action_timeout_seconds": "ACTION_TIMEOUT_SECONDS",
 }
 # Settings that are secrets, with their variables: files in var/ carry them instead.
 SECRETS: dict[str, str] = {
