@@ -12,8 +12,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
     active_profile,
+    blocking_action,
     conversation_of,
-    database_guard,
     db_session,
     send,
     utc_now,
@@ -121,8 +121,8 @@ class ActionStartCase(Action):
         """The action's name in the domain."""
         return "action_start_case"
 
-    @database_guard
-    async def run(
+    @blocking_action
+    def run(
         self,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
@@ -161,8 +161,8 @@ class ValidateCaseForm(Action):
         """The name Rasa's form calls for validation."""
         return "validate_case_form"
 
-    @database_guard
-    async def run(
+    @blocking_action
+    def run(
         self,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
@@ -187,8 +187,8 @@ class _AskCase(Action):
         """The name Rasa's form calls to ask for the slot."""
         return f"action_ask_{self.slot}"
 
-    @database_guard
-    async def run(
+    @blocking_action
+    def run(
         self,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
@@ -240,8 +240,8 @@ class ActionCaseStatus(Action):
         """The action's name in the domain."""
         return "action_case_status"
 
-    @database_guard
-    async def run(
+    @blocking_action
+    def run(
         self,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
@@ -262,8 +262,8 @@ class ActionCancelCase(Action):
         """The action's name in the domain."""
         return "action_cancel_case"
 
-    @database_guard
-    async def run(
+    @blocking_action
+    def run(
         self,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
@@ -287,8 +287,8 @@ class ValidateCancelCaseForm(Action):
         """The name Rasa's form calls for validation."""
         return "validate_cancel_case_form"
 
-    @database_guard
-    async def run(
+    @blocking_action
+    def run(
         self,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from actions import offloop
 from bot.core.conversation import Conversation, channel_of
 from bot.db.session import session_factory
 from bot.outbound.sms import SmsSender, sender_from_settings
@@ -23,7 +24,8 @@ from bot.policy.profiles.schema import Profile
 from bot.settings import load_settings
 
 logger = logging.getLogger(__name__)
-Run = TypeVar("Run", bound=Callable[..., Awaitable[list[dict[str, Any]]]])
+Events = list[dict[str, Any]]
+BlockingRun = Callable[[Any, CollectingDispatcher, Tracker, dict[str, Any]], Events]
 
 
 def active_profile() -> Profile:
@@ -72,9 +74,18 @@ def conversation_of(tracker: Tracker) -> Conversation:
 
 @contextmanager
 def db_session() -> Iterator[Session]:
-    """One unit of work on the app database, committed when the block ends."""
+    """One unit of work on the app database, committed when the block ends.
+
+    Run by an action's work in the action pool (``actions.offloop``), its PostgreSQL
+    statements end at the work's deadline, and it rolls back instead of committing
+    once the member has been told to try again.
+    """
     with session_factory(load_settings().database_url).begin() as session:
+        offloop.limit_statements(session)
         yield session
+        work = offloop.current_work()
+        if work is not None:
+            work.may_commit()
 
 
 def sms_sender() -> SmsSender:
@@ -82,27 +93,39 @@ def sms_sender() -> SmsSender:
     return sender_from_settings(load_settings())
 
 
-def database_guard(run: Run) -> Run:
-    """Wraps an action's ``run``: if the app database is unreachable, apologize politely.
+def blocking_action(run: BlockingRun) -> Callable[..., Coroutine[Any, Any, Events]]:
+    """Make a blocking ``run`` an action's async ``run`` that never blocks the loop.
 
-    The member is told to try again later and given the contact window; nothing they
-    said is lost (it stays in the conversation) and no slot changes.
+    The decorated method runs in the action pool (``actions.offloop``) with a
+    dispatcher of its own; what it uttered is handed to rasa-sdk's dispatcher on the
+    loop (``CollectingDispatcher`` is not thread-safe). When the app database fails or
+    the work times out, the member is told politely to try again later and given the
+    contact window: no slot changes, nothing they said is lost (it stays in the
+    conversation), and a unit of work that had not begun to commit is rolled back.
     """
 
     @functools.wraps(run)
-    async def guarded(
+    async def off_loop(
         self: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+    ) -> Events:
+        own = CollectingDispatcher()
         try:
-            return await run(self, dispatcher, tracker, domain)
-        except SQLAlchemyError as error:
+            events = await offloop.in_thread(run, self, own, tracker, domain)
+        except (SQLAlchemyError, offloop.WorkTimedOutError) as error:
             # The class name only: a driver's message can quote the values it was given.
-            logger.error("app database unavailable: %s", type(error).__name__)
-            dispatcher.utter_message(
-                text="申し訳ありません。ただいまシステムに接続できないため、お手続きを進められません。"
-                f"時間をおいてもう一度お試しいただくか、{contact_line(active_profile())} "
-                "へお問い合わせください。"
-            )
+            logger.error("action %s failed: %s", self.name(), type(error).__name__)
+            dispatcher.utter_message(text=try_again_later())
             return []
+        dispatcher.messages.extend(own.messages)
+        return events
 
-    return guarded  # type: ignore[return-value]
+    return off_loop
+
+
+def try_again_later() -> str:
+    """The apology for an action that could not reach the app database in time."""
+    return (
+        "申し訳ありません。ただいまシステムに接続できないため、お手続きを進められません。"
+        f"時間をおいてもう一度お試しいただくか、{contact_line(active_profile())} "
+        "へお問い合わせください。"
+    )

@@ -10,10 +10,11 @@ from rasa_sdk.events import ActionExecuted, ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
+from actions import offloop
 from actions.common import (
     active_profile,
+    blocking_action,
     conversation_of,
-    database_guard,
     db_session,
     send,
     utc_now,
@@ -47,8 +48,8 @@ class ActionRequestHuman(Action):
         """The action's name in the domain."""
         return "action_request_human"
 
-    @database_guard
-    async def run(
+    @blocking_action
+    def run(
         self,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
@@ -125,13 +126,11 @@ class ActionRelayStaffMessage(Action):
     ) -> list[dict[str, Any]]:
         """Utter each reply with the staff name in its metadata; keep the pause."""
         try:
-            with db_session() as session:
-                replies = relay.take_undelivered(session, tracker.sender_id, utc_now())
-                held = escalations.keeps_conversation_paused(session, tracker.sender_id)
-        except SQLAlchemyError as error:
-            # Nothing is marked delivered: the console tells staff, and the replies go
-            # with the next relay. The member is not told about a database they never
-            # asked anything of.
+            replies, held = await offloop.in_thread(_take_replies, tracker.sender_id)
+        except (SQLAlchemyError, offloop.WorkTimedOutError) as error:
+            # Nothing is marked delivered (a timed-out unit of work rolls back): the
+            # console tells staff, and the replies go with the next relay. The member is
+            # not told about a database they never asked anything of.
             logger.error("app database unavailable: %s", type(error).__name__)
             return [ActionExecuted("action_listen")]
         for reply in replies:
@@ -145,3 +144,10 @@ class ActionRelayStaffMessage(Action):
             events.append(ConversationPaused())
         events.append(ActionExecuted("action_listen"))
         return events
+
+
+def _take_replies(sender_id: str) -> tuple[list[relay.Relayed], bool]:
+    """Staff's undelivered replies, marked delivered, and whether staff hold the pause."""
+    with db_session() as session:
+        replies = relay.take_undelivered(session, sender_id, utc_now())
+        return replies, escalations.keeps_conversation_paused(session, sender_id)

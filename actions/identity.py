@@ -10,8 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
     active_profile,
+    blocking_action,
     conversation_of,
-    database_guard,
     db_session,
     send,
     sms_sender,
@@ -49,8 +49,8 @@ class ValidateVerificationForm(Action):
         """The name Rasa's form calls for validation."""
         return "validate_verification_form"
 
-    @database_guard
-    async def run(
+    @blocking_action
+    def run(
         self,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
@@ -86,8 +86,8 @@ class ActionMyData(Action):
         """The action's name in the domain."""
         return "action_my_data"
 
-    @database_guard
-    async def run(
+    @blocking_action
+    def run(
         self,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
@@ -117,8 +117,8 @@ class ActionVerificationDone(Action):
         """The action's name in the domain."""
         return "action_verification_done"
 
-    @database_guard
-    async def run(
+    @blocking_action
+    def run(
         self,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,

@@ -16,6 +16,7 @@ from rasa_sdk.events import ActionExecuted, ConversationPaused, SessionStarted, 
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
+from actions import offloop
 from actions.common import db_session
 from bot.handoff import escalations
 
@@ -49,18 +50,23 @@ class ActionSessionStart(Action):
                 for event in tracker.applied_events()
                 if event.get("event") == "slot"
             )
-        if _held_by_staff(tracker.sender_id):
+        if await _held_by_staff(tracker.sender_id):
             events.append(ConversationPaused())
         events.append(ActionExecuted("action_listen"))
         return events
 
 
-def _held_by_staff(sender_id: str) -> bool:
+async def _held_by_staff(sender_id: str) -> bool:
     try:
-        with db_session() as session:
-            return escalations.keeps_conversation_paused(session, sender_id)
-    except SQLAlchemyError as error:
-        # Without the database the session starts unpaused: the assistant answering
-        # (and apologizing for what it cannot do) beats a conversation that fails.
+        return await offloop.in_thread(_keeps_paused, sender_id)
+    except (SQLAlchemyError, offloop.WorkTimedOutError) as error:
+        # Without the database (or past the deadline) the session starts unpaused: the
+        # assistant answering (and apologizing for what it cannot do) beats a
+        # conversation that fails.
         logger.error("app database unavailable: %s", type(error).__name__)
         return False
+
+
+def _keeps_paused(sender_id: str) -> bool:
+    with db_session() as session:
+        return escalations.keeps_conversation_paused(session, sender_id)

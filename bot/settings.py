@@ -120,6 +120,11 @@ class Settings:
     outbox_retention_days: int = 365
     staff_message_retention_days: int = 365
     audit_retention_days: int = 1825
+    # The action server (actions/offloop.py): threads that run actions' database and
+    # network work off its event loop, and the seconds one action's work may take before
+    # the member is asked to try again (and its unit of work is rolled back).
+    action_threads: int = 8
+    action_timeout_seconds: int = 10
 
     @property
     def tracker_url(self) -> str:
@@ -362,6 +367,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         outbox_retention_days=_days(env, "OUTBOX_RETENTION_DAYS", 365),
         staff_message_retention_days=_days(env, "STAFF_MESSAGE_RETENTION_DAYS", 365),
         audit_retention_days=_audit_days(env),
+        action_threads=_count(env, "ACTION_THREADS", 8, 64),
+        action_timeout_seconds=_count(env, "ACTION_TIMEOUT_SECONDS", 10, 240),
     )
     if (
         settings.tracker_store_url is not None
@@ -505,6 +512,8 @@ ENVIRONMENT: dict[str, str] = {
     "outbox_retention_days": "OUTBOX_RETENTION_DAYS",
     "staff_message_retention_days": "STAFF_MESSAGE_RETENTION_DAYS",
     "audit_retention_days": "AUDIT_RETENTION_DAYS",
+    "action_threads": "ACTION_THREADS",
+    "action_timeout_seconds": "ACTION_TIMEOUT_SECONDS",
 }
 # Settings that are secrets, with their variables: files in var/ carry them instead.
 SECRETS: dict[str, str] = {

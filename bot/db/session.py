@@ -10,7 +10,9 @@ transaction starts with ``BEGIN IMMEDIATE``, so writers queue on SQLite's lock (
 to 30 s) instead of failing when two read-then-write transactions meet; WAL lets
 readers in other processes go on meanwhile, and foreign keys are enforced. On every
 backend, SQL parameters are kept out of logs and error messages (``hide_parameters``):
-they are birth dates, phone numbers and member numbers.
+they are birth dates, phone numbers and member numbers. PostgreSQL connections give up
+after ``CONNECT_TIMEOUT_S``; the action server also bounds each unit of work's
+statements (``actions/offloop.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import QueuePool
 
 SQLITE_BUSY_TIMEOUT_S = 30
+# A database server that does not answer must not hold a thread (and its member) for
+# the operating system's TCP timeout, minutes: libpq gives up connecting after this.
+CONNECT_TIMEOUT_S = 10
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -72,7 +77,10 @@ def create_app_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return create_engine(parsed, future=True, hide_parameters=True, pool_pre_ping=True)
+    options: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    return create_engine(parsed, future=True, hide_parameters=True, pool_pre_ping=True, **options)
 
 
 def engine_for(url: str) -> Engine:
