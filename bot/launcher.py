@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -513,13 +513,18 @@ def run(settings: Settings) -> None:
         settings, model, log_dir=settings.var_dir / "logs", webchat=True, console=True
     ) as assistant:
         _print_how_to_talk(settings, assistant, has_staff_account(settings))
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        try:
-            while all(p.poll() is None for p in assistant.processes):
-                time.sleep(1)
-            print("サーバーが停止しました。ログを確認してください。", file=sys.stderr)
-        except KeyboardInterrupt:
-            print("\n停止しています…", flush=True)
+        serve_until_interrupted(assistant.processes)
+
+
+def serve_until_interrupted(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Wait for Ctrl-C or SIGTERM, or until one of ``processes`` ends, and say which."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while all(p.poll() is None for p in processes):
+            time.sleep(1)
+        print("サーバーが停止しました。ログを確認してください。", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\n停止しています…", flush=True)
 
 
 def test_stories(settings: Settings) -> None:
@@ -545,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot.launcher")
     parser.add_argument("command", choices=["train", "run", "check", "test-stories"])
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> None:
         settings = load_settings()
         check_configuration(settings)
         if args.command == "train":
@@ -554,6 +560,14 @@ def main(argv: list[str] | None = None) -> int:
             run(settings)
         elif args.command == "test-stories":
             test_stories(settings)
+
+    return exit_code_of(command)
+
+
+def exit_code_of(command: Callable[[], None]) -> int:
+    """Run ``command``; a configuration error or a failed step is a message and a code."""
+    try:
+        command()
     except (ProfileError, SettingsError, WebchatError) as error:
         print(f"設定エラー: {error}", file=sys.stderr)
         return 2
