@@ -17,10 +17,19 @@ include .env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test checks install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases bench-channels bench-console bench-words clean
+.PHONY: run cluster test checks install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases bench-channels bench-console bench-words clean
 
 run: install
 	$(BIN)/python -m bot.launcher run
+
+# Two rasa servers (each with its own action server), the console, the chat page and the
+# worker behind nginx on one port (CLUSTER_PORT, 8000), on PostgreSQL and Redis
+# (DATABASE_URL, REDIS_URL; by default the local servers). Debian's nginx is installed
+# when missing and root (bot/cluster.py, docs/deploy.md).
+cluster: install
+	@test -x /usr/sbin/nginx || [ "$$(id -u)" != 0 ] || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; }
+	$(BIN)/python -m bot.cluster
 
 chat: install
 	$(BIN)/python -m bot.chat
