@@ -21,10 +21,12 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
 
+from bot.core.text import fold
 from bot.nlu.words import content_lemmas, japanese_words
 from bot.policy.passages import Passage, passages
 from bot.policy.profiles.schema import Profile
@@ -187,6 +189,11 @@ class PolicyIndex:
             frequency.update(set(unit.lemmas))
         self._idf = {word: _idf(count, n) for word, n in frequency.items()}
         self._unknown_idf = _idf(count, 0)
+
+    @cached_property
+    def folded_text(self) -> str:
+        """Every line of every passage, NFKC-folded and lower-cased, for plain lookups."""
+        return fold("\n".join(line for passage in self.passages for line in passage.lines)).lower()
 
     def _forms(self, word: str) -> tuple[str, ...]:
         return (word, *self._member_words.get(word, ()))

@@ -16,10 +16,9 @@ from collections.abc import Sequence
 
 from bot.core.text import fold
 from bot.policy.answers import FACT_INTENTS, Reply, not_stated
-from bot.policy.passages import passages
 from bot.policy.profiles.schema import Profile
 from bot.policy.quoting import topic_buttons
-from bot.policy.search import query_lemmas
+from bot.policy.search import index_for, query_lemmas
 
 # What is asked about (as the folded message writes it) and how the answer names it.
 SUBJECTS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -55,24 +54,10 @@ TOPIC_INTENTS = frozenset(
 )
 
 
-# Per organization, with the profile it was read from (as bot.policy.search caches).
-_PUBLISHED: dict[str, tuple[Profile, str]] = {}
-
-
-def _published_text(profile: Profile) -> str:
-    """Everything the organization published and its profile states, folded, lower case."""
-    cached = _PUBLISHED.get(profile.id)
-    if cached is None or (cached[0] is not profile and cached[0] != profile):
-        lines = (line for passage in passages(profile) for line in passage.lines)
-        cached = (profile, fold("\n".join(lines)).lower())
-        _PUBLISHED[profile.id] = cached
-    return cached[1]
-
-
 def unmentioned_subject(profile: Profile, question: str) -> str | None:
     """What ``question`` asks about that the policy never names, as the answer names it."""
     asked = fold(question).lower()
-    published = _published_text(profile)
+    published = index_for(profile).folded_text
     for pattern, subject in SUBJECTS:
         if pattern.search(asked) and not pattern.search(published):
             return subject

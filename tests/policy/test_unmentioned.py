@@ -5,18 +5,13 @@ import pytest
 from bot.policy.profiles.loader import load_profile
 from bot.policy.profiles.schema import Fact
 from bot.policy.unmentioned import for_unmentioned, unmentioned_subject
+from tests.conftest import POLICY_TEXTS
 
-ORGS = (
-    "kokusai-kogyo-kenpo",
-    "benesse-kenpo",
-    "osaka-city-kyosai",
-    "gunma-shoko-kyosai",
-    "coop-kyosai",
-)
+ORG_IDS = sorted(path.stem for path in POLICY_TEXTS.glob("*.txt"))
 
 
-@pytest.mark.parametrize("org", ORGS)
-def test_none_of_the_five_policies_names_cookies_recordings_or_ai(org):
+@pytest.mark.parametrize("org", ORG_IDS)
+def test_no_published_policy_names_cookies_recordings_or_ai(org):
     profile = load_profile(org)
     assert unmentioned_subject(profile, "Cookieは何に使っていますか") == (
         "ウェブサイトのクッキー（Cookie）"
