@@ -192,6 +192,30 @@ def test_a_browser_stays_on_the_replica_that_holds_its_socket(cluster):
     assert 400 in stranger
 
 
+def test_the_public_port_lets_a_stranger_reach_only_the_member_channels(cluster):
+    # Rasa's HTTP API (trackers, parsing, the model) is never behind nginx.
+    for method, path in (
+        ("GET", "/conversations/rest:someone/tracker"),
+        ("POST", "/conversations/rest:someone/trigger_intent"),
+        ("POST", "/model/parse"),
+        ("GET", "/status"),
+        ("GET", "/webhooks/rest/"),
+    ):
+        response = requests.request(method, f"{cluster.url}{path}", json={}, timeout=10)
+        assert response.status_code == 404, (method, path, response.status_code)
+    # The REST channel is reached but answers only with the HTTP API token.
+    for headers in ({}, {"Authorization": "Bearer forged"}):
+        response = requests.post(
+            cluster.rest_url,
+            json={"sender": "x", "message": "こんにちは"},
+            headers=headers,
+            timeout=10,
+        )
+        assert response.status_code == 401
+    # The LINE webhook takes POST only (its signature is checked by the channel).
+    assert requests.get(f"{cluster.url}/webhooks/line/webhook", timeout=10).status_code == 403
+
+
 def upstreams(cluster: RunningCluster, path: str) -> list[str]:
     """The replicas nginx sent each request for ``path`` to, from its access log."""
     log = cluster.replicas[0].var_dir / "nginx" / "access.log"
