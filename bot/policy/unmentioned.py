@@ -1,12 +1,13 @@
 """Things members ask about that a policy may not mention at all.
 
-A question about call recordings, a website's cookies or history, AI, cameras, apps, location data
-or where the servers are is often close enough to a topic (利用目的, 安全管理措置) for
-the NLU to pick it with confidence; that topic's answer then says nothing about what was
-asked. When the active organization's published text never names the thing, no
-passage of it can answer, so the assistant says that the policy does not say it, with
-the contact window and the closest topics, whatever topic was recognized. Where a
-policy does name it, the usual answer (a topic or a quote) stands.
+A question about call recordings, a website's cookies or history, AI, cameras, apps,
+location data, where the servers are or whether data goes abroad is often close enough
+to a topic (利用目的, 安全管理措置) for the NLU to pick it with confidence; that topic's answer
+then says nothing about what was asked. When the active organization's published text
+never names the thing, no passage of it can answer, so the assistant says that the
+policy does not say it, with the contact window and the closest topics, whatever topic
+was recognized. Where a policy does name it, the usual answer (a topic or a quote)
+stands.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from collections.abc import Sequence
 
 from bot.core.text import fold
-from bot.policy.answers import FACT_INTENTS, Reply, not_stated
+from bot.policy.answers import FACT_INTENTS, INTENT_LABELS, Reply, not_stated
 from bot.policy.profiles.schema import Profile
 from bot.policy.quoting import topic_buttons
 from bot.policy.search import index_for, query_lemmas
@@ -34,6 +35,13 @@ SUBJECTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"アプリ"), "アプリで記録される情報"),
     (re.compile(r"サーバ|クラウド"), "データを保管するサーバーやクラウドサービス"),
     (re.compile(r"位置情報|gps"), "位置情報"),
+    # Data kept or sent abroad, worded as the ask_foreign_transfer topic says it (that
+    # topic answers the same where the policy is silent). 海外療養費 and the like are
+    # benefits, not where the data goes.
+    (
+        re.compile(r"(?:海外|外国|国外)(?!療養|旅行|赴任|出張|留学)"),
+        INTENT_LABELS["ask_foreign_transfer"],
+    ),
 )
 
 # The recognized topics whose answer is a statement of the policy; requests, the

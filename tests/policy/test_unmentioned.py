@@ -23,7 +23,8 @@ def test_no_published_policy_names_cookies_recordings_or_ai(org):
 @pytest.mark.parametrize(
     "text",
     [
-        "海外(kaigai)に送りますか",  # 「ai」 inside a romaji word is not AI
+        "メール(mail)で送れますか",  # 「ai」 inside a romaji word is not AI
+        "海外療養費の申請書は何に使いますか",  # a benefit, not data abroad
         "個人情報の利用目的を教えてください",
         "医療費の通知は誰に届きますか",
     ],
@@ -61,3 +62,20 @@ def test_a_website_history_is_unmentioned_where_the_policy_is_silent_about_it():
     assert unmentioned_subject(load_profile("coop-kyosai"), question) is None
     # 受診履歴 is not a website's.
     assert unmentioned_subject(load_profile("gunma-shoko-kyosai"), "受診履歴は何に使う") is None
+
+
+def test_data_abroad_is_unmentioned_only_where_no_text_names_a_foreign_country():
+    question = "データを海外に置いていますか"
+    for org in ("gunma-shoko-kyosai", "kokusai-kogyo-kenpo", "benesse-kenpo"):
+        assert unmentioned_subject(load_profile(org), "私の情報が外国に送られることは？") == (
+            "外国での取扱い・外国への提供"
+        )
+    # coop's 9. and osaka's 第18条 name foreign countries: their answers stand.
+    for org in ("coop-kyosai", "osaka-city-kyosai"):
+        assert unmentioned_subject(load_profile(org), "私の情報が外国に送られることは？") is None
+    replaced = for_unmentioned(
+        load_profile("gunma-shoko-kyosai"), "ask_security_measures", question, []
+    )
+    assert (
+        replaced and "外国での取扱い・外国への提供についての記載が見当たらない" in replaced[0].text
+    )
