@@ -17,29 +17,9 @@ from actions.common import (
     sms_sender,
     utc_now,
 )
-from bot.identity import dialog, verification
+from bot.identity import dialog, sealed, verification
 
 PENDING_REQUEST_SLOT = "pending_request"
-
-
-def member_number_text(tracker: Tracker) -> str | None:
-    """The member's message that the form accepted as 記号・番号.
-
-    The slot keeps only a masked value, so the number is read again from the message
-    that filled it: the user message right before the latest ``id_member_number`` set.
-    """
-    last_text: str | None = None
-    accepted: str | None = None
-    for event in tracker.events:
-        if event.get("event") == "user":
-            last_text = event.get("text")
-        elif (
-            event.get("event") == "slot"
-            and event.get("name") == dialog.MEMBER_NUMBER_SLOT
-            and event.get("value")
-        ):
-            accepted = last_text
-    return accepted
 
 
 class ValidateVerificationForm(Action):
@@ -71,7 +51,7 @@ class ValidateVerificationForm(Action):
                 sender=sms_sender(),
                 now=utc_now(),
                 failures=int(tracker.get_slot(dialog.FAILURES_SLOT) or 0),
-                member_number_text=member_number_text(tracker),
+                member_number_text=sealed.unseal(tracker.get_slot(dialog.MEMBER_NUMBER_SLOT)),
             )
             turn = dialog.step(context, tracker.get_slot(dialog.REQUESTED_SLOT), said)
         send(dispatcher, turn.replies)

@@ -13,15 +13,13 @@ rows as Rasa's :class:`~rasa.core.tracker_store.SQLTrackerStore`, but masked:
   forms runs, is masked by the detectors the console and the logs use
   (:func:`bot.identity.redact.personal_spans`: dates, phone numbers, 記号・番号 and
   other long numbers, codes among them); entity offsets are moved to the masked text.
-- The values of the forms' personal slots are masked the same way.
+- The values of the forms' personal slots are masked the same way, except a sealed
+  value (:mod:`bot.identity.sealed`: encrypted with a key from the app secret), which
+  is how the verification form keeps the 記号・番号 for the birth date's turn.
 
 Masking happens on save, after the turn: the actions of the turn read the clear
-message from the in-memory tracker. One message is the exception: the verification
-dialog reads the 記号・番号 again from its message when the birth date arrives, one
-turn later (``actions/identity.py``, ``member_number_text``). That message is written
-in clear while the form waits for the birth date, and rewritten masked by the first
-save after that (the birth date given, the number rejected, or the form ended).
-Intents, action names, slot names and timestamps are never masked.
+message from the in-memory tracker, and nothing is written in clear, not even for one
+turn. Intents, action names, slot names and timestamps are never masked.
 
 Configured in the rasa server's endpoints (:func:`bot.launcher.tracker_store_config`)
 as ``type: bot.redacting_tracker_store.RedactingSQLTrackerStore`` with the parameters
@@ -44,12 +42,12 @@ from rasa.shared.core.events import (
     Restarted,
     SessionStarted,
     SlotSet,
-    UserUttered,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from bot.identity.redact import personal_spans
+from bot.identity.sealed import is_sealed
 
 STORE_TYPE = "bot.redacting_tracker_store.RedactingSQLTrackerStore"
 
@@ -185,6 +183,8 @@ def _masked_event(data: dict[str, Any], state: _State) -> dict[str, Any]:
         return _masked_user(data, state.whole_mask())
     if kind == "slot" and data.get("name") in PERSONAL_SLOTS and data.get("value") is not None:
         value = data["value"]
+        if is_sealed(value):
+            return data
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         return {**data, "value": mask_text(text)[0]}
     if kind == "entities":
@@ -199,70 +199,24 @@ def _masked_event(data: dict[str, Any], state: _State) -> dict[str, Any]:
     return data
 
 
-@dataclass(frozen=True)
-class Redaction:
-    """How a tracker's events are written.
+def masked_events(events: Sequence[Event], stored: int) -> list[dict[str, Any]]:
+    """The data of the tracker's events not yet stored, masked as they are written.
 
-    Attributes:
-        written: the data of each event from the first one not yet stored, masked.
-        withheld: the index of the member's message kept in clear for the next turn.
-        rewrite: already stored messages kept in clear until now, by index, masked.
-    """
-
-    written: list[dict[str, Any]]
-    withheld: int | None
-    rewrite: dict[int, dict[str, Any]]
-
-
-def plan(events: Sequence[Event], stored: int) -> Redaction:
-    """How the new events of a tracker are written, and which stored ones are rewritten.
-
-    Only the new events, and the stored messages that may have been kept in clear, are
-    masked: the cost of a save does not grow with the detectors' work on old turns.
+    Only the new events are masked: the cost of a save does not grow with the
+    detectors' work on old turns. The older events are read only for the form and the
+    question each new message answers.
 
     Args:
         events: the tracker's events, oldest first (those of its latest session).
         stored: how many of them are already in the table.
-
-    Returns:
-        The masked new events, the message kept in clear, and the stored messages
-        that were kept in clear and must now be masked.
     """
     written: list[dict[str, Any]] = []
-    states: dict[int, _State] = {}
     state = _State()
-    last_user: int | None = None
-    # Messages that gave a 記号・番号 the form accepted, in order.
-    number_messages: list[int] = []
-    number_given = birth_date_given = False
     for index, event in enumerate(events):
         if index >= stored:
             written.append(_masked_event(event.as_dict(), state))
-        if isinstance(event, UserUttered):
-            last_user = index
-            states[index] = state
-        elif isinstance(event, SlotSet) and event.key == MEMBER_NUMBER_SLOT:
-            number_given = event.value is not None
-            if number_given and last_user is not None:
-                number_messages.append(last_user)
-        elif isinstance(event, SlotSet) and event.key == BIRTH_DATE_SLOT:
-            birth_date_given = event.value is not None
-        elif isinstance(event, (Restarted, SessionStarted, AllSlotsReset)):
-            number_given = birth_date_given = False
         state = _next_state(state, event)
-    waiting = state.active_loop == VERIFICATION_FORM and number_given and not birth_date_given
-    withheld = number_messages[-1] if waiting and number_messages else None
-    if withheld is not None and withheld >= stored:
-        written[withheld - stored] = events[withheld].as_dict()
-    rewrite = {}
-    for index in number_messages:
-        if index != withheld and index < stored:
-            clear = events[index].as_dict()
-            masked = _masked_event(clear, states[index])
-            # Equal when nothing in it was personal or it was masked when retrieved.
-            if masked != clear:
-                rewrite[index] = masked
-    return Redaction(written, withheld, rewrite)
+    return written
 
 
 class RedactingSQLTrackerStore(SQLTrackerStore):
@@ -273,7 +227,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
     """
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Write the tracker's new events masked; mask a message no longer needed in clear.
+        """Write the tracker's new events, masked.
 
         Args:
             tracker: the conversation after its turn, values in clear.
@@ -282,15 +236,8 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         events = list(tracker.events)
         with self.session_scope() as session:
             query = self._event_query(session, tracker.sender_id, False)
-            redaction = plan(events, query.count())
-            for data in redaction.written:
+            for data in masked_events(events, query.count()):
                 session.add(self._row(tracker.sender_id, data))
-            for index, data in redaction.rewrite.items():
-                row_id = query.with_entities(self.SQLEvent.id).offset(index).limit(1).scalar()
-                if row_id is not None:
-                    session.query(self.SQLEvent).filter(self.SQLEvent.id == row_id).update(
-                        {"data": json.dumps(data)}, synchronize_session=False
-                    )
             session.commit()
 
     def _row(self, sender_id: str, data: dict[str, Any]) -> Any:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.conversation import Conversation
 from bot.core.japan_time import japanese_date
-from bot.identity import verification
+from bot.identity import sealed, verification
 from bot.identity.parsing import InputError, parse_birth_date, parse_code, parse_member_number
 from bot.identity.verification import MemberView, Outcome, Status
 from bot.outbound.sms import SmsSender
@@ -225,7 +225,7 @@ class Context:
     sender: SmsSender
     now: datetime
     failures: int
-    # The member's earlier message that gave the 記号・番号 (the slot holds it masked).
+    # The member's earlier message that gave the 記号・番号, unsealed from its slot.
     member_number_text: str | None
 
 
@@ -274,13 +274,8 @@ def step(context: Context, requested_slot: str | None, said: Said) -> Turn:
             said,
             MEMBER_NUMBER_SLOT,
             lambda text: parse_member_number(text, context.profile.member_identifier),
-            lambda number: Turn(
-                [],
-                {
-                    MEMBER_NUMBER_SLOT: number.masked(context.profile.member_identifier),
-                    FAILURES_SLOT: 0,
-                },
-            ),
+            # Sealed, not masked: the birth date's turn reads it again (bot.identity.sealed).
+            lambda number: Turn([], {MEMBER_NUMBER_SLOT: sealed.seal(said.text), FAILURES_SLOT: 0}),
         )
     if requested_slot == BIRTH_DATE_SLOT:
         return _parsing_step(

@@ -15,6 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import active_profile
 from actions.identity import ActionMyData, ActionVerificationDone, ValidateVerificationForm
 from actions.policy_answers import ActionAnswerPolicy
+from bot.identity.sealed import seal, unseal
 from bot.policy.answers import contact_line
 from tests.action_runs import run, run_messages, slot_events
 from tests.identity.verifying import outbox_code, verify
@@ -31,15 +32,16 @@ def database(demo, migrated_url, monkeypatch):
 
 def give_factors(tracker, number_text: str, birth_date_text: str, sender: str):
     """The birth-date step after ``number_text`` was accepted as 記号・番号."""
+    sealed = seal(number_text)
     history = [
         {"event": "user", "text": number_text},
-        {"event": "slot", "name": "id_member_number", "value": "記号****・番号**00"},
+        {"event": "slot", "name": "id_member_number", "value": sealed},
     ]
     return run_messages(
         ValidateVerificationForm(),
         tracker(
             birth_date_text,
-            slots={"requested_slot": "id_birth_date"},
+            slots={"requested_slot": "id_birth_date", "id_member_number": sealed},
             history=history,
             sender=sender,
         ),
@@ -60,23 +62,44 @@ def test_own_data_before_verification_starts_the_form(database, tracker):
     assert slot_events(events)["pending_request"] == "ask_my_data"
 
 
-def test_the_member_number_is_kept_masked(database, tracker):
+def test_the_member_number_is_kept_sealed(database, tracker):
     events, said = run(
         ValidateVerificationForm(),
         tracker("１００１の２３です", slots={"requested_slot": "id_member_number"}),
     )
-    assert slot_events(events) == {"id_member_number": "記号****・番号**23", "id_input_failures": 0}
+    slots = slot_events(events)
+    assert slots["id_input_failures"] == 0
+    assert "１００１" not in slots["id_member_number"] and "1001" not in slots["id_member_number"]
+    assert unseal(slots["id_member_number"]) == "１００１の２３です"
     assert said == ""
 
 
+def test_a_forged_or_stale_number_slot_asks_for_the_number_again(database, tracker):
+    for forged in ("1001-23", seal("1001-23", "another-secret")):
+        events, said = run(
+            ValidateVerificationForm(),
+            tracker(
+                "昭和60年4月1日",
+                slots={"requested_slot": "id_birth_date", "id_member_number": forged},
+            ),
+        )
+        assert "090-****-5678" not in said
+        assert slot_events(events)["requested_slot"] == "id_member_number"
+
+
 def test_factors_send_a_code_and_the_slot_keeps_no_birth_date(database, tmp_path, tracker):
+    sealed = seal("1001-23")
     history = [
         {"event": "user", "text": "1001-23"},
-        {"event": "slot", "name": "id_member_number", "value": "記号****・番号**23"},
+        {"event": "slot", "name": "id_member_number", "value": sealed},
     ]
     events, said = run(
         ValidateVerificationForm(),
-        tracker("昭和60年4月1日", slots={"requested_slot": "id_birth_date"}, history=history),
+        tracker(
+            "昭和60年4月1日",
+            slots={"requested_slot": "id_birth_date", "id_member_number": sealed},
+            history=history,
+        ),
     )
     assert "090-****-5678" in said
     assert slot_events(events)["id_birth_date"] == "****年**月**日"
@@ -254,7 +277,7 @@ def test_a_cooperative_member_verifies_with_the_certificate_number(
     _, asked = run(ActionMyData(), tracker("自分の登録内容を見たい", "ask_my_data"))
     assert "証書番号" in asked and "記号" not in asked
     history = verify(tracker, tmp_path, ("証書番号 2023001234", "1970年5月5日"))
-    assert slot_events(history)["id_member_number"] == "証書番号**34"
+    assert unseal(slot_events(history)["id_member_number"]) == "証書番号 2023001234"
     _, said = run(
         ActionVerificationDone(),
         tracker("", slots={"pending_request": "ask_my_data"}, history=history),

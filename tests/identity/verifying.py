@@ -45,7 +45,13 @@ def verify(
     ]:
         text = text or outbox_code(tmp_path)
         events, _ = run(
-            form, tracker(text, slots={"requested_slot": slot}, history=history, sender=sender)
+            form,
+            tracker(
+                text,
+                slots={**slot_events(history), "requested_slot": slot},
+                history=history,
+                sender=sender,
+            ),
         )
         history += [{"event": "user", "text": text}, *events]
     assert slot_events(history)["verification_outcome"] == "verified"
