@@ -23,7 +23,7 @@ from bot.console.context import CASEWORKERS, Console, allow, console_of, staff_o
 from bot.console.views import render, render_text, see_other
 from bot.db.audit import audit
 from bot.db.models import EscalationStatus
-from bot.handoff import escalations
+from bot.handoff import escalations, handback
 from bot.handoff.detail import EscalationDetail, escalation_detail
 from bot.handoff.escalations import EscalationError
 from bot.handoff.queue import PAGE_SIZE, queue_page
@@ -383,7 +383,7 @@ def _note(form: Any) -> str:
 
 @allow(*CASEWORKERS)
 async def hand_back(request: web.Request) -> web.StreamResponse:
-    """``POST /escalations/{id}/hand-back``: resume the assistant and close."""
+    """``POST /escalations/{id}/hand-back``: resume the assistant, tell the member, close."""
     return await _finish(request, give_back=True)
 
 
@@ -413,12 +413,20 @@ async def _finish(request: web.Request, *, give_back: bool) -> web.StreamRespons
             request, escalation_id, error=allowed, note_text=note, status=409
         )
     now = console.now()
-    resume = console.rasa_api.resume
+    rasa = console.rasa_api
+    resume = rasa.resume
 
     def work(session: Session) -> None:
         if give_back:
-            escalations.hand_back(
-                session, escalation_id, staff.name, now, resume=resume, note=note or None
+            # The member is told, on their own channel, that the assistant answers again.
+            handback.hand_back(
+                session,
+                escalation_id,
+                staff.name,
+                now,
+                rasa,
+                console.handback_notice,
+                note=note or None,
             )
         else:
             escalations.close(session, escalation_id, staff.name, note or None, now, resume=resume)
