@@ -26,6 +26,7 @@ from bot.cases.notify import ChannelNotifier, Notifier, SmsNotifier
 from bot.console import accounts, audit_log, auth, cases, escalations
 from bot.console.context import CONSOLE, Console, Handler, public
 from bot.console.views import environment, render
+from bot.handoff.handback import handed_back_text_for
 from bot.handoff.rasa_api import RasaApi
 from bot.outbound.sms import sender_from_settings
 from bot.policy.profiles.loader import ProfileError, load_profile
@@ -218,6 +219,7 @@ def create_app(
         absolute=absolute,
         public_numbers=published_numbers(settings),
         longer_extension=allows_longer_extension(settings),
+        handback_notice=handed_back_text_for(settings.org_id, settings.profiles_dir),
     )
     app = web.Application(middlewares=[errors, auth.guard], client_max_size=256 * 1024)
     app[CONSOLE] = console

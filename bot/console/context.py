@@ -55,6 +55,8 @@ class Console:
             transcripts leave readable (they are not anybody's personal data).
         longer_extension: the policy allows extending past its cap by a 「相当の期間」
             where processing is especially heavy.
+        handback_notice: what the member is told when staff hand the conversation
+            back, in the organization's words (:mod:`bot.handoff.handback`).
     """
 
     settings: Settings
@@ -69,6 +71,7 @@ class Console:
     absolute: timedelta
     public_numbers: tuple[str, ...] = ()
     longer_extension: bool = False
+    handback_notice: str = ""
 
     def now(self) -> datetime:
         """The current time, from the console's clock."""

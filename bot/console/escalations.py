@@ -6,7 +6,8 @@ The queue is read by :mod:`bot.handoff.queue` (waiting oldest first, then in pro
 The escalation page shows the conversation from Rasa's tracker store
 (:mod:`bot.handoff.transcripts`) with personal values masked; a masked value is revealed one at
 a time (``POST /escalations/{id}/reveal``), and every reveal is audited without the
-value. New lines are fetched by the page's script (``/lines?after=``).
+value. New lines are fetched by the page's script (``/lines?after=``), and the queue
+page fetches its tables again every few seconds (``/queue/live``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from bot.console.context import CASEWORKERS, Console, allow, console_of, staff_o
 from bot.console.views import render, render_text, see_other
 from bot.db.audit import audit
 from bot.db.models import EscalationStatus
-from bot.handoff import escalations
+from bot.handoff import escalations, handback
 from bot.handoff.detail import EscalationDetail, escalation_detail
 from bot.handoff.escalations import EscalationError
-from bot.handoff.queue import PAGE_SIZE, queue_page
+from bot.handoff.queue import PAGE_SIZE, QueuePage, queue_page
 from bot.handoff.rasa_api import RasaApiError
 from bot.handoff.relay import MAX_TEXT_LENGTH, RelayError, send_staff_message
 from bot.handoff.transcripts import Transcript, TranscriptError, read_transcript, reveal_field
@@ -75,13 +76,35 @@ def _int(value: object, default: int | None = None) -> int | None:
     return number if 0 <= number < 2**62 else default
 
 
+async def _queue_page(request: web.Request) -> QueuePage:
+    console = console_of(request)
+    page = _int(request.query.get("page"), 1) or 1
+    return await console.unit(queue_page, console.now(), page, PAGE_SIZE)
+
+
 @allow(*CASEWORKERS)
 async def queue(request: web.Request) -> web.StreamResponse:
     """``GET /queue``: the open escalations, waiting first."""
-    console = console_of(request)
-    now = console.now()
-    page = await console.unit(queue_page, now, _int(request.query.get("page"), 1) or 1, PAGE_SIZE)
-    return render(request, "queue.html", queue=page)
+    return render(request, "queue.html", queue=await _queue_page(request))
+
+
+@allow(*CASEWORKERS, fetch=True, passive=True)
+async def queue_live(request: web.Request) -> web.StreamResponse:
+    """``GET /queue/live?page=``: the queue's tables again, as an HTML fragment.
+
+    The open queue page fetches it every few seconds (same origin, so within the
+    console's Content-Security-Policy) and puts it in place: a new hand-off shows up
+    without a reload, and the page counts the waiting members in its title
+    (``X-Waiting-Count``) and announces new ones. Like the transcript's polling it is
+    not a staff action and does not keep the session alive.
+    """
+    page = await _queue_page(request)
+    return web.Response(
+        text=render_text(request, "_queue.html", queue=page),
+        content_type="text/html",
+        charset="utf-8",
+        headers={"X-Waiting-Count": str(page.waiting_count)},
+    )
 
 
 def _escalation_id(request: web.Request) -> int:
@@ -383,7 +406,7 @@ def _note(form: Any) -> str:
 
 @allow(*CASEWORKERS)
 async def hand_back(request: web.Request) -> web.StreamResponse:
-    """``POST /escalations/{id}/hand-back``: resume the assistant and close."""
+    """``POST /escalations/{id}/hand-back``: resume the assistant, tell the member, close."""
     return await _finish(request, give_back=True)
 
 
@@ -413,12 +436,20 @@ async def _finish(request: web.Request, *, give_back: bool) -> web.StreamRespons
             request, escalation_id, error=allowed, note_text=note, status=409
         )
     now = console.now()
-    resume = console.rasa_api.resume
+    rasa = console.rasa_api
+    resume = rasa.resume
 
     def work(session: Session) -> None:
         if give_back:
-            escalations.hand_back(
-                session, escalation_id, staff.name, now, resume=resume, note=note or None
+            # The member is told, on their own channel, that the assistant answers again.
+            handback.hand_back(
+                session,
+                escalation_id,
+                staff.name,
+                now,
+                rasa,
+                console.handback_notice,
+                note=note or None,
             )
         else:
             escalations.close(session, escalation_id, staff.name, note or None, now, resume=resume)
@@ -446,6 +477,7 @@ def routes() -> list[web.RouteDef]:
     base = r"/escalations/{id:\d+}"
     return [
         web.get("/queue", queue),
+        web.get("/queue/live", queue_live),
         web.get(base, show),
         web.get(f"{base}/lines", lines),
         web.post(f"{base}/reveal", reveal),

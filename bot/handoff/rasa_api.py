@@ -49,7 +49,11 @@ class RasaApi:
         return f"{self.url}/conversations/{quote(sender_id, safe=':@')}/{tail}"
 
     def _post(
-        self, url: str, params: dict[str, str], body: dict[str, Any], timeout: float
+        self,
+        url: str,
+        params: dict[str, str],
+        body: dict[str, Any] | list[dict[str, Any]],
+        timeout: float,
     ) -> requests.Response:
         try:
             response = requests.post(
@@ -70,13 +74,33 @@ class RasaApi:
             TIMEOUT_SECONDS,
         )
 
-    def resume(self, sender_id: str) -> None:
+    def resume(self, sender_id: str, notice: str | None = None) -> None:
         """Resume the conversation: the assistant answers its messages again.
+
+        Args:
+            sender_id: the conversation.
+            notice: a message for the member, appended with the resume as the
+                assistant's line in one call (``tracker/events``, both events at
+                once). Rasa sends it on the channel of the member's last message
+                (``execute_side_effects=true&output_channel=latest``), except in a
+                LINE conversation, where it is only recorded: the outbox pushes it
+                (:mod:`bot.handoff.handback`).
 
         Raises:
             RasaApiError: the server answered with an error or could not be reached.
         """
-        self._append(sender_id, "resume")
+        if notice is None:
+            self._append(sender_id, "resume")
+            return
+        params = {"include_events": "NONE"}
+        if not is_line_conversation(sender_id):
+            params.update(execute_side_effects="true", output_channel="latest")
+        self._post(
+            self._conversation(sender_id, "tracker/events"),
+            params,
+            [{"event": "resume"}, {"event": "bot", "text": notice}],
+            TIMEOUT_SECONDS,
+        )
 
     def pause(self, sender_id: str) -> None:
         """Pause the conversation: Rasa keeps the member's messages but answers none.

@@ -7,7 +7,7 @@ Examples::
     python -m bot.staff queue                                      # waiting, oldest first
     python -m bot.staff claim 12 --staff tanaka
     python -m bot.staff reply 12 --staff tanaka --text "お調べしますのでお待ちください"
-    python -m bot.staff hand-back 12 --staff tanaka                # resume in Rasa, close
+    python -m bot.staff hand-back 12 --staff tanaka                # resume, tell the member, close
     python -m bot.staff close 12 --staff tanaka --note "電話で対応済み"  # resumes too
 
 The database is ``DATABASE_URL`` (default ``var/app.db``) unless ``--url`` is given;
@@ -29,7 +29,8 @@ from datetime import datetime, timezone
 
 from bot.db.models import StaffRole
 from bot.db.session import session_factory
-from bot.handoff.escalations import EscalationError, EscalationView, claim, close, hand_back, queue
+from bot.handoff.escalations import EscalationError, EscalationView, claim, close, queue
+from bot.handoff.handback import hand_back, handed_back_text_for
 from bot.handoff.rasa_api import RasaApi, RasaApiError
 from bot.handoff.relay import RelayError, send_staff_message
 from bot.settings import Settings, ensure_rasa_token, load_settings
@@ -159,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.escalation_id,
                     args.staff,
                     now,
-                    resume=lambda sender: _rasa(settings, args.rasa_url).resume(sender),
+                    _rasa(settings, args.rasa_url),
+                    handed_back_text_for(settings.org_id, settings.profiles_dir),
                     note=args.note,
                 )
                 print(_line(view))

@@ -31,8 +31,13 @@ from rasa.utils.endpoints import EndpointConfig
 from bot.core.conversation import Conversation
 from bot.db.models import Escalation, Member, StaffMessage
 from bot.handoff import escalations
+from bot.handoff.handback import handed_back_text
 from bot.launcher import tracker_store_config
-from tests.console_fixtures import RunningConsole, Staff, text_of
+from bot.policy.profiles.loader import load_profile
+from tests.console_fixtures import RunningConsole, Staff, start_console, text_of
+from tests.handoff.test_relay import database, rasa
+
+__all__ = ["database", "rasa"]  # the recording rasa stand-in's fixtures
 
 SENDER = "member-line-1"
 PHONE = "090-1234-5678"
@@ -309,6 +314,33 @@ def test_hand_back_while_rasa_is_down_changes_nothing_and_keeps_the_note(console
     closing = staff.post(f"/escalations/{talk}/close", {"note": "電話で対応済み"})
     assert closing.status_code == 502  # paused: closing resumes it, which needs Rasa
     assert escalation_row(console, talk).status == "in_progress"
+
+
+def test_hand_back_tells_the_member_in_the_organizations_words(console, store, rasa):
+    save(store, SENDER, conversation())
+    talk = open_escalation(console)
+    rasa.known.add(SENDER)
+    # The same console, with a rasa server that answers (the recording stand-in).
+    answering = start_console(
+        console.sessions, console.url, settings=console.settings, rasa_url=rasa.url
+    )
+    try:
+        staff = claimed(answering, talk)
+        answer = staff.post(f"/escalations/{talk}/hand-back", {"note": "案内済み"})
+        assert answer.status_code == 303 and "notice=handed_back" in answer.headers["Location"]
+    finally:
+        answering.server.stop()
+    ((path, query, body),) = rasa.calls
+    assert path == f"/conversations/{SENDER}/tracker/events"
+    assert query["output_channel"] == ["latest"] and query["execute_side_effects"] == ["true"]
+    profile = load_profile(console.settings.org_id, console.settings.profiles_dir)
+    assert body == [
+        {"event": "resume"},
+        {"event": "bot", "text": handed_back_text(profile.name)},
+    ]
+    assert profile.name in body[1]["text"]
+    row = escalation_row(console, talk)
+    assert (row.status, row.note) == ("closed", "案内済み")
 
 
 def test_closing_a_conversation_that_was_never_paused(console, store):

@@ -11,6 +11,7 @@ import threading
 import time
 from datetime import timedelta
 
+import requests
 import sqlalchemy as sa
 
 from bot.db.models import Escalation
@@ -170,3 +171,60 @@ def test_claims_at_the_same_moment_give_it_to_exactly_one(console):
     with console.sessions.begin() as session:
         assert session.get(Escalation, waiting).assigned_staff == winner
     assert len(console.audit("escalation.claimed")) == 1
+
+
+def live(staff: Staff, page: int = 1) -> requests.Response:
+    """The queue's tables as the open page's script fetches them."""
+    return staff.http.get(
+        staff.url(f"/queue/live?page={page}"),
+        headers={"X-Requested-With": "fetch"},
+        timeout=30,
+        allow_redirects=False,
+    )
+
+
+def test_the_open_queue_fetches_new_hand_offs_and_counts_them_in_the_title(console):
+    staff = console.sign_in("tanaka")
+    page = staff.get("/queue").text
+    assert "<title>対応待ち｜" in page  # nobody waiting: no count
+    assert 'data-live-url="/queue/live?page=1" data-poll="5000"' in page
+    assert 'id="queue-announcer"' in page and 'aria-live="polite"' in page
+    first = live(staff)
+    assert first.status_code == 200 and first.headers["X-Waiting-Count"] == "0"
+    assert "対応待ちの案件はありません。" in first.text and "<html" not in first.text
+
+    [waiting] = seed(console, waiting=1)
+    fresh = live(staff)
+    assert fresh.headers["X-Waiting-Count"] == "1"
+    assert listed(fresh.text) == [waiting]
+    # What the page announces, and the claim form with the session's CSRF token.
+    reason = REASONS[console_reason(console, waiting)]
+    assert f'data-waiting="{waiting}" data-label="#{waiting}（{reason}・' in fresh.text
+    assert f'action="/escalations/{waiting}/claim"' in fresh.text
+    assert f'name="csrf" value="{staff.csrf}"' in fresh.text
+    assert "<th>操作</th>" in fresh.text  # no header cell without text
+    assert "<title>(1) 対応待ち｜" in staff.get("/queue").text
+    # The page number is kept, as on the page itself.
+    seed(console, waiting=60)
+    assert listed(live(staff, 2).text) == listed(staff.get("/queue?page=2").text)
+
+
+def console_reason(console: RunningConsole, escalation_id: int) -> str:
+    with console.sessions.begin() as session:
+        return session.get(Escalation, escalation_id).reason
+
+
+def test_the_queue_poll_is_for_caseworkers_and_does_not_keep_a_session_alive(console):
+    admin = console.sign_in("kanri")
+    refused = live(admin)
+    assert refused.status_code == 403 and refused.headers["Content-Type"].startswith(
+        "application/json"
+    )
+    stranger = requests.get(console.base + "/queue/live", allow_redirects=False, timeout=30)
+    assert stranger.status_code == 401 and stranger.json()["error"] == "signed_out"
+    staff = console.sign_in("tanaka")
+    for _ in range(2):
+        console.clock.advance(minutes=12)
+        assert live(staff).status_code == 200
+    console.clock.advance(minutes=7)  # 31 minutes after the page was opened
+    assert live(staff).status_code == 401

@@ -1,22 +1,32 @@
-"""What the browser tests share: finding node and Debian's chromium, running a spec.
+"""What the browser tests share: finding node and Debian's chromium, running a spec,
+checking pages with axe-core.
 
 The specs (``web/tests/*.spec.mjs``) drive chromium with playwright-core from
-``web/node_modules``; no browser is downloaded. Without chromium, node or the npm
-packages the tests skip with the reason, unless ``PRIVACY_BOT_REQUIRE_BROWSER`` is 1
-(``.ci/run``): then they fail.
+``web/node_modules``; no browser is downloaded. :func:`assert_accessible` runs axe-core
+(the npm package, ``web/tests/axe.mjs``) on pages, signed in to the console where a
+page needs it: a page is added to the check with one :class:`AxePage` line. Without
+chromium, node or the npm packages the tests skip with the reason, unless
+``PRIVACY_BOT_REQUIRE_BROWSER`` is 1 (``.ci/run``): then they fail.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
 import subprocess
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+
+# What the specs import from web/node_modules (web/package.json).
+NPM_PACKAGES = ("playwright-core", "axe-core")
+AXE_SPEC = ROOT / "web" / "tests" / "accessibility.spec.mjs"
 
 
 def _chromium() -> str | None:
@@ -33,7 +43,7 @@ def find_browser_tools() -> tuple[str, str]:
         missing.append("chromium (as root: apt-get install chromium)")
     if not node:
         missing.append("node")
-    if not (ROOT / "web" / "node_modules" / "playwright-core").is_dir():
+    if not all((ROOT / "web" / "node_modules" / name).is_dir() for name in NPM_PACKAGES):
         missing.append("web/node_modules (make install)")
     if missing:
         reason = "browser tests need " + ", ".join(missing)
@@ -77,3 +87,41 @@ def png_size(path: Path) -> tuple[int, int]:
     assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
     width, height = struct.unpack(">II", header[16:24])
     return width, height
+
+
+@dataclass(frozen=True)
+class AxePage:
+    """A page for :func:`assert_accessible`.
+
+    Attributes:
+        label: how failures name it (``queue``, ``chat``...).
+        url: the page's full URL; it must answer 2xx without redirecting.
+        account: (name, password) of a console account to sign in with first, through
+            the console's form at ``/login`` of the page's origin; None: not signed in.
+        ready: a CSS selector to wait for before checking (content the page's script
+            adds), if any.
+    """
+
+    label: str
+    url: str
+    account: tuple[str, str] | None = None
+    ready: str | None = None
+
+
+def assert_accessible(
+    tools: tuple[str, str], pages: Sequence[AxePage], on_failure: str = ""
+) -> None:
+    """Fail unless axe-core finds no violation (of any impact) on any of ``pages``.
+
+    Each page is checked in Debian's chromium as it is served, its
+    Content-Security-Policy in force (``web/tests/accessibility.spec.mjs``); a failure
+    lists every violation of every page: rule, impact, help and the elements.
+
+    Args:
+        tools: (node, chromium) from :func:`find_browser_tools`.
+        pages: the pages.
+        on_failure: appended to the failure message (e.g. the servers' errors).
+    """
+    env = {"AXE_PAGES": json.dumps([asdict(page) for page in pages], ensure_ascii=False)}
+    output = run_node_spec(AXE_SPEC, tools, env, on_failure=on_failure)
+    assert f"accessibility: {len(pages)} pages, no violations" in output

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from bot.core.conversation import Conversation
 from bot.db.models import Escalation, StaffMessage
 from bot.db.session import session_factory
-from bot.handoff import escalations
+from bot.handoff import escalations, handback
+from bot.handoff.handback import handed_back_text_for
 from bot.handoff.rasa_api import RasaApi
 from bot.handoff.relay import RelayError, send_staff_message
 from bot.handoff.transcripts import read_transcript, tracker_engine
@@ -52,7 +53,7 @@ def transcript_lines(assistant, sender: str) -> list[tuple[str, str | None, str]
     return [(line.speaker, line.staff, line.masked_text) for line in transcript.lines]
 
 
-def test_staff_reply_is_relayed_while_paused_and_hand_back_resumes(assistant, say):
+def test_staff_reply_is_relayed_while_paused_and_hand_back_resumes_and_tells(assistant, say):
     sessions = session_factory(assistant.settings.database_url)
     rasa = RasaApi(assistant.rasa_url, assistant.token)
     say("担当者と話したいです")
@@ -97,12 +98,20 @@ def test_staff_reply_is_relayed_while_paused_and_hand_back_resumes(assistant, sa
     ]
     assert ("member", None, "担当者と話したいです") in lines
 
+    # Handed back: resumed, and the member told so in the organization's words.
+    notice = handed_back_text_for(assistant.settings.org_id, assistant.settings.profiles_dir)
+    assert "国際興業健康保険組合" in notice
     with sessions.begin() as session:
-        escalations.hand_back(session, escalation_id, "tanaka", now(), resume=rasa.resume)
+        handback.hand_back(session, escalation_id, "tanaka", now(), rasa, notice)
+    state = tracker(assistant, say.sender)
+    assert state["paused"] is False
+    assert [e["event"] for e in state["events"][-2:]] == ["resume", "bot"]
+    assert state["events"][-1]["text"] == notice
+    assert transcript_lines(assistant, say.sender)[-2:] == [
+        ("system", None, "会話を再開しました（アシスタントが応答します）"),
+        ("assistant", None, notice),
+    ]
     assert "出典：" in texts(say("個人情報の利用目的を教えてください"))
-    assert ("system", None, "会話を再開しました（アシスタントが応答します）") in transcript_lines(
-        assistant, say.sender
-    )
 
 
 def start_an_hour_ago(assistant, sender: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from bot.launcher import RunningAssistant
 from bot.settings import load_settings
 from tests.conftest import ROOT
-from tests.e2e.browser import png_size, run_node_spec
+from tests.e2e.browser import AxePage, assert_accessible, png_size, run_node_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -55,3 +55,9 @@ def test_a_session_is_not_taken_by_its_id_and_one_screen_holds_it(assistant, bro
 
 def test_the_channel_guards_what_a_script_sends_past_the_widget(assistant, browser_tools):
     assert "socket: all checks passed" in run_spec(assistant, browser_tools, "socket")
+
+
+def test_the_chat_page_passes_axe_core(assistant, browser_tools):
+    """axe-core finds no violation on the chat page, connected and greeted."""
+    page = AxePage("chat", assistant.webchat_url, ready='#chat[data-state="connected"]')
+    assert_accessible(browser_tools, [page])

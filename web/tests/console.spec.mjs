@@ -6,13 +6,15 @@
 //
 //   node web/tests/console.spec.mjs handoff
 //
-// A member on the website chat asks for a person; a staff member signs in to the
-// console, finds the conversation in the queue, claims it, reads the member's request in
-// the transcript and replies; the member sees the reply in the chat; the member writes
-// again and the console shows it without a reload; staff hand back and the assistant
-// answers again. Two browser contexts, one per person: nothing is shared between them.
-// Environment: WEBCHAT_URL, CONSOLE_URL, STAFF_NAME, STAFF_PASSWORD, ARTIFACT_DIR,
-// CHROMIUM. Exit status 0 when every check passed; each step is printed as it runs.
+// A staff member signs in to the console and keeps the queue open; a member on the
+// website chat asks for a person, and the open queue shows it without a reload (the
+// title counts it, a polite live region announces it); staff claim the conversation,
+// read the member's request in the transcript and reply; the member sees the reply in
+// the chat; the member writes again and the console shows it without a reload; staff
+// hand back, the member is told so in the chat, and the assistant answers again. Two
+// browser contexts, one per person: nothing is shared between them.
+// Environment: WEBCHAT_URL, CONSOLE_URL, STAFF_NAME, STAFF_PASSWORD, HANDBACK_NOTICE,
+// ARTIFACT_DIR, CHROMIUM. Exit status 0 when every check passed; each step is printed as it runs.
 
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -36,6 +38,8 @@ const CONSOLE_URL = env("CONSOLE_URL");
 const STAFF_NAME = env("STAFF_NAME");
 const STAFF_PASSWORD = env("STAFF_PASSWORD");
 const ARTIFACT_DIR = env("ARTIFACT_DIR");
+// What the member is told at the hand back, in the organization's words.
+const HANDBACK_NOTICE = env("HANDBACK_NOTICE");
 // The console polls for new lines every 3 s; a line may take a few polls to come.
 const POLL_TIMEOUT_MS = 30_000;
 
@@ -79,6 +83,25 @@ async function handoff() {
     watchProblems(chat, problems, "chat");
     watchProblems(desk, problems, "console");
 
+    step("staff: the console asks for a sign-in, then shows the queue");
+    await desk.goto(new URL("/queue", CONSOLE_URL).href);
+    await desk.waitForURL(/\/login/);
+    await desk.getByLabel("名前").fill(STAFF_NAME);
+    await desk.getByLabel("パスワード").fill(STAFF_PASSWORD);
+    await desk.getByRole("button", { name: "サインイン" }).click();
+    await desk.waitForURL(/\/queue/);
+    const cookies = await staff.cookies();
+    const session = cookies.find((c) => c.name === "console_session");
+    assert.ok(session, "no console_session cookie");
+    assert.equal(session.httpOnly, true);
+    assert.equal(session.sameSite, "Strict");
+
+    step("staff: the open queue has nobody waiting yet");
+    assert.ok(!/^\(\d+\)/.test(await desk.title()), await desk.title());
+    await desk.evaluate(() => {
+      window.__sameDocument = true; // gone if the page reloads
+    });
+
     step("member: the first request for a person is answered with an offer");
     await chat.goto(WEBCHAT_URL);
     await connected(chat);
@@ -100,18 +123,23 @@ async function handoff() {
     assert.ok(handed.includes(HANDED_OVER), handed);
     console.log(`member session: ${await conversationId(chat)}`);
 
-    step("staff: the console asks for a sign-in, then shows the queue");
-    await desk.goto(new URL("/queue", CONSOLE_URL).href);
-    await desk.waitForURL(/\/login/);
-    await desk.getByLabel("名前").fill(STAFF_NAME);
-    await desk.getByLabel("パスワード").fill(STAFF_PASSWORD);
-    await desk.getByRole("button", { name: "サインイン" }).click();
-    await desk.waitForURL(/\/queue/);
-    const cookies = await staff.cookies();
-    const session = cookies.find((c) => c.name === "console_session");
-    assert.ok(session, "no console_session cookie");
-    assert.equal(session.httpOnly, true);
-    assert.equal(session.sameSite, "Strict");
+    step("staff: the open queue shows the hand-off by itself, counts it, announces it");
+    await desk.waitForFunction(
+      () => document.querySelectorAll("#queue-live tr[data-waiting]").length === 1,
+      null,
+      { timeout: POLL_TIMEOUT_MS },
+    );
+    await desk.waitForFunction(() => document.title.startsWith("(1) "), null, {
+      timeout: POLL_TIMEOUT_MS,
+    });
+    const announced = (await desk.textContent("#queue-announcer")) || "";
+    assert.match(
+      announced,
+      /^新しく対応待ちになった案件があります：#\d+（担当者希望・Webチャット）$/,
+      announced,
+    );
+    assert.equal(await desk.getAttribute("#queue-announcer", "aria-live"), "polite");
+    assert.equal(await desk.evaluate(() => window.__sameDocument), true, "the queue page reloaded");
 
     step("staff: the queue shows the member's request, waiting");
     const waiting = desk.locator("section", { has: desk.locator("h2", { hasText: "対応待ち" }) });
@@ -189,6 +217,14 @@ async function handoff() {
     await desk.waitForURL(/notice=handed_back/);
     await notice(desk, "会話をアシスタントに戻し");
     assert.ok(((await desk.textContent("h1")) || "").includes("完了"));
+
+    step("member: is told in the chat that the assistant answers again");
+    await chat.waitForFunction(
+      (text) =>
+        [...document.querySelectorAll("#log .msg--bot")].some((n) => n.textContent.includes(text)),
+      HANDBACK_NOTICE,
+      { timeout: ANSWER_TIMEOUT_MS },
+    );
 
     step("member: a policy question gets the assistant's sourced answer again");
     const answer = await say(chat, POLICY_QUESTION);

@@ -2,6 +2,7 @@
 // - masked values: a click POSTs to the button's reveal URL with the CSRF header and
 //   shows the value as text (never as HTML);
 // - the conversation polls for new lines every few seconds while the page is visible;
+// - so does the queue, which counts waiting members in the title and announces new ones;
 // - the reply being typed is kept in sessionStorage until the server confirms it sent;
 // - forms with data-confirm ask first.
 (function () {
@@ -106,6 +107,65 @@
     transcript.scrollTop = transcript.scrollHeight;
     timer = window.setInterval(poll, every);
     document.addEventListener("visibilitychange", poll);
+  }
+
+  // --- the queue refreshes itself -------------------------------------------------------------
+  // The tables come again from /queue/live every few seconds and replace the old ones
+  // when they changed; the title counts the waiting members, "(2) 対応待ち｜…", and the
+  // polite live region names the ones that were not there before.
+  var live = document.getElementById("queue-live");
+  var announcer = document.getElementById("queue-announcer");
+  if (live && live.hasAttribute("data-poll")) {
+    var queueEvery = parseInt(live.getAttribute("data-poll"), 10) || 5000;
+    var queueBusy = false;
+    var lastQueue = null;
+    var baseTitle = document.title.replace(/^\(\d+\) /, "");
+    var waitingRows = function (root) {
+      var rows = {};
+      Array.prototype.forEach.call(root.querySelectorAll("tr[data-waiting]"), function (row) {
+        rows[row.getAttribute("data-waiting")] = row.getAttribute("data-label") || "";
+      });
+      return rows;
+    };
+    var known = waitingRows(live);
+    var refreshQueue = function () {
+      if (queueBusy || document.visibilityState !== "visible") { return; }
+      queueBusy = true;
+      fetch(live.getAttribute("data-live-url"), {
+        credentials: "same-origin",
+        headers: { "X-Requested-With": "fetch" }
+      }).then(function (response) {
+        if (signedOut(response)) { return; }
+        if (!response.ok) {
+          if (status) { status.textContent = "対応待ちの一覧を更新できませんでした。自動で再試行します。"; }
+          return;
+        }
+        var count = parseInt(response.headers.get("X-Waiting-Count") || "0", 10) || 0;
+        return response.text().then(function (html) {
+          if (status) { status.textContent = ""; }
+          document.title = (count > 0 ? "(" + count + ") " : "") + baseTitle;
+          if (html === lastQueue) { return; }
+          lastQueue = html;
+          var holder = document.createElement("div");
+          holder.innerHTML = html;
+          var rows = waitingRows(holder);
+          var fresh = Object.keys(rows).filter(function (id) { return !(id in known); });
+          known = rows;
+          // The button the agent is on keeps the focus when the tables are replaced.
+          var focused = live.contains(document.activeElement) ? document.activeElement.id : "";
+          live.replaceChildren.apply(live, Array.prototype.slice.call(holder.childNodes));
+          if (focused && document.getElementById(focused)) { document.getElementById(focused).focus(); }
+          if (fresh.length && announcer) {
+            announcer.textContent = "新しく対応待ちになった案件があります：" +
+              fresh.map(function (id) { return rows[id]; }).join("、");
+          }
+        });
+      }).catch(function () {
+        if (status) { status.textContent = "通信できませんでした。自動で再試行します。"; }
+      }).then(function () { queueBusy = false; });
+    };
+    window.setInterval(refreshQueue, queueEvery);
+    document.addEventListener("visibilitychange", refreshQueue);
   }
 
   // --- keep the reply being typed --------------------------------------------------------
