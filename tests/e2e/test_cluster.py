@@ -572,6 +572,9 @@ def test_a_worker_killed_while_delivering_leaves_each_message_delivered_once(
     sms = [json.loads(line) for line in first.settings.outbox_path.read_text("utf-8").splitlines()]
     to_phone = [message["text"] for message in sms if message["to"] == phone]
     assert to_phone == [f"コード {code_1}", f"コード {code_2}"]
+    # Neither worker logged where the messages went.
+    logged = log_of(cluster, 1, "worker.log")
+    assert phone not in logged and member not in logged
 
 
 def test_an_action_server_killed_alone_costs_the_member_a_silent_turn(cluster):
