@@ -51,10 +51,17 @@ import sqlalchemy as sa
 from bench import cli
 from bench.channels import QUESTIONS, rest_baseline, socket_view, web_scripts
 from bench.cpu import cpu_seconds, group_members, machine_busy_seconds, used_between
-from bench.line import LineCounts, LineStandIn, count_line, line_traffic, plan_line
+from bench.line import (
+    LineCounts,
+    LineStandIn,
+    count_line,
+    line_environment,
+    line_traffic,
+    plan_line,
+)
 from bench.report import DASH, Machine, header, num, table, times
-from bench.rest import post_message, send_conversations
-from bench.servers import LOOPBACK, free_port, local_url
+from bench.rest import REST_WEBHOOK, post_message, send_conversations
+from bench.servers import LOOPBACK, free_port
 from bench.stats import Timings, ratio
 from bot.cluster import RunningCluster, cluster_running
 from bot.launcher import train_if_needed
@@ -246,9 +253,14 @@ class CpuMeter:
 # --- the phases ---------------------------------------------------------------------------
 
 
+def edge(cluster: RunningCluster) -> str:
+    """The cluster's public address (nginx), with the loopback address for a name."""
+    return cluster.url.replace("localhost", LOOPBACK)
+
+
 def rest_url(cluster: RunningCluster) -> str:
-    """The REST channel through nginx, on the loopback address (no name to resolve)."""
-    return cluster.rest_url.replace("localhost", LOOPBACK)
+    """The REST channel through nginx."""
+    return f"{edge(cluster)}{REST_WEBHOOK}"
 
 
 def stored_turns(cluster: RunningCluster, prefix: str) -> dict[str, int]:
@@ -404,7 +416,7 @@ async def measure(
 
         logger.info("%d replica(s): %d LINE deliveries at once …", replicas, sizes.deliveries)
         plan = plan_line(sizes.deliveries, sizes.deliveries, QUESTIONS, secrets.randbits(32))
-        webhook = f"{local_url(int(cluster.url.rsplit(':', 1)[1]))}/webhooks/line/webhook"
+        webhook = f"{edge(cluster)}/webhooks/line/webhook"
         outcomes, line_wall = await line_traffic(
             http, webhook, stand_in, plan, secret, sizes.deliveries, sizes.timeout_s
         )
@@ -424,11 +436,7 @@ def run(sizes: Sizes) -> tuple[list[ReplicaRun], str]:
     secret, access_token = secrets.token_hex(16), secrets.token_hex(24)
     stand_in, stand_in_port = LineStandIn(access_token), free_port()
     # The servers read the LINE channel's settings from the environment they start in.
-    line_env = {
-        "LINE_CHANNEL_SECRET": secret,
-        "LINE_CHANNEL_ACCESS_TOKEN": access_token,
-        "LINE_API_BASE_URL": local_url(stand_in_port),
-    }
+    line_env = line_environment(secret, access_token, stand_in_port)
     results: list[ReplicaRun] = []
 
     async def on(cluster: RunningCluster) -> ReplicaRun:
