@@ -312,7 +312,7 @@ def outbox_lines(path: Path, start: int) -> tuple[list[dict[str, str]], int]:
 
 
 async def verifications(
-    http: aiohttp.ClientSession, cluster: RunningCluster, count: int, timeout_s: float
+    rest: aiohttp.ClientSession, cluster: RunningCluster, count: int, timeout_s: float
 ) -> SmsCounts:
     """``count`` verifications of the demo member, one after another, each timed."""
     first = cluster.replicas[0]
@@ -322,10 +322,10 @@ async def verifications(
     for index in range(count):
         sender = f"bench-sms-{run}-{index}"
         replies = [
-            await post_message(http, url, sender, text, timeout_s) for text in VERIFICATION_TURNS
+            await post_message(rest, url, sender, text, timeout_s) for text in VERIFICATION_TURNS
         ]
         sent_at = time.time()
-        trigger = await post_message(http, url, sender, CODE_TRIGGER, timeout_s)
+        trigger = await post_message(rest, url, sender, CODE_TRIGGER, timeout_s)
         line: dict[str, str] | None = None
         while line is None and time.time() - sent_at < timeout_s:
             lines, offset = outbox_lines(outbox, offset)
@@ -338,7 +338,7 @@ async def verifications(
             continue
         delivered_s.append(datetime.fromisoformat(line["sent_at"]).timestamp() - sent_at)
         trigger_s.append(trigger.seconds)
-        replies += [trigger, await post_message(http, url, sender, code.group(), timeout_s)]
+        replies += [trigger, await post_message(rest, url, sender, code.group(), timeout_s)]
         errors += sum(1 for reply in replies if reply.error or not reply.messages)
     return count_sms(cluster, count, errors, trigger_s, delivered_s)
 
