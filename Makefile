@@ -17,7 +17,7 @@ include .env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run cluster test checks install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases bench-channels bench-console bench-words clean
+.PHONY: run cluster test checks install train chat db lint types unit validate e2e browser stories bench bench-identity bench-cases bench-channels bench-cluster bench-console bench-words nginx clean
 
 run: install
 	$(BIN)/python -m bot.launcher run
@@ -26,10 +26,13 @@ run: install
 # worker behind nginx on one port (CLUSTER_PORT, 8000), on PostgreSQL and Redis
 # (DATABASE_URL, REDIS_URL; by default the local servers). Debian's nginx is installed
 # when missing and root (bot/cluster.py, docs/deploy.md).
-cluster: install
+cluster: install nginx
+	$(BIN)/python -m bot.cluster
+
+# Debian's nginx, installed when missing and root (`make cluster`, `make bench-cluster`).
+nginx:
 	@test -x /usr/sbin/nginx || [ "$$(id -u)" != 0 ] || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; }
-	$(BIN)/python -m bot.cluster
 
 chat: install
 	$(BIN)/python -m bot.chat
@@ -120,6 +123,12 @@ bench-cases: install
 # website-chat sessions, the REST channel as baseline, on fresh servers (bench/channels.py).
 bench-channels: train
 	$(BIN)/python -m bench.channels
+
+# `make cluster` with one replica, then two, behind nginx on PostgreSQL and Redis db 11:
+# 40 concurrent conversations (turns/s, latency, CPU per process), 200 LINE deliveries as
+# one burst, 20 verification codes by SMS; errors and duplicates (bench/cluster.py).
+bench-cluster: train nginx
+	$(BIN)/python -m bench.cluster
 
 # The staff console's queue and transcript pages with 10,000 escalations and 1,000,000
 # Rasa tracker events against 100 escalations and 10,000 events (SQLite and

@@ -37,13 +37,14 @@ from bench.line import (
     LineStandIn,
     conversations,
     count_line,
+    line_environment,
     line_traffic,
     parts,
     plan_line,
 )
 from bench.report import DASH, Machine, header, num, table, times
 from bench.rest import Reply, send_conversations
-from bench.servers import LOOPBACK, free_port, running_product
+from bench.servers import free_port, running_product
 from bench.stats import Timings, ratio
 from bot.launcher import RunningAssistant
 
@@ -357,11 +358,7 @@ def run(sizes: Sizes) -> tuple[Results, str]:
     channel_secret, access_token = secrets.token_hex(16), secrets.token_hex(24)
     stand_in, stand_in_port = LineStandIn(access_token), free_port()
     # The servers read the LINE channel's settings from the environment they start in.
-    line_env = {
-        "LINE_CHANNEL_SECRET": channel_secret,
-        "LINE_CHANNEL_ACCESS_TOKEN": access_token,
-        "LINE_API_BASE_URL": f"http://{LOOPBACK}:{stand_in_port}",
-    }
+    line_env = line_environment(channel_secret, access_token, stand_in_port)
 
     async def measure_with_stand_in(assistant: RunningAssistant) -> Results:
         await stand_in.start(stand_in_port)

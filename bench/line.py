@@ -223,6 +223,18 @@ class LineStandIn:
         return 200, ""
 
 
+def line_environment(channel_secret: str, access_token: str, stand_in_port: int) -> dict[str, str]:
+    """The environment that gives servers this LINE channel, its API the stand-in.
+
+    The rasa server's LINE channel and the outbox read these variables when they start.
+    """
+    return {
+        "LINE_CHANNEL_SECRET": channel_secret,
+        "LINE_CHANNEL_ACCESS_TOKEN": access_token,
+        "LINE_API_BASE_URL": f"http://{LOOPBACK}:{stand_in_port}",
+    }
+
+
 # --- sending the deliveries, and counting what came of them -----------------------------
 
 

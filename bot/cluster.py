@@ -6,6 +6,9 @@ the staff console and the worker; and nginx (``deploy/nginx/cluster.conf.templat
 the one public port, in front of both rasa servers. State lives where every replica
 sees it: the app database and the tracker store in PostgreSQL (``DATABASE_URL``), locks,
 rate limits, LINE redeliveries and socket.io rooms in Redis (``REDIS_URL``).
+:func:`cluster_running` also starts the first replica alone behind the same nginx
+(``replicas=1``): the baseline ``make bench-cluster`` (bench/cluster.py) measures two
+replicas against.
 
 Each rasa server calls its own action server rather than both going through an nginx
 upstream: a rasa server and its action server are one unit (a pod in Kubernetes) that
@@ -171,12 +174,22 @@ def ensure_redis(redis_url: str) -> None:
 
 
 def nginx_config(prefix: Path, listen: str, rasa: list[str], webchat: str) -> str:
-    """``deploy/nginx/cluster.conf.template`` for this run's addresses."""
+    """``deploy/nginx/cluster.conf.template`` for this run's addresses.
+
+    Args:
+        prefix: nginx's prefix (its pid file, logs and temporary files).
+        listen: the public address, as nginx's ``listen`` takes it.
+        rasa: each rasa server's ``host:port``, one ``server`` line each in both of
+            its upstreams.
+        webchat: the website chat page's ``host:port``.
+    """
+    servers = "\n        ".join(
+        f"server {address} max_fails=1 fail_timeout=10s;" for address in rasa
+    )
     return string.Template(TEMPLATE.read_text("utf-8")).safe_substitute(
         CLUSTER_PREFIX=str(prefix),
         CLUSTER_LISTEN=listen,
-        CLUSTER_RASA_1=rasa[0],
-        CLUSTER_RASA_2=rasa[1],
+        CLUSTER_RASA_SERVERS=servers,
         CLUSTER_WEBCHAT=webchat,
     )
 
@@ -215,8 +228,9 @@ def cluster_running(
     public_host: str = "127.0.0.1",
     second_ports: tuple[int, int] | None = None,
     startup_s: float = 240,
+    replicas: int = 2,
 ) -> Iterator[RunningCluster]:
-    """Start two replicas and nginx in front of them; stop them all on exit.
+    """Start the replicas (two) and nginx in front of them; stop them all on exit.
 
     Args:
         settings: the cluster's settings (:func:`cluster_settings`); the first replica
@@ -227,11 +241,16 @@ def cluster_running(
         second_ports: the second replica's (rasa, action) ports; by default the first
             replica's ports plus one.
         startup_s: how long each server may take to answer.
+        replicas: 2 (``make cluster``), or 1: the first replica alone behind the same
+            nginx, the baseline ``make bench-cluster`` compares two replicas with.
 
     Raises:
+        ValueError: If ``replicas`` is neither 1 nor 2.
         SettingsError: If PostgreSQL or Redis cannot be reached, a port is taken, or
             nginx is missing or rejects its configuration.
     """
+    if replicas not in (1, 2):
+        raise ValueError(f"a cluster has 1 or 2 replicas, not {replicas}")
     ensure_postgres(settings.database_url)
     if settings.redis_url:
         ensure_redis(settings.redis_url)
@@ -260,7 +279,7 @@ def cluster_running(
     )
     logs = settings.var_dir / "logs"
     with ExitStack() as stack:
-        replicas = [
+        started = [
             stack.enter_context(
                 running(
                     first,
@@ -271,22 +290,25 @@ def cluster_running(
                     console=True,
                     worker=True,
                 )
-            ),
-            stack.enter_context(
-                running(second, model, logs / "replica-2", startup_s, worker=False)
-            ),
+            )
         ]
+        if replicas == 2:
+            started.append(
+                stack.enter_context(
+                    running(second, model, logs / "replica-2", startup_s, worker=False)
+                )
+            )
         prefix = settings.var_dir / "nginx"
         config = nginx_config(
             prefix,
             listen,
-            [f"127.0.0.1:{replica.settings.rasa_port}" for replica in replicas],
+            [f"127.0.0.1:{replica.settings.rasa_port}" for replica in started],
             f"127.0.0.1:{first.webchat_port}",
         )
         nginx = start_nginx(prefix, config)
         stack.callback(stop, [nginx])
         wait_until_up(f"http://127.0.0.1:{public_port}/health", 20, nginx)
-        yield RunningCluster(public_url, replicas, nginx)
+        yield RunningCluster(public_url, started, nginx)
 
 
 def run(settings: Settings, public_port: int, public_host: str) -> None:

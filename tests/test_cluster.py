@@ -13,6 +13,7 @@ from bot.cluster import (
     DEFAULT_DATABASE_URL,
     DEFAULT_REDIS_URL,
     NGINX,
+    cluster_running,
     cluster_settings,
     ensure_postgres,
     ensure_redis,
@@ -59,10 +60,14 @@ def test_unreachable_servers_are_refused_without_their_password():
 
 
 @pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx is not installed")
-def test_the_nginx_configuration_is_accepted_by_nginx(tmp_path: Path):
+@pytest.mark.parametrize("rasa", [["127.0.0.1:1", "127.0.0.1:2"], ["127.0.0.1:1"]])
+def test_the_nginx_configuration_is_accepted_by_nginx(tmp_path: Path, rasa: list[str]):
     (tmp_path / "temp").mkdir()
-    conf = nginx_config(tmp_path, "127.0.0.1:18000", ["127.0.0.1:1", "127.0.0.1:2"], "127.0.0.1:3")
+    conf = nginx_config(tmp_path, "127.0.0.1:18000", rasa, "127.0.0.1:3")
     assert "${" not in conf
+    # Both upstreams (any replica; socket.io sticky) list every rasa server, and only them.
+    assert conf.count("server 127.0.0.1:1 ") == 2
+    assert conf.count("server 127.0.0.1:2 ") == 2 * (len(rasa) == 2)
     (tmp_path / "nginx.conf").write_text(conf, "utf-8")
     checked = subprocess.run(
         [NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"],
@@ -70,3 +75,11 @@ def test_the_nginx_configuration_is_accepted_by_nginx(tmp_path: Path):
         text=True,
     )
     assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("replicas", [0, 3])
+def test_a_cluster_has_one_or_two_replicas(replicas: int, tmp_path: Path):
+    settings = cluster_settings(load_settings({}), {})
+    started = cluster_running(settings, tmp_path / "model.tar.gz", replicas=replicas)
+    with pytest.raises(ValueError, match="1 or 2"), started:
+        pytest.fail("started")  # pragma: no cover
