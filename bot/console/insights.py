@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from bot.console.context import OFFICER, allow, console_of, staff_of
@@ -26,16 +24,12 @@ from bot.console.views import render
 from bot.core.conversation import Conversation, channel_of
 from bot.core.japan_time import jst_timestamp
 from bot.db.audit import audit
-from bot.db.models import Escalation
 from bot.handoff.detail import known_names
-from bot.handoff.transcripts import Transcript, read_transcript
-from bot.insights import events
+from bot.insights.conversation import around, conversation_member, message_sender
 from bot.insights.figures import Figures, app_figures, events_figures
 from bot.insights.period import PERIOD_DAYS, Period, parse_days
 from bot.insights.tables import all_tables
 from bot.insights.unanswered import Group, grouped, to_csv, unanswered_messages
-
-CONTEXT_LINES = 40  # lines shown before and after the message in its conversation
 
 
 def _period(request: web.Request, now: datetime) -> tuple[int, Period]:
@@ -122,33 +116,6 @@ async def unanswered_csv(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _around(
-    connection: Connection, event_id: int, names: tuple[str, ...], numbers: tuple[str, ...]
-) -> Transcript | None:
-    """The conversation of ``event_id`` around it, masked; None if it is no member message."""
-    found = events.event_sender(connection, event_id)
-    if found is None or found[1] != "user":
-        return None
-    sender_id = found[0]
-    before = read_transcript(
-        connection,
-        sender_id,
-        before_event_id=event_id + 1,
-        limit=CONTEXT_LINES,
-        known_names=names,
-        public_numbers=numbers,
-    )
-    after = read_transcript(
-        connection,
-        sender_id,
-        after_event_id=event_id,
-        limit=CONTEXT_LINES,
-        known_names=names,
-        public_numbers=numbers,
-    )
-    return Transcript(sender_id, before.lines + after.lines, before.earlier_before)
-
-
 @allow(OFFICER)
 async def message(request: web.Request) -> web.StreamResponse:
     """``GET /insights/messages/{event_id}``: one listed message in its conversation (audited).
@@ -161,19 +128,13 @@ async def message(request: web.Request) -> web.StreamResponse:
     event_id = int(request.match_info["event_id"])
     if event_id >= 2**62:
         raise web.HTTPNotFound()
-    found = await console.tracker(events.event_sender, event_id)
-    if found is None or found[1] != "user":
+    sender_id = await console.tracker(message_sender, event_id)
+    if sender_id is None:
         raise web.HTTPNotFound()
-    sender_id = found[0]
     now = console.now()
 
-    def who(session: Session) -> tuple[int | None, tuple[str, ...]]:
-        member_id = session.execute(
-            sa.select(Escalation.member_id)
-            .where(Escalation.sender_id == sender_id, Escalation.member_id.is_not(None))
-            .order_by(Escalation.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+    def who(session: Session) -> tuple[str, ...]:
+        member_id = conversation_member(session, sender_id)
         audit(
             session,
             now,
@@ -184,12 +145,10 @@ async def message(request: web.Request) -> web.StreamResponse:
             page="insights_conversation",
             event_id=event_id,
         )
-        return member_id, known_names(session, member_id)
+        return known_names(session, member_id)
 
-    _, names = await console.unit(who)
-    transcript = await console.tracker(_around, event_id, names, console.public_numbers)
-    if transcript is None:
-        raise web.HTTPNotFound()
+    names = await console.unit(who)
+    transcript = await console.tracker(around, sender_id, event_id, names, console.public_numbers)
     return render(request, "insights_message.html", transcript=transcript, event_id=event_id)
 
 

@@ -2,21 +2,25 @@
 
 The SVG goes into the page as markup: no script, no ``style`` attribute or element
 (the console's Content-Security-Policy allows neither), only presentation attributes.
-Charts are 480 units wide and scale to their box, so that at a phone's 360 px the
-14-unit text is still about 10 px high. Every chart has a ``<title>`` and a
-``<desc>`` with its figures for screen readers; the page also shows them as a table.
+Charts are 480 units wide and scale to their box, so that on a 360 px phone (a chart
+about 310 px wide) the smallest, 15-unit text is still about 9.6 px high. Every chart
+has a ``<title>`` and a ``<desc>`` with its figures for screen readers; the page also
+shows them as a table.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from markupsafe import Markup, escape
 
 WIDTH = 480
-FONT = 14
-LEFT, RIGHT, TOP_GAP, BOTTOM = 44, 8, 8, 26
-LEGEND_ROW = 20
+FONT = 16  # labels and legend
+SMALL = 15  # axis ticks: the smallest text; ≥ 9 px on a 360 px phone
+LEFT, RIGHT, TOP_GAP, BOTTOM = 50, 8, 8, 28
+LEGEND_ROW = 22
+MAX_LABEL_CHARS = 12  # a longer row label is cut (the full one is in the tooltip)
 # Colour-blind-safe palette (Okabe–Ito), then greys.
 PALETTE = (
     "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9",
@@ -28,22 +32,29 @@ def _num(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-def _nice_max(value: float) -> float:
-    """A round axis maximum at or above ``value``."""
+def _nice_max(value: float, whole: bool = True) -> float:
+    """An axis maximum at or above ``value`` whose quarters are round (whole for counts)."""
     if value <= 0:
-        return 1.0
-    step = 10 ** (len(str(int(value))) - 1)
-    for factor in (1, 2, 2.5, 5, 10):
-        if value <= factor * step:
-            return factor * step
-    return 10.0 * step
+        return 4.0 if whole else 1.0
+    quarter = value / 4
+    magnitude = 10 ** math.floor(math.log10(quarter))
+    for factor in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        step = factor * magnitude
+        if step >= quarter and (not whole or step == int(step)):
+            return 4 * step
+    return 4 * 10 * magnitude
+
+
+def _text_width(text: str, size: float) -> float:
+    """About how wide ``text`` is drawn: full-width characters a size, others 0.6."""
+    return sum(size if ord(char) > 0x2E7F else size * 0.6 for char in text)
 
 
 def _legend(names: Sequence[str], top: float) -> tuple[list[str], float]:
     """Legend entries in rows; returns the parts and the height used."""
     parts, x, y = [], float(LEFT), top
     for place, name in enumerate(names):
-        width = 22 + FONT * len(name) * 0.95
+        width = 16 + _text_width(name, FONT) + 14
         if x + width > WIDTH - RIGHT and x > LEFT:
             x, y = float(LEFT), y + LEGEND_ROW
         colour = PALETTE[place % len(PALETTE)]
@@ -83,7 +94,7 @@ def _axis(top: float, plot_h: float, maximum: float, percent: bool) -> list[str]
         parts.append(
             f'<line x1="{LEFT}" y1="{_num(y)}" x2="{WIDTH - RIGHT}" y2="{_num(y)}" '
             f'stroke="#ddd" stroke-width="1"/>'
-            f'<text x="{LEFT - 4}" y="{_num(y + 5)}" font-size="{FONT - 2}" '
+            f'<text x="{LEFT - 4}" y="{_num(y + 5)}" font-size="{SMALL}" '
             f'text-anchor="end">{escape(label)}</text>'
         )
     return parts
@@ -92,7 +103,7 @@ def _axis(top: float, plot_h: float, maximum: float, percent: bool) -> list[str]
 def _ticks(categories: Sequence[str], x_of: list[float], bottom: float) -> list[str]:
     every = max(1, -(-len(categories) // 7))  # at most 7 labels
     return [
-        f'<text x="{_num(x_of[place])}" y="{_num(bottom + 18)}" font-size="{FONT - 2}" '
+        f'<text x="{_num(x_of[place])}" y="{_num(bottom + 19)}" font-size="{SMALL}" '
         f'text-anchor="middle">{escape(category)}</text>'
         for place, category in enumerate(categories)
         if place % every == 0
@@ -148,7 +159,7 @@ def line_chart(
     top = TOP_GAP + legend_h + 6
     plot_h = height - top - BOTTOM
     values = [value for line in series.values() for value in line if value is not None]
-    maximum = min(1.0, _nice_max(max(values, default=0.0) * 100) / 100) if values else 1.0
+    maximum = min(1.0, _nice_max(max(values, default=0.0), whole=False)) if values else 1.0
     plot_w = WIDTH - LEFT - RIGHT
     slot = plot_w / max(1, len(categories))
     x_of = [LEFT + slot * place + slot / 2 for place in range(len(categories))]
@@ -184,7 +195,8 @@ def hbar_chart(
     """Stacked horizontal bars, one row per label (for counts of few categories)."""
     names = list(series)
     legend, legend_h = _legend(names if len(names) > 1 else [], TOP_GAP)
-    label_w = min(200.0, max((len(label) for label in labels), default=1) * FONT + 8)
+    longest = max((len(label) for label in labels), default=1)
+    label_w = float(min(MAX_LABEL_CHARS, longest) * FONT + 8)
     row = 26
     top = TOP_GAP + legend_h + 4
     height = top + row * len(labels) + 8
@@ -194,9 +206,10 @@ def hbar_chart(
     parts = list(legend)
     for place, label in enumerate(labels):
         y = top + row * place
+        shown = label if len(label) <= MAX_LABEL_CHARS else label[: MAX_LABEL_CHARS - 1] + "…"
         parts.append(
             f'<text x="{_num(label_w - 6)}" y="{_num(y + 17)}" font-size="{FONT}" '
-            f'text-anchor="end">{escape(label)}</text>'
+            f'text-anchor="end"><title>{escape(label)}</title>{escape(shown)}</text>'
         )
         x = label_w
         for index, name in enumerate(names):
