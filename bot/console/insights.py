@@ -26,7 +26,7 @@ from bot.core.japan_time import jst_timestamp
 from bot.db.audit import audit
 from bot.handoff.detail import known_names
 from bot.insights.conversation import around, conversation_member, message_sender
-from bot.insights.figures import Figures, app_figures, events_figures
+from bot.insights.figures import Figures, app_figures, conversation_figures, message_figures
 from bot.insights.period import PERIOD_DAYS, Period, parse_days
 from bot.insights.tables import all_tables
 from bot.insights.unanswered import Group, grouped, to_csv, unanswered_messages
@@ -44,9 +44,10 @@ async def overview(request: web.Request) -> web.StreamResponse:
     now = console.now()
     days, period = _period(request, now)
     figures = Figures(period=period, now=now)
-    # The two databases are read at once, each in its own worker thread.
+    # Three worker threads at once: the events' two scans, and the app database.
     await asyncio.gather(
-        console.tracker(events_figures, figures),
+        console.tracker(message_figures, figures),
+        console.tracker(conversation_figures, figures),
         console.unit(app_figures, figures),
     )
     return render(

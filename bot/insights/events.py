@@ -168,36 +168,48 @@ def fallback_messages(connection: Connection, period: Period, limit: int) -> lis
 def not_stated_messages(connection: Connection, period: Period, limit: int) -> list[MessageRow]:
     """The member messages of the newest ``limit`` not-stated answers of ``period``.
 
-    Each answer's message is the sender's last ``user`` event before it (one look-up in
-    Rasa's index on ``sender_id`` per answer).
+    Each answer's message is the sender's last ``user`` event before it, found by a
+    subquery on Rasa's index on ``sender_id`` (one statement for the whole list).
     """
-    answers = sa.select(EVENTS.c.id, EVENTS.c.sender_id).where(_not_stated(), _in(period))
-    answers = answers.order_by(EVENTS.c.timestamp.desc()).limit(limit)
-    found: list[MessageRow] = []
-    seen: set[int] = set()
-    for answer in list(connection.execute(answers)):
-        row = connection.execute(
-            sa.select(EVENTS.c.id, EVENTS.c.sender_id, EVENTS.c.timestamp, EVENTS.c.data)
-            .where(
-                EVENTS.c.sender_id == answer.sender_id,
-                EVENTS.c.type_name == "user",
-                EVENTS.c.id < answer.id,
-            )
-            .order_by(_newest_first(connection))
-            .limit(1)
-        ).first()
-        if row is not None and row.id not in seen:
-            seen.add(row.id)
-            found.append(
-                MessageRow(row.id, row.sender_id, row.timestamp or 0.0, row.data, "not_stated")
-            )
-    return found
+    answer = EVENTS.alias("answer")
+    asked = EVENTS.alias("asked")
+    message_id = (
+        sa.select(asked.c.id)
+        .where(
+            asked.c.sender_id == answer.c.sender_id,
+            asked.c.type_name == "user",
+            asked.c.id < answer.c.id,
+        )
+        .order_by(_newest_first(connection, asked.c.id))
+        .limit(1)
+        .scalar_subquery()
+    )
+    in_period = sa.and_(
+        answer.c.timestamp >= period.start.timestamp(), answer.c.timestamp < period.end.timestamp()
+    )
+    answers = (
+        sa.select(message_id.label("message_id"))
+        .select_from(answer)
+        .where(sa.text(NOT_STATED_CONDITION.replace("data", "answer.data")), in_period)
+        .order_by(answer.c.timestamp.desc())
+        .limit(limit)
+        .subquery()
+    )
+    query = (
+        sa.select(EVENTS.c.id, EVENTS.c.sender_id, EVENTS.c.timestamp, EVENTS.c.data)
+        .where(EVENTS.c.id.in_(sa.select(answers.c.message_id)))
+        .order_by(EVENTS.c.timestamp.desc())
+    )
+    return [
+        MessageRow(row.id, row.sender_id, row.timestamp or 0.0, row.data, "not_stated")
+        for row in connection.execute(query)
+    ]
 
 
-def _newest_first(connection: Connection) -> Any:
+def _newest_first(connection: Connection, column: Any) -> Any:
     # As in bot.handoff.transcripts: on PostgreSQL, ``id + 0`` keeps the planner on the
     # sender index instead of walking the primary key backwards through everyone's events.
-    key = EVENTS.c.id if connection.dialect.name == "sqlite" else EVENTS.c.id + 0
+    key = column if connection.dialect.name == "sqlite" else column + 0
     return key.desc()
 
 

@@ -10,18 +10,18 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from bot.cases.types import OPEN_STATUSES
-from bot.core.japan_time import jst_day
 from bot.db.models import AuditLog, Case, CaseStatus, Escalation, OutboundMessage, Verification
 from bot.insights import events
 from bot.insights.period import Period, day_of_number, week_of
 
-CHANNELS = ("socketio", "line", "rest")
+CHANNELS = ("socketio", "line", "rest", "other")
 TOP_INTENTS = 8
 OTHER = "other"
 DEADLINE_SOON = timedelta(days=7)
@@ -91,8 +91,8 @@ def _by_week(period: Period, counts: Mapping[date, int]) -> list[int]:
     return [weekly.get(week, 0) for week in period.weeks]
 
 
-def events_figures(connection: Connection, figures: Figures) -> None:
-    """Fill in what Rasa's events say: messages, conversations, intents, failures."""
+def message_figures(connection: Connection, figures: Figures) -> None:
+    """Fill in members' messages by channel and intent, the fallbacks and not-stated answers."""
     period = figures.period
     messages: dict[str, Counter[date]] = defaultdict(Counter)
     intents: dict[str, Counter[date]] = defaultdict(Counter)
@@ -106,14 +106,7 @@ def events_figures(connection: Connection, figures: Figures) -> None:
         intents[intent][day] += row.count
         if row.intent == events.FALLBACK_INTENT:
             fallbacks[day] += row.count
-    conversations: dict[str, Counter[date]] = defaultdict(Counter)
-    for number, channel, count in events.conversation_counts(connection, period):
-        conversations[channel][day_of_number(number)] += count
-    channels = [*CHANNELS, *sorted(set(messages) - set(CHANNELS))]
-    figures.messages = {channel: _by_day(period, messages[channel]) for channel in channels}
-    figures.conversations = {
-        channel: _by_day(period, conversations[channel]) for channel in channels
-    }
+    figures.messages = {channel: _by_day(period, messages[channel]) for channel in CHANNELS}
     ranked = sorted(intents, key=lambda name: (-sum(intents[name].values()), name))
     top, rest = ranked[:TOP_INTENTS], ranked[TOP_INTENTS:]
     figures.intents = {name: _by_week(period, intents[name]) for name in top}
@@ -130,20 +123,44 @@ def events_figures(connection: Connection, figures: Figures) -> None:
     figures.not_stated = _by_week(period, not_stated)
 
 
-def _days_of(moments: list[datetime]) -> Counter[date]:
-    return Counter(jst_day(moment) for moment in moments)
+def conversation_figures(connection: Connection, figures: Figures) -> None:
+    """Fill in the conversations per day and channel."""
+    conversations: dict[str, Counter[date]] = defaultdict(Counter)
+    for number, channel, count in events.conversation_counts(connection, figures.period):
+        conversations[channel][day_of_number(number)] += count
+    figures.conversations = {
+        channel: _by_day(figures.period, conversations[channel]) for channel in CHANNELS
+    }
+
+
+def events_figures(connection: Connection, figures: Figures) -> None:
+    """Fill in everything Rasa's events say (the console runs the two parts at once)."""
+    message_figures(connection, figures)
+    conversation_figures(connection, figures)
+
+
+def _jst_date(session: Session, column: Any) -> Any:
+    """The Japan date of a stored (naive UTC) time, computed by the database."""
+    if session.get_bind().dialect.name == "sqlite":
+        return sa.func.date(column, "+9 hours")
+    return sa.cast(column + sa.literal_column("interval '9 hours'"), sa.Date)
+
+
+def _per_day(session: Session, column: Any, *conditions: Any) -> Counter[date]:
+    """How many rows per Japan day of ``column`` (grouped by the database)."""
+    day = _jst_date(session, column).label("day")
+    rows = session.execute(sa.select(day, sa.func.count()).where(*conditions).group_by(day))
+    return Counter({date.fromisoformat(str(value)): count for value, count in rows})
 
 
 def app_figures(session: Session, figures: Figures) -> None:
     """Fill in what the app database says: hand-offs, verification, SMS, cases."""
     period, now = figures.period, figures.now
     start, end = period.start, period.end
-    opened = session.execute(
-        sa.select(Escalation.created_at).where(
-            Escalation.created_at >= start, Escalation.created_at < end
-        )
-    ).scalars()
-    figures.handoffs = _by_week(period, _days_of(list(opened)))
+    opened = _per_day(
+        session, Escalation.created_at, Escalation.created_at >= start, Escalation.created_at < end
+    )
+    figures.handoffs = _by_week(period, opened)
     steps = dict.fromkeys(VERIFICATION_STEPS, 0)
     steps["started"] = session.execute(
         sa.select(sa.func.count())
@@ -158,37 +175,36 @@ def app_figures(session: Session, figures: Figures) -> None:
     for action, count in audited:
         steps[VERIFICATION_ACTIONS[action]] += count
     figures.verification = steps
-    sent = session.execute(
-        sa.select(OutboundMessage.sent_at).where(
-            OutboundMessage.status == "sent",
-            OutboundMessage.channel == "sms",
-            OutboundMessage.sent_at >= start,
-            OutboundMessage.sent_at < end,
-        )
-    ).scalars()
-    figures.sms = _by_day(period, _days_of([moment for moment in sent if moment is not None]))
-    open_values = [status.value for status in OPEN_STATUSES]
+    sent = _per_day(
+        session,
+        OutboundMessage.sent_at,
+        OutboundMessage.status == "sent",
+        OutboundMessage.channel == "sms",
+        OutboundMessage.sent_at >= start,
+        OutboundMessage.sent_at < end,
+    )
+    figures.sms = _by_day(period, sent)
+    # Where each open case stands against its deadline, as is_overdue judges it; the
+    # period stands still while documents are awaited.
+    deadline = sa.case(
+        (Case.status == CaseStatus.AWAITING_DOCUMENTS.value, "paused"),
+        (Case.due_at.is_(None), "none"),
+        (Case.due_at < now, "overdue"),
+        (Case.due_at <= now + DEADLINE_SOON, "soon"),
+        else_="later",
+    ).label("deadline")
     rows = session.execute(
-        sa.select(Case.case_type, Case.status, Case.due_at).where(Case.status.in_(open_values))
+        sa.select(Case.case_type, Case.status, deadline, sa.func.count())
+        .where(Case.status.in_([status.value for status in OPEN_STATUSES]))
+        .group_by(Case.case_type, Case.status, deadline)
     )
     by_type: Counter[tuple[str, str]] = Counter()
     deadlines = dict.fromkeys(DEADLINES, 0)
-    for case_type, status, due_at in rows:
-        by_type[(case_type, status)] += 1
-        deadlines[_deadline(status, due_at, now)] += 1
+    for case_type, status, where, count in rows:
+        by_type[(case_type, status)] += count
+        deadlines[where] += count
     figures.open_cases = dict(by_type)
     figures.deadlines = deadlines
-
-
-def _deadline(status: str, due_at: datetime | None, now: datetime) -> str:
-    """Where an open case stands against its deadline (as :func:`is_overdue` judges)."""
-    if status == CaseStatus.AWAITING_DOCUMENTS.value:
-        return "paused"  # the period stands still while documents are awaited
-    if due_at is None:
-        return "none"
-    if due_at < now:
-        return "overdue"
-    return "soon" if due_at - now <= DEADLINE_SOON else "later"
 
 
 def compute(session: Session, connection: Connection, now: datetime, period: Period) -> Figures:

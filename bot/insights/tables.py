@@ -88,7 +88,12 @@ class Table:
 
 
 def _channels(figures: Figures) -> list[str]:
-    return [name for name, values in figures.messages.items() if name != "rest" or any(values)]
+    """Web chat and LINE always; REST (tests) and others only when they had messages."""
+    return [
+        name
+        for name, values in figures.messages.items()
+        if name in ("socketio", "line") or any(values)
+    ]
 
 
 def daily_traffic(figures: Figures) -> list[Table]:
