@@ -29,7 +29,14 @@ from bot.insights.conversation import around, conversation_member, message_sende
 from bot.insights.figures import Figures, app_figures, conversation_figures, message_figures
 from bot.insights.period import PERIOD_DAYS, Period, parse_days
 from bot.insights.tables import all_tables
-from bot.insights.unanswered import Group, grouped, to_csv, unanswered_messages
+from bot.insights.unanswered import (
+    EXPORT_LIMIT,
+    PAGE_LIMIT,
+    Group,
+    grouped,
+    to_csv,
+    unanswered_messages,
+)
 
 
 def _period(request: web.Request, now: datetime) -> tuple[int, Period]:
@@ -61,7 +68,9 @@ async def overview(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _groups(request: web.Request, page: str, action: str) -> tuple[int, Period, list[Group]]:
+async def _groups(
+    request: web.Request, page: str, action: str, limit: int
+) -> tuple[int, Period, list[Group]]:
     """The period's masked messages in groups; the look is audited first."""
     console = console_of(request)
     staff = staff_of(request)
@@ -69,7 +78,7 @@ async def _groups(request: web.Request, page: str, action: str) -> tuple[int, Pe
     days, period = _period(request, now)
     messages = await console.tracker(
         lambda connection: unanswered_messages(
-            connection, period, public_numbers=console.public_numbers
+            connection, period, limit=limit, public_numbers=console.public_numbers
         )
     )
 
@@ -91,7 +100,9 @@ async def _groups(request: web.Request, page: str, action: str) -> tuple[int, Pe
 @allow(OFFICER)
 async def unanswered(request: web.Request) -> web.StreamResponse:
     """``GET /insights/unanswered?days=``: what the assistant did not understand (audited)."""
-    days, period, groups = await _groups(request, "insights_unanswered", "console.viewed")
+    days, period, groups = await _groups(
+        request, "insights_unanswered", "console.viewed", PAGE_LIMIT
+    )
     return render(
         request,
         "insights_unanswered.html",
@@ -100,13 +111,17 @@ async def unanswered(request: web.Request) -> web.StreamResponse:
         days=days,
         period=period,
         choices=PERIOD_DAYS,
+        page_limit=PAGE_LIMIT,
+        export_limit=EXPORT_LIMIT,
     )
 
 
 @allow(OFFICER)
 async def unanswered_csv(request: web.Request) -> web.StreamResponse:
     """``GET /insights/unanswered.csv?days=``: the same list as CSV, masked (audited)."""
-    _, period, groups = await _groups(request, "insights_unanswered", "console.exported")
+    _, period, groups = await _groups(
+        request, "insights_unanswered", "console.exported", EXPORT_LIMIT
+    )
     name = f"unanswered-{period.first.isoformat()}-{period.last.isoformat()}.csv"
     return web.Response(
         # With a BOM: spreadsheets then read the Japanese as UTF-8.

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bot.handoff.transcripts import EVENTS
-from bot.insights.period import DAY_S, JST_OFFSET_S, Period
+from bot.insights.period import DAY_S, EPOCH_DAY, JST_OFFSET_S, Period
 
 logger = logging.getLogger(__name__)
 
@@ -94,34 +94,55 @@ class MessageCount:
     count: int
 
 
-def message_counts(connection: Connection, period: Period) -> list[MessageCount]:
-    """Members' messages in ``period`` by day, channel and intent (one index-only scan)."""
-    day = _day(connection).label("day")
-    prefix = sa.func.substr(EVENTS.c.sender_id, 1, 4).label("prefix")
-    query = (
-        sa.select(day, prefix, EVENTS.c.intent_name, sa.func.count().label("n"))
-        .where(EVENTS.c.type_name == "user", _in(period))
-        .group_by(day, prefix, EVENTS.c.intent_name)
-    )
+def _days(period: Period) -> list[tuple[int, float]]:
+    """Each day of ``period``: its JST day number and the Unix time it starts."""
+    first = (period.first - EPOCH_DAY).days
     return [
-        MessageCount(int(row.day), channel_of_prefix(row.prefix), row.intent_name, int(row.n))
-        for row in connection.execute(query)
+        (first + offset, (first + offset) * DAY_S - JST_OFFSET_S)
+        for offset in range(len(period.days))
     ]
+
+
+_START, _END = sa.bindparam("start"), sa.bindparam("end")
+_PREFIX = sa.func.substr(EVENTS.c.sender_id, 1, 4).label("prefix")
+_MEMBER_DAY = sa.and_(
+    EVENTS.c.type_name == "user", EVENTS.c.timestamp >= _START, EVENTS.c.timestamp < _END
+)
+# One statement per day, each a short range of the covering index grouped by the
+# database: sorting a day's rows at a time is cheaper than grouping the whole period by
+# an expression of the time (on SQLite, 90 days of 120,000 messages: 275 against 400 ms
+# for the counts, 150 against 300 ms for the conversations, the machine loaded alike).
+_MESSAGES = (
+    sa.select(_PREFIX, EVENTS.c.intent_name, sa.func.count().label("n"))
+    .where(_MEMBER_DAY)
+    .group_by(_PREFIX, EVENTS.c.intent_name)
+)
+_CONVERSATIONS = (
+    sa.select(_PREFIX, sa.func.count(sa.distinct(EVENTS.c.sender_id)).label("n"))
+    .where(_MEMBER_DAY)
+    .group_by(_PREFIX)
+)
+
+
+def message_counts(connection: Connection, period: Period) -> list[MessageCount]:
+    """Members' messages in ``period`` by day, channel and intent (from the index alone)."""
+    found = []
+    for day, start in _days(period):
+        rows = connection.execute(_MESSAGES, {"start": start, "end": start + DAY_S})
+        found += [
+            MessageCount(day, channel_of_prefix(row.prefix), row.intent_name, int(row.n))
+            for row in rows
+        ]
+    return found
 
 
 def conversation_counts(connection: Connection, period: Period) -> list[tuple[int, str, int]]:
     """Conversations with a member's message, by day and channel: (day, channel, count)."""
-    day = _day(connection).label("day")
-    prefix = sa.func.substr(EVENTS.c.sender_id, 1, 4).label("prefix")
-    query = (
-        sa.select(day, prefix, sa.func.count(sa.distinct(EVENTS.c.sender_id)).label("n"))
-        .where(EVENTS.c.type_name == "user", _in(period))
-        .group_by(day, prefix)
-    )
-    return [
-        (int(row.day), channel_of_prefix(row.prefix), int(row.n))
-        for row in connection.execute(query)
-    ]
+    found = []
+    for day, start in _days(period):
+        rows = connection.execute(_CONVERSATIONS, {"start": start, "end": start + DAY_S})
+        found += [(day, channel_of_prefix(row.prefix), int(row.n)) for row in rows]
+    return found
 
 
 def _not_stated() -> Any:

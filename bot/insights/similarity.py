@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 THRESHOLD = 0.45  # cosine similarity to a group's first message to join it
@@ -28,7 +29,7 @@ def group_indices(texts: Sequence[str], threshold: float = THRESHOLD) -> list[li
     if not texts:
         return []
     folded = [text.strip().lower() or "-" for text in texts]
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), min_df=1)
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), dtype=np.float32)
     try:
         matrix = vectorizer.fit_transform(folded)
     except ValueError:  # only one-character messages: nothing to compare

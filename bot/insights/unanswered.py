@@ -23,7 +23,8 @@ from bot.insights import events
 from bot.insights.period import Period
 from bot.insights.similarity import group_indices
 
-LIMIT = 500  # newest messages of each kind listed
+PAGE_LIMIT = 200  # newest messages of each kind on the page
+EXPORT_LIMIT = 1000  # ... in the CSV export (2,000 messages: a 16 MB similarity matrix)
 KIND_LABELS = {"fallback": "聞き返し", "not_stated": "方針に記載なし"}
 CSV_HEADER = ("group", "kind", "at_jst", "message_masked", "conversation")
 
@@ -60,7 +61,7 @@ def unanswered_messages(
     connection: Connection,
     period: Period,
     *,
-    limit: int = LIMIT,
+    limit: int = PAGE_LIMIT,
     public_numbers: Sequence[str] = (),
 ) -> list[Unanswered]:
     """The masked messages of ``period``, newest first (``limit`` of each kind at most)."""
