@@ -38,7 +38,9 @@ def send(dispatcher: CollectingDispatcher, replies: Iterable[Reply]) -> None:
     """Utter each reply, with its quick replies as Rasa buttons."""
     for reply in replies:
         buttons = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
-        dispatcher.utter_message(text=reply.text, buttons=buttons or None)
+        # Extra keys become the bot event's metadata: the overview counts the kind.
+        marks = {"answer_kind": reply.kind} if reply.kind else {}
+        dispatcher.utter_message(text=reply.text, buttons=buttons or None, **marks)
 
 
 def utc_now() -> datetime:

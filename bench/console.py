@@ -37,7 +37,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bench import cli
-from bench.console_seed import AGENT, AGENT_PASSWORD, TYPICAL_EVENTS, Scale, Seeded, seed_database
+from bench.console_seed import (
+    AGENT,
+    AGENT_PASSWORD,
+    OFFICER,
+    TYPICAL_EVENTS,
+    Scale,
+    Seeded,
+    seed_database,
+)
 from bench.databases import Backend, backends, explain
 from bench.report import DASH, Machine, header, num, table, times, timing_line
 from bench.servers import child_env, free_port, local_url, server
@@ -56,6 +64,19 @@ PAGE_TITLES = {
     "poll_typical": "new lines poll, typical conversation (nothing new)",
 }
 PAGES = tuple(PAGE_TITLES)
+# The privacy officer's overview (issue 22), timed signed in as the officer.
+INSIGHT_TITLES = {
+    "insights_7": "overview, last 7 days (`/insights?days=7`)",
+    "insights_30": "overview, last 30 days (`/insights?days=30`)",
+    "insights_90": "overview, last 90 days (`/insights?days=90`)",
+    "unanswered_30": "not understood, last 30 days (`/insights/unanswered?days=30`)",
+}
+INSIGHT_PAGES = tuple(INSIGHT_TITLES)
+PLAN_TITLES = {
+    **PAGE_TITLES,
+    **INSIGHT_TITLES,
+    "insights_90_app": "overview, last 90 days: the app database's queries",
+}
 PLAN_STEP = r"Scan|SCAN|SEARCH|Sort|TEMP B-TREE"  # the plan lines that say how a table is read
 
 
@@ -75,6 +96,12 @@ def query_plans(seeded: Seeded, now: datetime) -> dict[str, list[str]]:
     from bot.console.escalations import LINES_PER_PAGE
     from bot.handoff.queue import queue_page
     from bot.handoff.transcripts import read_transcript
+    from bot.insights.figures import Figures, app_figures, events_figures
+    from bot.insights.period import Period
+    from bot.insights.unanswered import unanswered_messages
+
+    def figures() -> Figures:
+        return Figures(Period.ending(now, 90), now)
 
     long, typical = seeded.long_sender, seeded.typical_sender
     app = sa.create_engine(seeded.url, future=True)
@@ -98,6 +125,12 @@ def query_plans(seeded: Seeded, now: datetime) -> dict[str, list[str]]:
         "poll_typical": (
             tracker,
             lambda db: read_transcript(db, typical, after_event_id=seeded.typical_last_event),
+        ),
+        "insights_90": (tracker, lambda db: events_figures(db, figures())),
+        "insights_90_app": (app, lambda db: app_figures(Session(bind=db), figures())),
+        "unanswered_30": (
+            tracker,
+            lambda db: unanswered_messages(db, Period.ending(now, 30), limit=5),
         ),
     }
     captured: list[tuple[str, Any]] = []
@@ -181,6 +214,8 @@ def pages_of(seeded: Seeded) -> dict[str, tuple[str, str]]:
         "poll": (f"{long}/lines?after={seeded.long_last_event}", ""),
         # Its last event lies among a week of other conversations' newer ones.
         "poll_typical": (f"{typical}/lines?after={seeded.typical_last_event}", ""),
+        **{f"insights_{days}": (f"/insights?days={days}", "<svg class") for days in (7, 30, 90)},
+        "unanswered_30": ("/insights/unanswered?days=30", "会話を見る"),
     }
 
 
@@ -196,15 +231,18 @@ class Measured:
 
 
 def time_pages(
-    consoles: Sequence[tuple[requests.Session, str, Measured]], samples: int, warmup: int
+    consoles: Sequence[tuple[requests.Session, str, Measured]],
+    samples: int,
+    warmup: int,
+    keys: Sequence[str] = PAGES,
 ) -> None:
-    """GETs each page of every console in turn, ``warmup`` times, then ``samples`` times.
+    """GETs each page (of ``keys``) of every console in turn, ``warmup`` then ``samples`` times.
 
     One request at a time, the consoles taking turns: whatever else loads the machine
     slows all alike. The timings and sizes go to each console's ``Measured``; a page
     that answers anything but 200 or lacks its marker stops the run.
     """
-    for key in PAGES:
+    for key in keys:
         for turn in range(warmup + samples):
             for http, base_url, measured in consoles:
                 path, marker = measured.pages[key]
@@ -248,15 +286,23 @@ class ConsoleResults:
     samples: int
     warmup: int
     backends: list[BackendRun]
+    insight_samples: int = 0
 
 
 def measure_backend(
-    backend: Backend, baseline: Scale, large: Scale, samples: int, warmup: int, now: datetime
+    backend: Backend,
+    baseline: Scale,
+    large: Scale,
+    samples: int,
+    warmup: int,
+    now: datetime,
+    insight_samples: int = 0,
 ) -> BackendRun:
     """Seeds a baseline and a large database, serves both, signs in to both, times the pages.
 
     ``samples`` timed requests per page and database, after ``warmup`` untimed ones;
-    ``now`` is the seeds' clock.
+    ``now`` is the seeds' clock. With ``insight_samples``, a privacy officer signs in
+    too and times the overview's pages that many times.
     """
     databases: dict[str, Measured] = {}
     with ExitStack() as stack:
@@ -276,7 +322,7 @@ def measure_backend(
             )
             databases[label] = Measured(seeded, pages_of(seeded), plans=query_plans(seeded, now))
         var_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-console-")))
-        consoles = []
+        consoles, officers = [], []
         for label, measured in databases.items():
             name = f"{backend.name.lower()}-{label}"
             seeded = measured.seeded
@@ -284,7 +330,10 @@ def measure_backend(
                 console_server(seeded.url, seeded.tracker_url, var_dir / label, name)
             )
             consoles.append((sign_in(base, AGENT, AGENT_PASSWORD), base, measured))
+            officers.append((sign_in(base, OFFICER, AGENT_PASSWORD), base, measured))
         time_pages(consoles, samples, warmup)
+        if insight_samples:
+            time_pages(officers, insight_samples, warmup, INSIGHT_PAGES)
     for label, measured in databases.items():
         logger.info(timing_line(f"{backend.name} {label}", measured.timings))
     return BackendRun(backend.name, databases["baseline"], databases["large"])
@@ -296,6 +345,7 @@ def run_console_benchmark(
     samples: int = 200,
     warmup: int = 10,
     wanted: Sequence[str] = ("sqlite", "postgresql"),
+    insight_samples: int = 0,
 ) -> ConsoleResults:
     """Seeds, serves and times each backend's (PostgreSQL's if reachable) two databases."""
     now = datetime.now(timezone.utc)
@@ -306,8 +356,10 @@ def run_console_benchmark(
                 logger.info("%s skipped: not reachable (%s)", backend.name, backend.skipped)
                 runs.append(BackendRun(backend.name, skipped=backend.skipped))
             else:
-                runs.append(measure_backend(backend, baseline, large, samples, warmup, now))
-    return ConsoleResults(baseline, large, samples, warmup, runs)
+                runs.append(
+                    measure_backend(backend, baseline, large, samples, warmup, now, insight_samples)
+                )
+    return ConsoleResults(baseline, large, samples, warmup, runs, insight_samples)
 
 
 def _pair(timings: Timings | None) -> str:
@@ -361,10 +413,46 @@ def report(results: ConsoleResults, header_lines: Sequence[str]) -> str:
     for run in results.backends:
         for key, found in run.large.plans.items() if run.large else ():
             shown = "; ".join(f"`{line}`" for line in found) or "(no scan in the plan)"
-            notes.append(f"- {run.name} large, plan of {PAGE_TITLES[key]}: {shown}")
+            notes.append(f"- {run.name} large, plan of {PLAN_TITLES[key]}: {shown}")
     heads = ["backend", "page", "baseline p50 / p95 ms", "large p50 / p95 ms", "ratio p50 / p95"]
     lines += table([*heads, "KB (large)"], rows, "llrrrr")
+    if results.insight_samples:
+        lines += ["", *_insights_section(results, heads)]
     return "\n".join([*lines, "", *notes])
+
+
+def _insights_section(results: ConsoleResults, heads: list[str]) -> list[str]:
+    """The privacy officer's pages: their own table, the target beside the large p95."""
+    small, big = results.baseline, results.large
+    lines = [
+        "### Privacy officer's overview (issue 22)",
+        "",
+        f"- A privacy officer signed in to each console; per page {results.warmup} warm-up "
+        f"and {results.insight_samples} timed requests, the consoles taking turns. Large: "
+        f"{big.cases:,} cases over a year (a fifth open) besides the escalations, "
+        f"verifications, SMS and events above; baseline: {small.cases:,} cases.",
+        "- Target: the overview's p95 ≤ 500 ms on the large database.",
+        "",
+    ]
+    rows = []
+    for run in results.backends:
+        if run.baseline is None or run.large is None:
+            continue
+        for key in INSIGHT_PAGES:
+            r50, r95 = run.ratios(key)
+            size = run.large.sizes.get(key)
+            kib = DASH if size is None else f"{size / 1024:,.1f}"
+            rows.append(
+                [
+                    run.name,
+                    INSIGHT_TITLES[key],
+                    _pair(run.baseline.timings.get(key)),
+                    _pair(run.large.timings.get(key)),
+                    f"{times(r50)} / {times(r95)}",
+                    kib,
+                ]
+            )
+    return [*lines, *table([*heads, "KB (large)"], rows, "llrrrr")]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -378,9 +466,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--samples", type=cli.at_least(1), default=200)
     parser.add_argument("--warmup", type=cli.at_least(0), default=10)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--cases", type=cli.at_least(0), default=10_000)
+    parser.add_argument("--baseline-cases", type=cli.at_least(0), default=100)
+    parser.add_argument(
+        "--insight-samples",
+        type=cli.at_least(0),
+        default=50,
+        help="timed requests per overview page (0: the overview is not measured)",
+    )
     args = parser.parse_args(argv)
-    large = Scale(args.escalations, args.events, args.long_events)
-    baseline = Scale(args.baseline_escalations, args.baseline_events, args.long_events)
+    large = Scale(args.escalations, args.events, args.long_events, args.cases)
+    baseline = Scale(
+        args.baseline_escalations, args.baseline_events, args.long_events, args.baseline_cases
+    )
     try:
         large.check()
         baseline.check()
@@ -390,7 +488,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def measure() -> int:
         machine, started = Machine.collect(), datetime.now(timezone.utc)
-        results = run_console_benchmark(large, baseline, args.samples, args.warmup, wanted)
+        results = run_console_benchmark(
+            large, baseline, args.samples, args.warmup, wanted, args.insight_samples
+        )
         print(report(results, header(started, machine)))
         return 0
 

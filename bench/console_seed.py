@@ -28,15 +28,26 @@ from bench.databases import analyze, bulk_load
 from bot.core.conversation import conversation_id
 from bot.db.demo import load_demo
 from bot.db.migrate import upgrade
-from bot.db.models import AuditLog, Escalation, Member, StaffMessage
+from bot.db.models import (
+    AuditLog,
+    Case,
+    Escalation,
+    Member,
+    OutboundMessage,
+    StaffMessage,
+    Verification,
+)
 from bot.db.session import engine_for, session_factory
 from bot.handoff.relay import STAFF_PREFIX
+from bot.insights.events import ensure_indexes
 from bot.settings import load_settings
 from bot.staff.accounts import create_account
 
 # The agent the benchmark signs in as; the others only appear as assignees.
 AGENT = "bench-agent"
 AGENT_PASSWORD = "bench-password-0123"
+# The privacy officer who opens the overview (/insights), with the same password.
+OFFICER = "bench-officer"
 OTHER_STAFF = ("tanaka", "sato", "suzuki", "takahashi", "ito")
 
 SPAN = timedelta(days=180)  # escalations received over six months
@@ -69,6 +80,33 @@ POLICY_TURNS = (
     ("ask_employer_sharing", "健診の結果は会社にも伝わりますか"),
     ("ask_household_mailing", "医療費通知を家族に見られたくないです"),
 )
+# Of the policy turns: the NLU did not understand (the assistant asks again), and the
+# policy does not say it (the answer marked as the actions mark it).
+FALLBACK_SHARE = 0.06
+NOT_STATED_SHARE = 0.03
+FALLBACK_TEXTS = (
+    "えーと、保険証をなくしたかもしれません",
+    "電話番号090-1234-5678に折り返しください",
+    "あの件どうなりましたか",
+    "むすこの分もみたいです",
+    "よくわからないです",
+)
+NOT_STATED_TEXTS = (
+    "通話は録音されていますか",
+    "ホームページのクッキーは何に使っていますか",
+    "AIで個人情報を分析していますか",
+)
+CLARIFY = "うまく読み取れませんでした。お手数ですが、言い換えてもう一度お送りください。"
+CLARIFY_CHOICES = "次のような内容でしょうか。"
+NOT_STATED = (
+    "申し訳ありません。当組合の「個人情報保護方針」には、通話の録音についての記載が"
+    "見当たらないため、こちらではお答えできません。"
+)
+CASE_TYPES = ("disclosure", "disclosure", "correction", "suspension", "third_party_stop",
+              "purpose_notice", "mailing_opt_out")  # fmt: skip
+OPEN_CASE_STATUSES = ("received", "awaiting_documents", "under_review", "extended")
+CASE_OPEN_SHARE = 0.2
+CASE_SPAN = timedelta(days=365)
 ANSWER = (
     "当組合では、保険給付、保健事業、保険料の徴収など、健康保険事業の運営に必要な範囲で"
     "個人情報を利用しています。法令に基づく場合を除き、ご本人の同意なく目的外に利用する"
@@ -100,7 +138,7 @@ STAFF_REPLIES = (
 
 # --- the events: Rasa's own, described by hashable specs --------------------------------
 
-# ("user", text, intent, entity or None), ("bot", text, buttons, staff or None),
+# ("user", text, intent, entity or None), ("bot", text, buttons, staff or None[, kind]),
 # ("action", name, policy or None), ("slot", name, value), ("loop", name or None),
 # ("session_started",), ("pause",) or ("resume",).
 Spec = tuple[Any, ...]
@@ -110,8 +148,8 @@ def _user(text: str, intent: str, entity: tuple[str, str] | None = None) -> Spec
     return ("user", text, intent, entity)
 
 
-def _bot(text: str, *buttons: tuple[str, str]) -> Spec:
-    return ("bot", text, buttons, None)
+def _bot(text: str, *buttons: tuple[str, str], kind: str | None = None) -> Spec:
+    return ("bot", text, buttons, None, kind)
 
 
 def _action(name: str, policy: str | None = "RulePolicy") -> Spec:
@@ -230,7 +268,7 @@ def rasa_event(spec: Spec, channel: str) -> Any:
         )
     if kind == "bot":
         # What rasa_sdk's dispatcher.utter_message sends: the extra keys are metadata.
-        _, text, buttons, staff = spec
+        _, text, buttons, staff, *kind = spec
         data: dict[str, Any] = {
             "elements": [],
             "quick_replies": None,
@@ -240,6 +278,8 @@ def rasa_event(spec: Spec, channel: str) -> Any:
             "custom": {},
         }
         metadata = {"template": None, "response": None, **({"staff": staff} if staff else {})}
+        if kind and kind[0]:
+            metadata["answer_kind"] = kind[0]
         return events.BotUttered(text, data=data, metadata=metadata)
     if kind == "action":
         _, name, policy = spec
@@ -321,6 +361,18 @@ def conversation_events(plan: Conversation, rng: random.Random) -> list[tuple[fl
     member_gap, later_gap = TURN_GAP_S * pace, LATER_GAP_S * pace
 
     def policy_turn() -> tuple[float, Sequence[Spec]]:
+        # Five events each: the member's message, the action, two replies, listen.
+        roll = rng.random()
+        if roll < FALLBACK_SHARE:
+            text = FALLBACK_TEXTS[rng.randrange(len(FALLBACK_TEXTS))]
+            choices = (("手数料", "/ask_fee"), ("担当者と話したい", "/request_human"))
+            clarify = (_action("action_clarify"), _bot(CLARIFY), _bot(CLARIFY_CHOICES, *choices))
+            return member_gap, (_user(text, "nlu_fallback"), *clarify, LISTEN)
+        if roll < FALLBACK_SHARE + NOT_STATED_SHARE:
+            text = NOT_STATED_TEXTS[rng.randrange(len(NOT_STATED_TEXTS))]
+            stated = _bot(NOT_STATED, kind="not_stated")
+            answer = (_action("action_answer_policy"), stated, _bot(SOURCE), LISTEN)
+            return member_gap, (_user(text, "ask_security_measures"), *answer)
         intent, text = POLICY_TURNS[rng.randrange(len(POLICY_TURNS))]
         answer = (_action("action_answer_policy"), _bot(ANSWER), _bot(SOURCE), LISTEN)
         return member_gap, (_user(text, intent), *answer)
@@ -356,7 +408,7 @@ def conversation_events(plan: Conversation, rng: random.Random) -> list[tuple[fl
     for place in range(room):  # the events left over: the member writes, nobody answers yet
         blocks.append((later_gap, [_user(MEMBER_WAITING[place % 4], "affirm")]))
     for place in range(replies):
-        relayed = ("bot", STAFF_PREFIX + STAFF_REPLIES[place % 4], (), plan.staff)
+        relayed = ("bot", STAFF_PREFIX + STAFF_REPLIES[place % 4], (), plan.staff, None)
         staff_turn = (_action("action_relay_staff_message", None), relayed)
         blocks.append((later_gap, (*staff_turn, _action("action_listen", None))))
         blocks.append((later_gap, [_user(MEMBER_REPLIES[place % 4], "inform")]))
@@ -383,6 +435,7 @@ class Scale:
     escalations: int  # one conversation each
     events: int  # in all
     long_events: int  # of the one long conversation
+    cases: int = 0  # formal requests over a year (the overview's case charts)
 
     def check(self) -> None:
         """Refuses sizes the plan cannot write."""
@@ -539,6 +592,105 @@ def _audit_and_staff_rows(
     return audits, messages
 
 
+def _verification_rows(
+    plans: list[Conversation], rng: random.Random
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each verified conversation's verification, its audit rows and its SMS.
+
+    Two verifications in ten fail once before (wrong birth date), one in fifty is locked.
+    """
+    verifications: list[dict[str, Any]] = []
+    audits: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for plan in plans:
+        if not plan.verified:
+            continue
+        started = plan.handoff_at - timedelta(minutes=20 + rng.random() * 60)
+        steps = ["verification.failed"] if rng.random() < 0.2 else []
+        steps.append("verification.locked" if rng.random() < 0.02 else "verification.succeeded")
+        for place, action in enumerate(steps):
+            at = started + timedelta(minutes=place)
+            verifications.append(
+                {
+                    "sender_id": plan.sender_id,
+                    "session_key": "bench",
+                    "channel": plan.channel,
+                    "status": action.removeprefix("verification.").replace("succeeded", "verified"),
+                    "code_wrong_attempts": 0,
+                    "codes_sent": 1,
+                    "created_at": at,
+                    "last_seen_at": at,
+                }
+            )
+            audits.append(
+                {
+                    "member_id": None,
+                    "at": at + timedelta(seconds=30),
+                    "actor": "system",
+                    "action": action,
+                    "sender_id": plan.sender_id,
+                    "channel": plan.channel,
+                    "detail": {},
+                }
+            )
+            sent = at + timedelta(seconds=2)
+            messages.append(
+                {
+                    "channel": "sms",
+                    "to": "+8190" + f"{rng.randrange(10**8):08d}",
+                    "text": "認証コード：［認証コード］",
+                    "status": "sent",
+                    "created_at": at,
+                    "sent_at": sent,
+                    "purpose": "verification_code",
+                    "attempts": 1,
+                }
+            )
+    return verifications, audits, messages
+
+
+def _case_rows(
+    count: int, member_ids: list[int], now: datetime, rng: random.Random
+) -> list[dict[str, Any]]:
+    """``count`` requests over a year; the most recent fifth still open, due in 14 days."""
+    rows: list[dict[str, Any]] = []
+    open_from = count - round(count * CASE_OPEN_SHARE)
+    for index in range(count):
+        is_open = index >= open_from
+        if is_open:
+            received = now - timedelta(days=30) * rng.random()
+            status = rng.choice(OPEN_CASE_STATUSES)
+        else:
+            received = now - CASE_SPAN + (CASE_SPAN - timedelta(days=30)) * (index / count)
+            status = rng.choice(("closed", "closed", "closed", "withdrawn"))
+        case_type = rng.choice(CASE_TYPES)
+        member = rng.choice(member_ids)
+        extended = 30 if status == "extended" else 0
+        rows.append(
+            {
+                "case_number": f"PR-{received.year}-{index + 1:06d}",
+                "case_type": case_type,
+                "target": "retained_data" if case_type == "disclosure" else None,
+                "requester_member_id": member,
+                "subject_member_id": member,
+                "role": "self",
+                "scope": [],
+                "channel": rng.choice(("line", "socketio")),
+                "status": status,
+                "received_at": received,
+                "period_days": 14,
+                "max_extension_days": 30,
+                "extended_days": extended,
+                "paused_days": 0,
+                "due_at": received + timedelta(days=14 + extended),
+                "fee_kind": "free",
+                "closed_at": received + timedelta(days=10) if status == "closed" else None,
+                "updated_at": received,
+            }
+        )
+    return rows
+
+
 # --- seeding ----------------------------------------------------------------------------
 
 
@@ -586,20 +738,29 @@ def seed_database(url: str, scale: Scale, now: datetime, seed: int = 20261124) -
     with session_factory(url).begin() as session:
         load_demo(session)
         create_account(session, AGENT, "agent", AGENT_PASSWORD, now)
+        create_account(session, OFFICER, "privacy_officer", AGENT_PASSWORD, now)
         member_ids = list(session.execute(sa.select(Member.id)).scalars())
     escalations = _escalation_rows(plans, member_ids, random.Random(seed + 2))
     audits, messages = _audit_and_staff_rows(escalations)
+    verifications, verification_audits, sms = _verification_rows(plans, random.Random(seed + 3))
+    cases = _case_rows(scale.cases, member_ids, now, random.Random(seed + 4))
     engine = engine_for(url)
     with engine.begin() as connection:
         connection.execute(Escalation.__table__.insert(), escalations)
-        connection.execute(AuditLog.__table__.insert(), audits)
+        connection.execute(AuditLog.__table__.insert(), audits + verification_audits)
         connection.execute(StaffMessage.__table__.insert(), messages)
+        if verifications:
+            connection.execute(Verification.__table__.insert(), verifications)
+            connection.execute(OutboundMessage.__table__.insert(), sms)
+        if cases:
+            connection.execute(Case.__table__.insert(), cases)
         if engine.dialect.name == "postgresql":  # the ids were given: move the sequence on
             connection.exec_driver_sql(
                 "SELECT setval(pg_get_serial_sequence('escalations', 'id'), "
                 "(SELECT max(id) FROM escalations))"
             )
-    analyze(url, "escalations", "audit_log", "staff_messages")
+    analyze(url, "escalations", "audit_log", "staff_messages", "verifications", "cases")
+    analyze(url, "outbound_messages")
     events_started = time.perf_counter()
     timed = []
     for plan in plans:
@@ -613,7 +774,14 @@ def seed_database(url: str, scale: Scale, now: datetime, seed: int = 20261124) -
     with engine_for(tracker_url).begin() as connection:
         events_table.create(connection, checkfirst=True)
     events = bulk_load(tracker_url, "events", rows)
-    analyze(tracker_url, "events")
+    # As the rasa server's tracker store does when it starts (bot.redacting_tracker_store).
+    ensure_indexes(engine_for(tracker_url))
+    tracker_engine = engine_for(tracker_url)
+    if tracker_engine.dialect.name == "postgresql":
+        # Autovacuum's work after a bulk load, done now: statistics, and the visibility
+        # map without which PostgreSQL cannot answer from an index alone.
+        with tracker_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.exec_driver_sql("VACUUM (ANALYZE) events")
     events_s = time.perf_counter() - events_started
     column = events_table.c
     with engine_for(tracker_url).connect() as connection:

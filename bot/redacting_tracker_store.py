@@ -48,6 +48,7 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from bot.identity.redact import personal_spans
 from bot.identity.sealed import is_sealed
+from bot.insights.events import ensure_indexes
 
 STORE_TYPE = "bot.redacting_tracker_store.RedactingSQLTrackerStore"
 
@@ -225,6 +226,15 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
     Takes the parameters of Rasa's ``SQL`` tracker store; rows have the same columns
     and shape, so Rasa's ``retrieve`` and the staff console read them as before.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Rasa's store (which creates its ``events`` table), plus the overview's indexes.
+
+        The privacy officer's overview (:mod:`bot.insights.events`) counts events by
+        type and time; its indexes are made here, where the table is made.
+        """
+        super().__init__(*args, **kwargs)
+        ensure_indexes(self.engine)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Write the tracker's new events, masked.

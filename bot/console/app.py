@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from bot.cases.notify import ChannelNotifier, Notifier, SmsNotifier
-from bot.console import accounts, audit_log, auth, cases, escalations
+from bot.console import accounts, audit_log, auth, cases, escalations, insights
 from bot.console.context import CONSOLE, Console, Handler, public
 from bot.console.views import environment, render
 from bot.handoff.handback import handed_back_text_for
@@ -231,6 +231,7 @@ def create_app(
     app.add_routes(escalations.routes())
     app.add_routes(cases.routes())
     app.add_routes(audit_log.routes())
+    app.add_routes(insights.routes())
     app.add_routes(accounts.routes())
     # aiohttp types this signal's callbacks as taking one argument; they get two.
     app.on_response_prepare.append(_security_headers)  # type: ignore[arg-type]

@@ -247,6 +247,23 @@ def read_transcript(
     return Transcript(sender_id=sender_id, lines=lines, earlier_before=earlier_before)
 
 
+def member_message(
+    event_id: int,
+    timestamp: float | None,
+    raw_data: str | None,
+    *,
+    known_names: Sequence[str] = (),
+    public_numbers: Sequence[str] = (),
+) -> TranscriptLine | None:
+    """One member message (a ``user`` event's row) as a transcript shows it, masked.
+
+    The same masking as :func:`read_transcript`, for lists of messages taken from many
+    conversations (``bot.insights.unanswered``). None for an event without text.
+    """
+    masks = _Masks(_names_pattern(known_names), _digit_set(public_numbers))
+    return _line(event_id, USER, timestamp, _data(raw_data), masks, {})
+
+
 def _order_key(connection: Connection) -> sa.ColumnElement[Any]:
     """What a page is ordered by: the event id, so that the sender index serves it.
 

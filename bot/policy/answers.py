@@ -22,12 +22,23 @@ class Button:
     payload: str
 
 
+# The kind of a reply that says the published policy does not say something: the
+# actions write it into the bot event's metadata (``answer_kind``), where the privacy
+# officer's overview counts it (``bot.insights.events``).
+NOT_STATED = "not_stated"
+
+
 @dataclass(frozen=True)
 class Reply:
-    """One chat message."""
+    """One chat message.
+
+    ``kind`` marks a reply for the overview (:data:`NOT_STATED`); it is not shown and
+    does not take part in comparisons.
+    """
 
     text: str
     buttons: tuple[Button, ...] = field(default_factory=tuple)
+    kind: str | None = field(default=None, compare=False)
 
 
 INTENT_LABELS: dict[str, str] = {
@@ -180,7 +191,8 @@ def not_stated(profile: Profile, subject: str) -> Reply:
     return Reply(
         f"申し訳ありません。{profile.name}の{published}には、"
         f"{subject}についての記載が見当たらないため、こちらではお答えできません。\n"
-        f"正確な内容は {contact_line(profile)} へお問い合わせください。"
+        f"正確な内容は {contact_line(profile)} へお問い合わせください。",
+        kind=NOT_STATED,
     )
 
 

@@ -12,7 +12,7 @@ replies. Below the threshold the policy is taken not to say it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.policy.answers import (
     INTENT_LABELS,
@@ -205,7 +205,7 @@ def answer_question(profile: Profile, question: str, ranking: Sequence[str] = ()
         return [found.reply()]
     buttons = topic_buttons(profile, query_lemmas(question), ranking)
     stated = not_stated(profile, NOT_STATED_SUBJECT)
-    return [Reply(stated.text, buttons)]
+    return [replace(stated, buttons=buttons)]
 
 
 def about_personal_information(question: str) -> bool:

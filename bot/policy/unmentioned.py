@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from bot.core.text import fold
 from bot.policy.answers import FACT_INTENTS, INTENT_LABELS, Reply, not_stated
@@ -92,4 +93,4 @@ def for_unmentioned(
     if subject is None:
         return None
     stated = not_stated(profile, subject)
-    return [Reply(stated.text, topic_buttons(profile, query_lemmas(question), ranking))]
+    return [replace(stated, buttons=topic_buttons(profile, query_lemmas(question), ranking))]

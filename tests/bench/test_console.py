@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from rasa.shared.core.events import Event
 
 from bench.console import (
+    INSIGHT_PAGES,
     PAGE_TITLES,
     PAGES,
     ConsoleResults,
@@ -178,7 +179,9 @@ def test_the_seed_fills_rasa_s_table_and_the_transcript_reader_finds_every_kind_
     assert {column["name"] for column in inspector.get_columns("events")} == {
         "id", "sender_id", "type_name", "timestamp", "intent_name", "action_name", "data",
     }  # fmt: skip
-    assert [ix["column_names"] for ix in inspector.get_indexes("events")] == [["sender_id"]]
+    assert sorted(ix["column_names"] for ix in inspector.get_indexes("events")) == [
+        ["sender_id"], ["timestamp"], ["type_name", "timestamp", "intent_name", "sender_id"],
+    ]  # fmt: skip
     with events.connect() as connection:
         count = connection.execute(sa.text("SELECT count(*) FROM events")).scalar_one()
         senders = connection.execute(
@@ -256,10 +259,12 @@ def test_a_small_run_times_every_page_and_reports_sane_figures(backend, secret):
     if backend == "postgresql":
         postgres_base_url()  # skips, or fails under PRIVACY_BOT_REQUIRE_POSTGRES=1
     # More than 50 open escalations in the large one: its deep queue page is page 2.
-    large = Scale(escalations=300, events=14_000, long_events=600)
-    baseline = Scale(escalations=10, events=1_200, long_events=600)
+    large = Scale(escalations=300, events=14_000, long_events=600, cases=200)
+    baseline = Scale(escalations=10, events=1_200, long_events=600, cases=10)
     samples = 5
-    results = run_console_benchmark(large, baseline, samples=samples, warmup=1, wanted=[backend])
+    results = run_console_benchmark(
+        large, baseline, samples=samples, warmup=1, wanted=[backend], insight_samples=2
+    )
     assert isinstance(results, ConsoleResults)
     (run,) = results.backends
     assert run.skipped is None and run.baseline is not None and run.large is not None
@@ -269,9 +274,9 @@ def test_a_small_run_times_every_page_and_reports_sane_figures(backend, secret):
         assert measured.seeded.escalations == scale.escalations
         assert measured.seeded.events == scale.events
         assert measured.seeded.long_events == scale.long_events
-        assert set(measured.timings) == set(PAGES)
+        assert set(measured.timings) == {*PAGES, *INSIGHT_PAGES}
         for key, timings in measured.timings.items():
-            assert len(timings.seconds) == samples, key
+            assert len(timings.seconds) == (2 if key in INSIGHT_PAGES else samples), key
             assert all(value > 0 for value in timings.seconds), key
             p50, p95 = timings.ms(50), timings.ms(95)
             assert p50 is not None and p95 is not None
@@ -280,19 +285,28 @@ def test_a_small_run_times_every_page_and_reports_sane_figures(backend, secret):
                 assert measured.sizes[key] == 0  # nothing new after the last line
             else:
                 assert measured.sizes[key] > 1000, key
-    for key in PAGES:
+    for key in (*PAGES, *INSIGHT_PAGES):
         r50, r95 = run.ratios(key)
         assert r50 is not None and r95 is not None
         assert math.isfinite(r50) and r50 > 0 and math.isfinite(r95) and r95 > 0
     # How each database reads the pages' queries, from the statements the console sends.
-    assert set(run.large.plans) == {"queue_deep", "long", "long_before", "poll", "poll_typical"}
+    assert set(run.large.plans) == {
+        "queue_deep", "long", "long_before", "poll", "poll_typical",
+        "insights_90", "insights_90_app", "unanswered_30",
+    }  # fmt: skip
     assert all(run.large.plans.values())
     if backend == "sqlite":  # no statistics: SQLite's plan does not depend on the data
         for key in ("long", "long_before", "poll", "poll_typical"):
             assert any("ix_events_sender_id" in line for line in run.large.plans[key]), key
+        # The overview's counts come from its covering index, never from a table scan.
+        plan = run.large.plans["insights_90"]
+        assert any("COVERING INDEX ix_events_insights_time" in line for line in plan), plan
+        assert any("ix_events_insights_not_stated" in line for line in plan), plan
+        assert not any(line.startswith("SCAN events") for line in plan), plan
     text = report(results, ["- Date: 2026-11-24 01:00 UTC · took 0.5 min", "- Machine: nproc 2"])
     table_rows = [line for line in text.splitlines() if line.startswith(f"| {run.name} |")]
-    assert len(table_rows) == len(PAGES)
+    assert len(table_rows) == len(PAGES) + len(INSIGHT_PAGES)
+    assert "### Privacy officer's overview (issue 22)" in text
     assert all("×" in line for line in table_rows)
     assert "300 escalations" in text and "14,000" in text
     assert f"{run.name} large, plan of {PAGE_TITLES['long']}" in text
