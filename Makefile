@@ -22,8 +22,9 @@ endif
 run: install
 	$(BIN)/python -m bot.launcher run
 
-# Two rasa servers (each with its own action server), the console, the chat page and the
-# worker behind nginx on one port (CLUSTER_PORT, 8000), on PostgreSQL and Redis
+# Two rasa servers and two action servers (which the rasa servers reach through nginx),
+# the console, the chat page and the worker; nginx on one public port (CLUSTER_PORT,
+# 8000); state in PostgreSQL and Redis
 # (DATABASE_URL, REDIS_URL; by default the local servers). Debian's nginx is installed
 # when missing and root (bot/cluster.py, docs/deploy.md).
 cluster: install nginx

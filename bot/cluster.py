@@ -1,21 +1,23 @@
 """``make cluster``: the assistant as several replicas on this machine, behind nginx.
 
-``python -m bot.cluster`` starts two replicas, each a rasa server with its own action
-server (started by :func:`bot.launcher.running`), the first with the website chat's page,
-the staff console and the worker; and nginx (``deploy/nginx/cluster.conf.template``) as
-the one public port, in front of both rasa servers. State lives where every replica
+``python -m bot.cluster`` starts two replicas, each a rasa server and an action server
+(started by :func:`bot.launcher.running`), the first with the website chat's page, the
+staff console and the worker; and nginx (``deploy/nginx/cluster.conf.template``) as the
+one public port, in front of both rasa servers, and in front of both action servers for
+the rasa servers. State lives where every replica
 sees it: the app database and the tracker store in PostgreSQL (``DATABASE_URL``), locks,
 rate limits, LINE redeliveries and socket.io rooms in Redis (``REDIS_URL``).
 :func:`cluster_running` also starts the first replica alone behind the same nginx
 (``replicas=1``): the baseline ``make bench-cluster`` (bench/cluster.py) measures two
 replicas against.
 
-Each rasa server calls its own action server rather than both going through an nginx
-upstream: a rasa server and its action server are one unit (a pod in Kubernetes) that
-lives and dies together, so a dead action server takes its rasa server out of nginx's
-rotation instead of failing half of every replica's turns; and no proxy sits between
-them that could resend an action call (actions are not idempotent: they open cases and
-send codes).
+The rasa servers reach the action servers through nginx too, on a loopback listener
+of their own, as compose's rasa services reach its ``actions`` service: an action
+server that dies alone would otherwise leave its rasa server answering every turn with
+nothing (Rasa drops a failed custom action and goes on). nginx passes a call on to the
+other action server only when the dead one refused the connection, so nothing was
+sent; a call that reached an action server is never sent twice (actions are not
+idempotent: they open cases and send codes).
 
 Ctrl-C stops everything it started.
 """
@@ -173,7 +175,9 @@ def ensure_redis(redis_url: str) -> None:
         client.close()
 
 
-def nginx_config(prefix: Path, listen: str, rasa: list[str], webchat: str) -> str:
+def nginx_config(
+    prefix: Path, listen: str, rasa: list[str], webchat: str, actions: list[str], actions_at: str
+) -> str:
     """``deploy/nginx/cluster.conf.template`` for this run's addresses.
 
     Args:
@@ -182,15 +186,27 @@ def nginx_config(prefix: Path, listen: str, rasa: list[str], webchat: str) -> st
         rasa: each rasa server's ``host:port``, one ``server`` line each in both of
             its upstreams.
         webchat: the website chat page's ``host:port``.
+        actions: each action server's ``host:port``.
+        actions_at: the loopback ``host:port`` where the rasa servers reach them.
     """
-    servers = "\n        ".join(
-        f"server {address} max_fails=1 fail_timeout=10s;" for address in rasa
-    )
     return string.Template(TEMPLATE.read_text("utf-8")).safe_substitute(
         CLUSTER_PREFIX=str(prefix),
         CLUSTER_LISTEN=listen,
-        CLUSTER_RASA_SERVERS=servers,
+        CLUSTER_RASA_SERVERS=_servers(rasa),
         CLUSTER_WEBCHAT=webchat,
+        # Never marked down: a refused connection on loopback costs next to nothing,
+        # while an action server marked down for a while, when the other one dies too
+        # (replaced one after the other), would leave no upstream to try at all.
+        CLUSTER_ACTION_SERVERS="\n        ".join(f"server {a} max_fails=0;" for a in actions),
+        CLUSTER_ACTIONS_LISTEN=actions_at,
+    )
+
+
+def _servers(addresses: list[str]) -> str:
+    # A server that failed once is left alone for 10 s, so that a dead one costs each
+    # request one refused connection at most every 10 s.
+    return "\n        ".join(
+        f"server {address} max_fails=1 fail_timeout=10s;" for address in addresses
     )
 
 
@@ -229,6 +245,7 @@ def cluster_running(
     second_ports: tuple[int, int] | None = None,
     startup_s: float = 240,
     replicas: int = 2,
+    actions_port: int | None = None,
 ) -> Iterator[RunningCluster]:
     """Start the replicas (two) and nginx in front of them; stop them all on exit.
 
@@ -243,6 +260,9 @@ def cluster_running(
         startup_s: how long each server may take to answer.
         replicas: 2 (``make cluster``), or 1: the first replica alone behind the same
             nginx, the baseline ``make bench-cluster`` compares two replicas with.
+        actions_port: the loopback port of nginx's listener through which the rasa
+            servers reach the action servers; by default the second replica's action
+            port plus one.
 
     Raises:
         ValueError: If ``replicas`` is neither 1 nor 2.
@@ -257,6 +277,9 @@ def cluster_running(
     if port_in_use(public_port):
         raise SettingsError(f"CLUSTER_PORT {public_port} は別のプログラムが使用中です")
     rasa_2, action_2 = second_ports or (settings.rasa_port + 1, settings.action_port + 1)
+    actions_port = actions_port or action_2 + 1
+    if port_in_use(actions_port):
+        raise SettingsError(f"ポート {actions_port}（アクションサーバーへの中継）は使用中です")
     listen = (
         f"[{public_host}]:{public_port}" if ":" in public_host else f"{public_host}:{public_port}"
     )
@@ -273,6 +296,7 @@ def cluster_running(
         secret=ensure_secret(settings),
         outbox_file=settings.outbox_path,
         webchat_rasa_url=settings.webchat_rasa_url or public_url,
+        action_endpoint=f"http://127.0.0.1:{actions_port}/webhook",
     )
     second = replace(
         first, var_dir=settings.var_dir / "replica-2", rasa_port=rasa_2, action_port=action_2
@@ -304,6 +328,8 @@ def cluster_running(
             listen,
             [f"127.0.0.1:{replica.settings.rasa_port}" for replica in started],
             f"127.0.0.1:{first.webchat_port}",
+            [f"127.0.0.1:{replica.settings.action_port}" for replica in started],
+            f"127.0.0.1:{actions_port}",
         )
         nginx = start_nginx(prefix, config)
         stack.callback(stop, [nginx])
@@ -322,7 +348,7 @@ def run(settings: Settings, public_port: int, public_host: str) -> None:
         rasa = ", ".join(r.rasa_url for r in cluster.replicas)
         print(
             f"クラスター:        nginx {cluster.url}（公開ポートはこれだけです）\n"
-            f"                   rasa サーバー {rasa}（それぞれ専用のアクションサーバー）\n"
+            f"                   rasa サーバー {rasa}（アクションサーバー 2台へ nginx 経由）\n"
             f"                   PostgreSQL {_shown(settings.database_url)}、"
             f"Redis {_shown(settings.redis_url or '')}\n",
             flush=True,

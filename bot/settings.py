@@ -125,6 +125,10 @@ class Settings:
     # the member is asked to try again (and its unit of work is rolled back).
     action_threads: int = 8
     action_timeout_seconds: int = 10
+    # Where the rasa server calls its actions when not the action server on action_port:
+    # `make cluster` points every rasa server at nginx's internal upstream of all action
+    # servers (bot/cluster.py). Not read from the environment.
+    action_endpoint: str | None = None
 
     @property
     def tracker_url(self) -> str:
@@ -172,7 +176,7 @@ class Settings:
     @property
     def action_endpoint_url(self) -> str:
         """Where the rasa server reaches the action server."""
-        return f"http://{self.local_host}:{self.action_port}/webhook"
+        return self.action_endpoint or f"http://{self.local_host}:{self.action_port}/webhook"
 
     @property
     def outbox_path(self) -> Path:

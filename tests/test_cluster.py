@@ -63,11 +63,15 @@ def test_unreachable_servers_are_refused_without_their_password():
 @pytest.mark.parametrize("rasa", [["127.0.0.1:1", "127.0.0.1:2"], ["127.0.0.1:1"]])
 def test_the_nginx_configuration_is_accepted_by_nginx(tmp_path: Path, rasa: list[str]):
     (tmp_path / "temp").mkdir()
-    conf = nginx_config(tmp_path, "127.0.0.1:18000", rasa, "127.0.0.1:3")
+    actions = [f"127.0.0.1:5{address[-1]}" for address in rasa]
+    conf = nginx_config(tmp_path, "127.0.0.1:18000", rasa, "127.0.0.1:3", actions, "127.0.0.1:4")
     assert "${" not in conf
     # Both upstreams (any replica; socket.io sticky) list every rasa server, and only them.
     assert conf.count("server 127.0.0.1:1 ") == 2
     assert conf.count("server 127.0.0.1:2 ") == 2 * (len(rasa) == 2)
+    # The action servers, once each, behind the rasa servers' own loopback listener.
+    assert [conf.count(f"server {address} ") for address in actions] == [1] * len(rasa)
+    assert "listen 127.0.0.1:4;" in conf
     (tmp_path / "nginx.conf").write_text(conf, "utf-8")
     checked = subprocess.run(
         [NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"],

@@ -189,5 +189,7 @@ def test_every_console_page_passes_axe_core(browser_tools, console_assistant):
         AxePage("audit log", f"{url}/audit", OFFICER),
         AxePage("accounts", f"{url}/accounts", ADMIN),
         AxePage("password", f"{url}/password", AGENT),
+        AxePage("insights", f"{url}/insights?days=30", OFFICER, "svg"),
+        AxePage("insights: not understood", f"{url}/insights/unanswered", OFFICER),
     ]
     assert_accessible(browser_tools, pages, on_failure=f"\n{_server_errors(console_assistant)}")
