@@ -125,6 +125,9 @@ class Settings:
     # the member is asked to try again (and its unit of work is rolled back).
     action_threads: int = 8
     action_timeout_seconds: int = 10
+    # Messages of the member after which a Rasa session continues in a new one at the
+    # next quiet turn (bot/core/sessions.py), so that a turn's cost stays bounded.
+    session_turn_limit: int = 20
 
     @property
     def tracker_url(self) -> str:
@@ -369,6 +372,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         audit_retention_days=_audit_days(env),
         action_threads=_count(env, "ACTION_THREADS", 8, 64),
         action_timeout_seconds=_count(env, "ACTION_TIMEOUT_SECONDS", 10, 240),
+        session_turn_limit=_count(env, "SESSION_TURN_LIMIT", 20, 10_000),
     )
     if (
         settings.tracker_store_url is not None
@@ -514,6 +518,7 @@ ENVIRONMENT: dict[str, str] = {
     "audit_retention_days": "AUDIT_RETENTION_DAYS",
     "action_threads": "ACTION_THREADS",
     "action_timeout_seconds": "ACTION_TIMEOUT_SECONDS",
+    "session_turn_limit": "SESSION_TURN_LIMIT",
 }
 # Settings that are secrets, with their variables: files in var/ carry them instead.
 SECRETS: dict[str, str] = {
