@@ -144,5 +144,12 @@ bench-words: train
 	$(BIN)/python -m bench.members_words --offline --holdout
 	$(BIN)/python -m bench.members_words
 
+# One member's 150 FAQ questions in one REST conversation, without and with the session
+# turn limit (SESSION_TURN_LIMIT), on the SQL tracker store on SQLite and PostgreSQL: the
+# median turn time per 10 turns and last/first (bench/long_conversation.py).
+.PHONY: bench-long
+bench-long: train
+	$(BIN)/python -m bench.long_conversation
+
 clean:
 	rm -rf models results var/bench .rasa

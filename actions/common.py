@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from actions import offloop
+from bot.core import sessions
 from bot.core.conversation import Conversation, channel_of
 from bot.db.session import session_factory
 from bot.outbound.sms import SmsSender, sender_from_settings
@@ -51,13 +52,10 @@ def utc_now() -> datetime:
 def session_key(tracker: Tracker) -> str:
     """Identifies the current Rasa session: it changes with a new session or /restart.
 
-    A verification is tied to it, so nothing verified carries over to a new session.
+    A verification is tied to it, so nothing verified carries over to a new session,
+    but for one that continues a long conversation (:mod:`bot.core.sessions`).
     """
-    key = "start"
-    for event in tracker.events:
-        if event.get("event") in ("session_started", "restart"):
-            key = f"{event.get('event')}@{event.get('timestamp')}"
-    return key
+    return sessions.session_key(tracker.events)
 
 
 def conversation_of(tracker: Tracker) -> Conversation:

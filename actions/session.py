@@ -4,11 +4,17 @@ A new session (after 15 idle minutes, see ``session_config`` in the domain) star
 ``SessionStarted``, which resets the tracker and with it Rasa's pause. While staff
 still hold the conversation (an open escalation that paused it), the member's messages
 must keep going to staff only: the new session is paused again.
+
+A session that the rasa server ends because it holds ``SESSION_TURN_LIMIT`` messages
+(``bot.rasa_sessions``) is continued instead (:mod:`bot.core.sessions`): the new
+``SessionStarted`` carries the old session's key and offered hand-off reasons in its
+metadata, and every slot keeps its value, so the member notices nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -18,7 +24,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import offloop
 from actions.common import db_session
+from bot.core import sessions
+from bot.handoff import dialog as handoff_dialog
 from bot.handoff import escalations
+from bot.settings import load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +49,17 @@ class ActionSessionStart(Action):
 
         The session's ``SessionStarted`` gets its timestamp from the rasa server; the
         identity flow keys a verification to it (``actions.common.session_key``), so a
-        new session needs verifying again, as with Rasa's own action.
+        new session needs verifying again, as with Rasa's own action. A session that
+        continues a long one (:func:`bot.core.sessions.continues`) keeps the old key
+        and every slot instead.
         """
+        config = domain.get("session_config") or {}
+        limit = load_settings().session_turn_limit
+        idle_minutes = float(config.get("session_expiration_time") or 0)
+        if sessions.continues(tracker.events, limit, idle_minutes, time.time()):
+            return [*_continuation(tracker, domain), ActionExecuted("action_listen")]
         events: list[dict[str, Any]] = [SessionStarted()]
-        if (domain.get("session_config") or {}).get("carry_over_slots_to_new_session"):
+        if config.get("carry_over_slots_to_new_session"):
             # As Rasa's ActionSessionStart: every slot set in the session that ends.
             events.extend(
                 SlotSet(event.get("name"), event.get("value"))
@@ -54,6 +70,23 @@ class ActionSessionStart(Action):
             events.append(ConversationPaused())
         events.append(ActionExecuted("action_listen"))
         return events
+
+
+def _continuation(tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
+    """The start of a session continuing this one: its key, offered reasons, slots."""
+    metadata = sessions.continuation_metadata(
+        tracker.events, handoff_dialog.offered_reasons(tracker.events)
+    )
+    initial = {
+        name: (slot or {}).get("initial_value")
+        for name, slot in (domain.get("slots") or {}).items()
+    }
+    carried = sessions.carried_slots(tracker.current_slot_values(), initial)
+    # At a quiet point nobody holds the conversation: no pause to carry over.
+    return [
+        {**SessionStarted(), "metadata": metadata},
+        *(SlotSet(name, value) for name, value in carried.items()),
+    ]
 
 
 async def _held_by_staff(sender_id: str) -> bool:

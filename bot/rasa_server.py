@@ -5,7 +5,8 @@ and endpoints files as arguments; the HTTP API token is read here, from ``RASA_T
 or ``var/rasa_token`` (mode 0600), and handed to Rasa's own command-line entry point
 inside this process. ``ps`` shows the exec arguments, which never contain it. The server
 listens on ``PRIVACY_BOT_BIND_HOST`` (loopback by default): members reach the channels
-through nginx (``deploy/nginx/``), and nothing public reaches the HTTP API.
+through nginx (``deploy/nginx/``), and nothing public reaches the HTTP API. A session
+continues in a new one after ``SESSION_TURN_LIMIT`` messages (``bot.rasa_sessions``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from rasa.__main__ import main as rasa_main  # slow to import: after the checks
 
+    from bot.rasa_sessions import install
+
+    # A long conversation continues in a new Rasa session every so many messages.
+    install(settings.session_turn_limit)
     rasa_main()
     return 0
 

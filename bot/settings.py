@@ -129,6 +129,9 @@ class Settings:
     # `make cluster` points every rasa server at nginx's internal upstream of all action
     # servers (bot/cluster.py). Not read from the environment.
     action_endpoint: str | None = None
+    # Messages of the member after which a Rasa session continues in a new one at the
+    # next quiet turn (bot/core/sessions.py), so that a turn's cost stays bounded.
+    session_turn_limit: int = 20
 
     @property
     def tracker_url(self) -> str:
@@ -373,6 +376,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         audit_retention_days=_audit_days(env),
         action_threads=_count(env, "ACTION_THREADS", 8, 64),
         action_timeout_seconds=_count(env, "ACTION_TIMEOUT_SECONDS", 10, 240),
+        session_turn_limit=_count(env, "SESSION_TURN_LIMIT", 20, 10_000),
     )
     if (
         settings.tracker_store_url is not None
@@ -518,6 +522,7 @@ ENVIRONMENT: dict[str, str] = {
     "audit_retention_days": "AUDIT_RETENTION_DAYS",
     "action_threads": "ACTION_THREADS",
     "action_timeout_seconds": "ACTION_TIMEOUT_SECONDS",
+    "session_turn_limit": "SESSION_TURN_LIMIT",
 }
 # Settings that are secrets, with their variables: files in var/ carry them instead.
 SECRETS: dict[str, str] = {

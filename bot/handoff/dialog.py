@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.core.sessions import carried_handoff_reasons
 from bot.handoff.hours import opening_label, parse_hours
 from bot.policy.answers import (
     INTENT_LABELS,
@@ -68,7 +69,9 @@ def offered_reasons(events: Iterable[Mapping[str, Any]]) -> frozenset[str]:
     """The hand-off reasons the assistant's own quick replies offered in this session.
 
     Read from the tracker's ``bot`` events (their buttons), which only the assistant
-    writes; a member's message cannot add to them.
+    writes, and from the ``session_started`` event of a session that continues a long
+    conversation (:func:`bot.core.sessions.carried_handoff_reasons`, written by
+    ``action_session_start``); a member's message cannot add to them.
 
     Args:
         events: the conversation's tracker events, oldest first.
@@ -77,7 +80,8 @@ def offered_reasons(events: Iterable[Mapping[str, Any]]) -> frozenset[str]:
     for event in events:
         kind = event.get("event")
         if kind in _SESSION_EVENTS:
-            offered.clear()
+            # A session continuing a long conversation carries them over (core.sessions).
+            offered = set(carried_handoff_reasons(event))
         elif kind == "bot":
             data = event.get("data")
             buttons = data.get("buttons") if isinstance(data, Mapping) else None

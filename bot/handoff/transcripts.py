@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
+from bot.core.sessions import continued_from
 from bot.core.text import normalize_with_spans
 from bot.identity.redact import DATE_MASK, PHONE_MASK, personal_spans
 
@@ -348,6 +349,10 @@ def _line(
     offered: dict[str, str],
 ) -> TranscriptLine | None:
     at = _at(timestamp)
+    if type_name == "session_started" and continued_from(data) is not None:
+        # A long conversation going on in a new Rasa session (bot/core/sessions.py):
+        # nothing happened that staff should see.
+        return None
     if type_name in SYSTEM_TEXTS:
         segment = Segment(text=SYSTEM_TEXTS[type_name], field=None)
         return TranscriptLine(event_id, at, "system", None, (segment,))

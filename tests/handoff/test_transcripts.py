@@ -30,6 +30,7 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.core.sessions import CONTINUES, HANDOFF_REASONS
 from bot.handoff.transcripts import (
     EVENTS,
     Transcript,
@@ -312,3 +313,26 @@ def test_the_organizations_published_numbers_stay_readable(store, db_url):
         event_id = public.lines[1].event_id
         field, value = reveal_field(connection, "m2", event_id, 0, public_numbers=("03-3273-6974",))
     assert (field.kind, value) == ("phone", "090-1234-5678")
+
+
+def test_a_long_conversation_going_on_in_a_new_session_shows_no_new_session(store, db_url):
+    carried = {CONTINUES: f"session_started@{T0}", HANDOFF_REASONS: []}
+    save(
+        store,
+        "long",
+        [
+            SessionStarted(timestamp=T0),
+            user("口座情報は何に使われますか", T0 + 1),
+            SessionStarted(timestamp=T0 + 2, metadata=carried),
+            user("保存期間は", T0 + 3),
+            SessionStarted(timestamp=T0 + 4),
+        ],
+    )
+    shown = [line.masked_text for line in read(db_url, "long").lines]
+    # The continuing session starts no line; a fresh one (after idle minutes) does.
+    assert shown == [
+        "新しいセッションが始まりました",
+        "口座情報は何に使われますか",
+        "保存期間は",
+        "新しいセッションが始まりました",
+    ]
