@@ -125,9 +125,9 @@ class Settings:
     # the member is asked to try again (and its unit of work is rolled back).
     action_threads: int = 8
     action_timeout_seconds: int = 10
-    # Where the rasa server calls its actions when not the action server on action_port:
-    # `make cluster` points every rasa server at nginx's internal upstream of all action
-    # servers (bot/cluster.py). Not read from the environment.
+    # ACTION_ENDPOINT_URL: where the rasa server calls its actions when not the action
+    # server on action_port: `make cluster` points every rasa server at nginx's internal
+    # upstream of all action servers (bot/cluster.py), compose at its actions service.
     action_endpoint: str | None = None
     # Messages of the member after which a Rasa session continues in a new one at the
     # next quiet turn (bot/core/sessions.py), so that a turn's cost stays bounded.
@@ -377,6 +377,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         action_threads=_count(env, "ACTION_THREADS", 8, 64),
         action_timeout_seconds=_count(env, "ACTION_TIMEOUT_SECONDS", 10, 240),
         session_turn_limit=_count(env, "SESSION_TURN_LIMIT", 20, 10_000),
+        action_endpoint=_http_url(env, "ACTION_ENDPOINT_URL"),
     )
     if (
         settings.tracker_store_url is not None
@@ -523,6 +524,7 @@ ENVIRONMENT: dict[str, str] = {
     "action_threads": "ACTION_THREADS",
     "action_timeout_seconds": "ACTION_TIMEOUT_SECONDS",
     "session_turn_limit": "SESSION_TURN_LIMIT",
+    "action_endpoint": "ACTION_ENDPOINT_URL",
 }
 # Settings that are secrets, with their variables: files in var/ carry them instead.
 SECRETS: dict[str, str] = {
