@@ -3,7 +3,8 @@
 By concern:
 
 - :mod:`~bot.channels.line.config`: the channel's settings (``credentials.yml`` and
-  ``LINE_CHANNEL_SECRET``, ``LINE_CHANNEL_ACCESS_TOKEN``, ``LINE_API_BASE_URL``);
+  ``LINE_CHANNEL_SECRET``, ``LINE_CHANNEL_ACCESS_TOKEN``, ``LINE_API_BASE_URL``,
+  ``LINE_MAX_CONCURRENT_EVENTS``);
 - :mod:`~bot.channels.line.signature`: ``X-Line-Signature``, signed and verified;
 - :mod:`~bot.channels.line.messages`: Rasa's messages as LINE message objects (texts
   split, buttons as quick replies, batches of 5);
@@ -11,6 +12,8 @@ By concern:
   backoff, ``X-Line-Retry-Key``), also used by case notifications;
 - :mod:`~bot.channels.line.delivery`: one turn's messages by reply, the rest by push;
   the output channels;
+- :mod:`~bot.channels.line.lanes`: accepted bodies processed a bounded number at a
+  time, in order per member;
 - :mod:`~bot.channels.line.channel`: :class:`LineInput`, the webhook and its events.
 
 ``credentials.yml`` names the input channel ``bot.channels.line.LineInput``. Only the

@@ -8,7 +8,9 @@ webhook answers 503 without reading the body.
 
 A webhook request is checked before anything is parsed (:mod:`~bot.channels.line.signature`,
 otherwise 401). A valid request is answered 200 at once and its events are processed in
-a background task, in order:
+the background, a bounded number of bodies at a time and in order per member
+(:mod:`~bot.channels.line.lanes`), so that a burst of deliveries does not keep the
+event loop from acknowledging the next ones:
 
 - text messages and postbacks (quick replies) go through the
   :class:`~bot.channels.guard.ChannelGuard`, then to Rasa; everything the bot says in
@@ -31,10 +33,11 @@ id and never a message text.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -47,6 +50,7 @@ from bot.channels.line.api import LineApi
 from bot.channels.line.budget import SharedRateBudget, channel_key
 from bot.channels.line.config import LineConfig
 from bot.channels.line.delivery import DUMMY_REPLY_TOKENS, LineCollector, LineDelivery, LineOutput
+from bot.channels.line.lanes import Lanes
 from bot.channels.line.seen import Seen, SeenEvents, SharedSeenEvents
 from bot.channels.line.signature import signature_valid
 from bot.channels.shared_guard import SharedChannelGuard
@@ -151,8 +155,7 @@ class LineInput(InputChannel):
         self.api = api or LineApi(config.access_token, config.api_base_url)
         self.delivery = LineDelivery(self.api, self.guard)
         self.seen: Seen = seen or SeenEvents()
-        # Strong references: the event loop keeps only weak ones to running tasks.
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.lanes = Lanes(config.max_concurrent_events)
 
     def get_output_channel(self) -> OutputChannel:
         """The output channel for messages Rasa sends outside a member's turn."""
@@ -194,16 +197,26 @@ class LineInput(InputChannel):
             return 400, []
         return 200, [event for event in events if isinstance(event, dict)]
 
-    def start(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` in the background, keeping a reference until it ends."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def submit(self, events: list[dict[str, Any]], on_new_message: OnNewMessage) -> None:
+        """Queue an accepted body's events for processing in the background.
+
+        The events are split by source (member, group or room): each source's events
+        are processed in order, after that source's earlier bodies, and at most
+        ``config.max_concurrent_events`` bodies are processed at once.
+
+        Args:
+            events: the accepted webhook event objects.
+            on_new_message: Rasa's handler for a member's message.
+        """
+        by_source: dict[Hashable, list[dict[str, Any]]] = {}
+        for event in events:
+            by_source.setdefault(_source_key(event), []).append(event)
+        for key, batch in by_source.items():
+            self.lanes.submit(key, functools.partial(self.process, batch, on_new_message))
 
     async def drain(self) -> None:
-        """Wait for the events being processed (tests; before the server stops)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until every accepted event is processed (tests; before the server stops)."""
+        await self.lanes.drain()
 
     async def process(self, events: list[dict[str, Any]], on_new_message: OnNewMessage) -> None:
         """Process one webhook body's events in order; one failing event stops none.
@@ -367,7 +380,7 @@ class LineInput(InputChannel):
             status, events = self.accept(request.body, request.headers.get("X-Line-Signature"))
             if status == 200 and events:
                 # LINE wants its answer within seconds; the turn may take longer.
-                self.start(self.process(events, on_new_message))
+                self.submit(events, on_new_message)
             return response.json({}, status=status)
 
         @line_webhook.listener("before_server_stop")
@@ -376,7 +389,10 @@ class LineInput(InputChannel):
             try:
                 await asyncio.wait_for(self.drain(), timeout=STOP_GRACE_S)
             except asyncio.TimeoutError:
-                logger.warning("LINE events still in progress at shutdown were dropped")
+                logger.warning(
+                    "LINE events still in progress at shutdown were dropped: %d bodies",
+                    self.lanes.running + self.lanes.pending,
+                )
             await self.api.close()
 
         return line_webhook
@@ -385,6 +401,15 @@ class LineInput(InputChannel):
 def _mapping(value: object) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty one (webhook fields may be absent)."""
     return value if isinstance(value, dict) else {}
+
+
+def _source_key(event: dict[str, Any]) -> Hashable:
+    """Whose events must keep their order: the member's, group's or room's (else None)."""
+    source = _mapping(event.get("source"))
+    kind = source.get("type")
+    field = {"user": "userId", "group": "groupId", "room": "roomId"}.get(str(kind))
+    ident = source.get(field) if field else None
+    return (kind, ident) if isinstance(ident, str) and ident else None
 
 
 def _where(error: BaseException) -> str:

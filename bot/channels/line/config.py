@@ -2,8 +2,9 @@
 
 ``LINE_CHANNEL_SECRET`` verifies webhooks, ``LINE_CHANNEL_ACCESS_TOKEN`` authorizes API
 calls and ``LINE_API_BASE_URL`` (default ``https://api.line.me``; tests point it at a
-local stand-in) says where the API is. While the secret or the token is unset the
-channel is off.
+local stand-in) says where the API is; ``LINE_MAX_CONCURRENT_EVENTS`` (or the entry's
+``max_concurrent_events``, default 4) bounds the webhook bodies processed at once.
+While the secret or the token is unset the channel is off.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from typing import Any
 
 from bot.channels.guard import MAX_MESSAGE_CHARS
 from bot.channels.line.api import DEFAULT_API_BASE_URL
+
+# Measured with a burst of 200 deliveries (docs/benchmarks.md, "LINE burst
+# acknowledgement"): enough turns at once to overlap their waits on the action server
+# and the API, few enough that the event loop still reads new webhooks at once.
+DEFAULT_MAX_CONCURRENT_EVENTS = 4
 
 _ENV_REFERENCE = re.compile(r"\$\{(\w+)\}")
 
@@ -50,6 +56,9 @@ class LineConfig:
         api_base_url: where the Messaging API is, without a trailing slash.
         max_per_minute: messages a member may send per minute (the guard's limit).
         max_chars: the longest message handed to Rasa, in characters.
+        max_concurrent_events: how many accepted webhook bodies (per member) this
+            process works on at once; the others wait their turn in memory
+            (:mod:`bot.channels.line.lanes`).
     """
 
     channel_secret: str = field(repr=False)
@@ -57,6 +66,7 @@ class LineConfig:
     api_base_url: str = DEFAULT_API_BASE_URL
     max_per_minute: int = 20
     max_chars: int = MAX_MESSAGE_CHARS
+    max_concurrent_events: int = DEFAULT_MAX_CONCURRENT_EVENTS
 
     @property
     def missing(self) -> list[str]:
@@ -97,6 +107,9 @@ class LineConfig:
         token = resolve_env(given.get("channel_access_token", "${LINE_CHANNEL_ACCESS_TOKEN}"), env)
         base_url = resolve_env(given.get("api_base_url", "${LINE_API_BASE_URL}"), env)
         base_url = (base_url or DEFAULT_API_BASE_URL).rstrip("/")
+        concurrent = resolve_env(
+            given.get("max_concurrent_events", "${LINE_MAX_CONCURRENT_EVENTS}"), env
+        )
         if not base_url.startswith(("https://", "http://")):
             raise ValueError("LINE_API_BASE_URL must be an http(s) URL")
         return cls(
@@ -105,6 +118,7 @@ class LineConfig:
             api_base_url=base_url,
             max_per_minute=_positive(given.get("max_messages_per_minute", 20)),
             max_chars=_positive(given.get("max_message_chars", MAX_MESSAGE_CHARS)),
+            max_concurrent_events=_positive(concurrent or DEFAULT_MAX_CONCURRENT_EVENTS),
         )
 
 

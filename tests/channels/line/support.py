@@ -15,7 +15,7 @@ from typing import Any
 from bot.channels.guard import ChannelGuard
 from bot.channels.line.api import LineApi
 from bot.channels.line.channel import LineInput
-from bot.channels.line.config import LineConfig
+from bot.channels.line.config import DEFAULT_MAX_CONCURRENT_EVENTS, LineConfig
 from bot.channels.line.signature import sign
 from tests.conftest import ROOT
 from tests.line_stand_in import ACCESS_TOKEN, CHANNEL_SECRET, StandIn
@@ -84,8 +84,12 @@ async def no_sleep(_: float) -> None:
     return None
 
 
-def make_channel(stand_in: StandIn, **guard: Any) -> LineInput:
-    config = LineConfig(CHANNEL_SECRET, ACCESS_TOKEN, stand_in.url)
+def make_channel(
+    stand_in: StandIn, max_concurrent_events: int = DEFAULT_MAX_CONCURRENT_EVENTS, **guard: Any
+) -> LineInput:
+    config = LineConfig(
+        CHANNEL_SECRET, ACCESS_TOKEN, stand_in.url, max_concurrent_events=max_concurrent_events
+    )
     api = LineApi(ACCESS_TOKEN, stand_in.url, sleep=no_sleep)
     return LineInput(config, api=api, guard=ChannelGuard(**guard) if guard else None)
 
@@ -97,7 +101,7 @@ def run(channel: LineInput, rasa: FakeRasa, *events: dict[str, Any]) -> None:
         raw = body(*events)
         status, accepted = channel.accept(raw, sign(CHANNEL_SECRET, raw))
         assert status == 200
-        channel.start(channel.process(accepted, rasa))
+        channel.submit(accepted, rasa)
         await channel.drain()
         await channel.api.close()
 

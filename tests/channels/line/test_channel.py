@@ -212,7 +212,10 @@ def test_a_failing_turn_gets_an_apology_and_the_next_events_go_on(stand_in, capl
 
 def test_the_all_events_fixture_is_taken_whole(stand_in, caplog):
     caplog.set_level(logging.DEBUG, logger="bot.channels")
-    channel, rasa = make_channel(stand_in), FakeRasa()
+    # Every event of the fixture shares one reply token, which only its first reply can
+    # use. Each source's events are processed in order but sources run side by side;
+    # one at a time, they take turns in the order they first appear (the member first).
+    channel, rasa = make_channel(stand_in, max_concurrent_events=1), FakeRasa()
     raw = ALL_EVENTS.read_bytes()
     status, events = channel.accept(raw, sign(CHANNEL_SECRET, raw))
     assert status == 200 and len(events) == len(json.loads(raw)["events"])

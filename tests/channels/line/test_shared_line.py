@@ -34,7 +34,7 @@ async def deliver(channel: LineInput, rasa: FakeRasa, *events: dict[str, Any]) -
     raw = body(*events)
     status, accepted = channel.accept(raw, sign(CHANNEL_SECRET, raw))
     assert status == 200
-    channel.start(channel.process(accepted, rasa))
+    channel.submit(accepted, rasa)
     await channel.drain()
 
 
