@@ -65,12 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from rasa.__main__ import main as rasa_main  # slow to import: after the checks
 
-    from bot import rasa_nlu_thread, rasa_sessions
+    from bot.rasa_sessions import install
 
     # A long conversation continues in a new Rasa session every so many messages.
-    rasa_sessions.install(settings.session_turn_limit)
-    # Parsing a message leaves the event loop free for other requests (LINE's acks).
-    rasa_nlu_thread.install()
+    install(settings.session_turn_limit)
     rasa_main()
     return 0
 
