@@ -1,12 +1,13 @@
 """One and two replicas behind nginx, in the same run: ``python -m bench.cluster``.
 
 The cluster starts as ``make cluster`` starts it (:func:`bot.cluster.cluster_running`:
-each replica a rasa server with its own action server, the first with the chat page,
-the console and the worker; nginx the one public port; the app database and the
-tracker store in PostgreSQL, locks and shared state in Redis), first with one replica,
-then with two, each on a fresh PostgreSQL database ``privacy_bench_cluster_…`` (created
-and dropped here) and Redis db 11 (emptied before and after). The LINE API is a
-stand-in on loopback (bench/line.py). On each, through nginx:
+each replica a rasa server and an action server, which the rasa servers reach through
+nginx, the first with the chat page, the console and the worker; nginx the one public
+port; the app database and the tracker store in PostgreSQL, locks and shared state in
+Redis), first with one replica, then with two, each on a fresh PostgreSQL database
+``privacy_bench_cluster_…`` (created and dropped here) and Redis db 11 (emptied before
+and after). The LINE API is a stand-in on loopback (bench/line.py). On each, through
+nginx:
 
 1. ``--conversations`` REST conversations at once, ``--turns`` questions each, each
    waiting for its answer before the next: turns a second, p50/p95 turn latency,
@@ -569,9 +570,10 @@ def report(results: Sequence[ReplicaRun], sizes: Sizes, header_lines: Sequence[s
         "",
         *header_lines,
         "- Cluster: `bot.cluster.cluster_running` with one replica, then with two (each a "
-        "rasa server and its own action server; the first also the chat page, the console "
-        "and the worker), nginx the one port, PostgreSQL (a fresh database each) and Redis "
-        "db 11; the LINE API a stand-in on loopback. Everything through nginx.",
+        "rasa server and an action server, reached through nginx; the first also the chat "
+        "page, the console and the worker), nginx the one port, PostgreSQL (a fresh "
+        "database each) and Redis db 11; the LINE API a stand-in on loopback. Everything "
+        "through nginx.",
         f"- Conversations: {sizes.conversations} REST conversations at once, {sizes.turns} "
         "policy questions each, each waiting for its answer.",
         f"- LINE: {sizes.deliveries} signed deliveries as one burst (every user's message "
