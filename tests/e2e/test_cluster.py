@@ -591,6 +591,13 @@ def test_an_action_server_killed_alone_costs_the_member_nothing(cluster):
     # The first replica's action server dies alone; its rasa server lives on and takes
     # the member's confirmation. nginx passes the action call on to the other action
     # server (the dead one refused the connection: nothing was sent to it).
+    # nginx's listener for the action servers is no way in: without the rasa servers'
+    # secret the action server refuses the call, and nothing else is routed.
+    relay = str(first.settings.action_endpoint)
+    forged = {"next_action": "action_answer_policy", "sender_id": "x", "tracker": {}}
+    assert requests.post(relay, json=forged, timeout=10).status_code == 401
+    root = relay.removesuffix("/webhook")
+    assert requests.get(f"{root}/health", timeout=10).status_code == 404
     killed(first, "bot.action_server")
     try:
         opened = joined(on(first)("はい、請求します"))

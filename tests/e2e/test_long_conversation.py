@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 from bot.core.sessions import CONTINUES
 from bot.launcher import RunningAssistant, running, train_if_needed
 from bot.settings import load_settings
+from tests.e2e.conftest import free_port
 from tests.e2e.records import database, latest_code
 from tests.e2e.rest import joined, rest_post
 
@@ -33,12 +33,6 @@ QUESTIONS = (
     "開示請求の手数料はいくらですか",
     "個人情報の保存期間を教えてください",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
