@@ -176,7 +176,13 @@ def ensure_redis(redis_url: str) -> None:
 
 
 def nginx_config(
-    prefix: Path, listen: str, rasa: list[str], webchat: str, actions: list[str], actions_at: str
+    prefix: Path,
+    listen: str,
+    rasa: list[str],
+    webchat: str,
+    actions: list[str],
+    actions_at: str,
+    line_intake: str,
 ) -> str:
     """``deploy/nginx/cluster.conf.template`` for this run's addresses.
 
@@ -188,6 +194,7 @@ def nginx_config(
         webchat: the website chat page's ``host:port``.
         actions: each action server's ``host:port``.
         actions_at: the loopback ``host:port`` where the rasa servers reach them.
+        line_intake: LINE's intake's ``host:port``.
     """
     return string.Template(TEMPLATE.read_text("utf-8")).safe_substitute(
         CLUSTER_PREFIX=str(prefix),
@@ -199,6 +206,7 @@ def nginx_config(
         # (replaced one after the other), would leave no upstream to try at all.
         CLUSTER_ACTION_SERVERS="\n        ".join(f"server {a} max_fails=0;" for a in actions),
         CLUSTER_ACTIONS_LISTEN=actions_at,
+        CLUSTER_LINE_INTAKE=line_intake,
     )
 
 
@@ -246,6 +254,7 @@ def cluster_running(
     startup_s: float = 240,
     replicas: int = 2,
     actions_port: int | None = None,
+    intake_port: int | None = None,
 ) -> Iterator[RunningCluster]:
     """Start the replicas (two) and nginx in front of them; stop them all on exit.
 
@@ -263,6 +272,8 @@ def cluster_running(
         actions_port: the loopback port of nginx's listener through which the rasa
             servers reach the action servers; by default the second replica's action
             port plus one.
+        intake_port: the loopback port of LINE's intake (``bot.channels.line.intake``,
+            started with the first replica); by default ``actions_port`` plus one.
 
     Raises:
         ValueError: If ``replicas`` is neither 1 nor 2.
@@ -280,6 +291,9 @@ def cluster_running(
     actions_port = actions_port or action_2 + 1
     if port_in_use(actions_port):
         raise SettingsError(f"ポート {actions_port}（アクションサーバーへの中継）は使用中です")
+    intake_port = intake_port or actions_port + 1
+    if port_in_use(intake_port):
+        raise SettingsError(f"ポート {intake_port}（LINE の受付）は使用中です")
     listen = (
         f"[{public_host}]:{public_port}" if ":" in public_host else f"{public_host}:{public_port}"
     )
@@ -297,6 +311,7 @@ def cluster_running(
         outbox_file=settings.outbox_path,
         webchat_rasa_url=settings.webchat_rasa_url or public_url,
         action_endpoint=f"http://127.0.0.1:{actions_port}/webhook",
+        line_intake_port=intake_port,
     )
     second = replace(
         first, var_dir=settings.var_dir / "replica-2", rasa_port=rasa_2, action_port=action_2
@@ -313,6 +328,7 @@ def cluster_running(
                     webchat=True,
                     console=True,
                     worker=True,
+                    line_intake=True,
                 )
             )
         ]
@@ -330,6 +346,7 @@ def cluster_running(
             f"127.0.0.1:{first.webchat_port}",
             [f"127.0.0.1:{replica.settings.action_port}" for replica in started],
             f"127.0.0.1:{actions_port}",
+            f"127.0.0.1:{intake_port}",
         )
         nginx = start_nginx(prefix, config)
         stack.callback(stop, [nginx])

@@ -311,6 +311,7 @@ def running(
     webchat: bool = False,
     console: bool = False,
     worker: bool = True,
+    line_intake: bool = False,
 ) -> Iterator[RunningAssistant]:
     """Start the action server and the rasa server; stop them on exit.
 
@@ -326,6 +327,9 @@ def running(
             ``settings.console_port``; off unless asked for, like the web chat.
         worker: also start the worker (``bot.worker``: the outbox's retries and the
             scheduled retention purge).
+        line_intake: also start LINE's intake (``bot.channels.line.intake``) on
+            ``settings.line_intake_port``: several replicas (``make cluster``) have
+            one, which needs ``REDIS_URL``.
 
     Raises:
         WebchatError: If the web chat is asked for and its files are missing or its
@@ -420,6 +424,16 @@ def running(
                     env,
                     log_dir / "worker.log" if log_dir else None,
                 )
+            )
+        if line_intake:
+            intake = _spawn(
+                [sys.executable, "-m", "bot.channels.line.intake"],
+                env,
+                log_dir / "line-intake.log" if log_dir else None,
+            )
+            processes.append(intake)
+            wait_until_up(
+                f"http://{local}:{settings.line_intake_port}/webhooks/line/", startup_s, intake
             )
         action_url = f"http://{local}:{settings.action_port}"
         rasa_url = f"http://{local}:{settings.rasa_port}"

@@ -58,6 +58,9 @@ class Settings:
     # (a TLS proxy in production), that public origin.
     webchat_port: int = 8080
     webchat_rasa_url: str | None = None
+    # LINE's intake (bot/channels/line/intake.py), where several replicas have it: the
+    # port on which it acknowledges LINE's deliveries for all of them.
+    line_intake_port: int = 5006
     # Rasa's SQL tracker store: TRACKER_STORE_URL, else the app database, or beside a
     # SQLite app database a file of its own (see tracker_url). The staff console reads
     # transcripts from it.
@@ -349,6 +352,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         secret=_optional(env, "PRIVACY_BOT_SECRET"),
         webchat_port=_port(env, "WEBCHAT_PORT", 8080),
         webchat_rasa_url=_origin(env, "WEBCHAT_RASA_URL"),
+        line_intake_port=_port(env, "LINE_INTAKE_PORT", 5006),
         tracker_store_url=_optional(env, "TRACKER_STORE_URL"),
         lock_store_url=_redis_url(env, "LOCK_STORE_URL"),
         redis_url=_redis_url(env, "REDIS_URL"),
@@ -495,6 +499,7 @@ ENVIRONMENT: dict[str, str] = {
     "twilio_from": "TWILIO_FROM",
     "webchat_port": "WEBCHAT_PORT",
     "webchat_rasa_url": "WEBCHAT_RASA_URL",
+    "line_intake_port": "LINE_INTAKE_PORT",
     "tracker_store_url": "TRACKER_STORE_URL",
     "lock_store_url": "LOCK_STORE_URL",
     "redis_url": "REDIS_URL",

@@ -64,8 +64,15 @@ def test_unreachable_servers_are_refused_without_their_password():
 def test_the_nginx_configuration_is_accepted_by_nginx(tmp_path: Path, rasa: list[str]):
     (tmp_path / "temp").mkdir()
     actions = [f"127.0.0.1:5{address[-1]}" for address in rasa]
-    conf = nginx_config(tmp_path, "127.0.0.1:18000", rasa, "127.0.0.1:3", actions, "127.0.0.1:4")
+    conf = nginx_config(
+        tmp_path, "127.0.0.1:18000", rasa, "127.0.0.1:3", actions, "127.0.0.1:4", "127.0.0.1:6"
+    )
     assert "${" not in conf
+    # LINE's webhook goes to the intake, and to any rasa server only when it fails.
+    assert "server 127.0.0.1:6;" in conf
+    line = conf[conf.index("location = /webhooks/line/webhook") :]
+    assert "proxy_pass http://privacy_line_intake;" in line.split("}")[1]
+    assert "error_page 502 503 = @line_direct;" in line
     # Both upstreams (any replica; socket.io sticky) list every rasa server, and only them.
     assert conf.count("server 127.0.0.1:1 ") == 2
     assert conf.count("server 127.0.0.1:2 ") == 2 * (len(rasa) == 2)

@@ -40,6 +40,7 @@ import yaml
 
 from bot.channels.guard import RATE_LIMITED_REPLY
 from bot.channels.line.config import LineConfig
+from bot.channels.line.signature import sign
 from bot.cluster import NGINX, RunningCluster, cluster_running
 from bot.db.models import OutboundMessage, StaffMessage
 from bot.db.session import session_factory
@@ -148,6 +149,8 @@ def cluster(fresh_database, fresh_redis, stand_in, tmp_path_factory) -> Iterator
             train_if_needed(),
             public_port=free_port(),
             second_ports=(free_port(), free_port()),
+            actions_port=free_port(),
+            intake_port=free_port(),
         ) as started:
             patch.undo()
             yield started
@@ -339,6 +342,48 @@ def test_one_members_line_messages_over_both_replicas_meet_one_rate_limit(cluste
     replies_to(stand_in, probe["replyToken"])
     # Neither a reply to the silenced message nor any push to the member.
     assert calls_to(stand_in, user, {silenced["replyToken"]}) == []
+
+
+def post_to_edge(cluster: RunningCluster, *events: dict, signature: str = "") -> int:
+    """A LINE webhook body posted to nginx, signed as LINE signs unless told otherwise."""
+    raw = json.dumps({"destination": "Uabc", "events": list(events)}, ensure_ascii=False)
+    body = raw.encode("utf-8")
+    response = requests.post(
+        f"{cluster.url}/webhooks/line/webhook",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Line-Signature": signature or sign(CHANNEL_SECRET, body),
+        },
+        timeout=30,
+    )
+    return response.status_code
+
+
+def intake_address(cluster: RunningCluster) -> str:
+    return f"127.0.0.1:{cluster.replicas[0].settings.line_intake_port}"
+
+
+def test_line_deliveries_at_the_edge_are_acknowledged_by_the_intake_and_answered_once(
+    cluster, stand_in
+):
+    events = [text_event(line_user(), QUESTION) for _ in range(4)]
+    assert [post_to_edge(cluster, event) for event in events] == [200] * 4
+    # nginx gave them to the intake alone, which acknowledged them for both replicas.
+    assert upstreams(cluster, "/webhooks/line/webhook")[-4:] == [intake_address(cluster)] * 4
+    for event in events:
+        assert "出典" in "\n".join(replies_to(stand_in, event["replyToken"]).texts)
+        user = event["source"]["userId"]
+        assert len(calls_to(stand_in, user, {event["replyToken"]})) == 1
+    # A stranger's body is refused at the intake and never queued for a rasa server.
+    forged = text_event(line_user(), QUESTION)
+    assert post_to_edge(cluster, forged, signature=sign("guessed", b"{}")) == 401
+    assert upstreams(cluster, "/webhooks/line/webhook")[-1] == intake_address(cluster)
+    time.sleep(2)
+    assert calls_to(stand_in, forged["source"]["userId"], {forged["replyToken"]}) == []
+    inbox = redis.Redis.from_url(REDIS_URL)
+    assert inbox.llen("privacy-bot:line:inbox") == 0
+    inbox.close()
 
 
 class ChatMember:
@@ -655,3 +700,22 @@ def test_a_killed_replica_costs_the_member_nothing(cluster):
         for taken in after_kill
     ), after_kill
     assert dead in " ".join(after_kill)  # nginx tried the dead one and went on
+
+
+def test_a_killed_intake_leaves_line_deliveries_to_the_rasa_servers(cluster, stand_in):
+    # Last in this module: the intake stays dead.
+    intake = next(
+        process
+        for process in cluster.replicas[0].processes
+        if "bot.channels.line.intake" in process.args
+    )
+    os.killpg(intake.pid, signal.SIGKILL)
+    intake.wait()
+    event = text_event(line_user(), QUESTION)
+    assert post_to_edge(cluster, event) == 200
+    assert "出典" in "\n".join(replies_to(stand_in, event["replyToken"]).texts)
+    # nginx tried the intake, then passed the delivery to a rasa server itself.
+    tried = upstreams(cluster, "/webhooks/line/webhook")[-1]
+    rasa = f"127.0.0.1:{cluster.replicas[0].settings.rasa_port}"
+    assert tried.startswith(intake_address(cluster)) and tried.endswith(rasa), tried
+    assert len(calls_to(stand_in, event["source"]["userId"], {event["replyToken"]})) == 1

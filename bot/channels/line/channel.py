@@ -24,6 +24,11 @@ event loop from acknowledging the next ones:
   already seen is skipped (seen by any replica, with ``REDIS_URL``:
   :mod:`~bot.channels.line.seen`); everything else is logged by type and ignored.
 
+With ``REDIS_URL`` the channel also works on the bodies that the intake
+(:mod:`~bot.channels.line.intake`) acknowledged for every replica: it takes one from the
+inbox (:mod:`~bot.channels.line.inbox`) whenever it has room, checks its signature again
+and processes it like a body LINE sent here.
+
 The Rasa sender id of a member is ``line:`` and the LINE user id
 (:mod:`bot.core.conversation`): only a request that passed the signature check can name
 such a conversation. Logs carry only :func:`~bot.channels.guard.hashed_sender` of a user
@@ -34,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Hashable
@@ -50,21 +54,21 @@ from bot.channels.line.api import LineApi
 from bot.channels.line.budget import SharedRateBudget, channel_key
 from bot.channels.line.config import LineConfig
 from bot.channels.line.delivery import DUMMY_REPLY_TOKENS, LineCollector, LineDelivery, LineOutput
+from bot.channels.line.inbox import LineInbox, connect_blocking
 from bot.channels.line.lanes import Lanes
 from bot.channels.line.seen import Seen, SeenEvents, SharedSeenEvents
-from bot.channels.line.signature import signature_valid
+from bot.channels.line.webhook import check
 from bot.channels.shared_guard import SharedChannelGuard
-from bot.channels.shared_state import connect_checked
+from bot.channels.shared_state import REDIS_ERRORS, Outage, connect_checked
 from bot.core.conversation import conversation_id
 from bot.settings import load_settings
 
 logger = logging.getLogger(__name__)
 
-# LINE's webhook bodies are a few kilobytes; anything far larger is not from LINE and is
-# refused before the HMAC is even computed over it.
-MAX_BODY_BYTES = 1_000_000
 # How long a stopping server waits for events in progress to be answered.
 STOP_GRACE_S = 10.0
+# How long the inbox's consumer waits before trying a Redis that failed again.
+INBOX_RETRY_S = 1.0
 
 # Greeting intent sent to Rasa when a member adds the account as a friend: the
 # assistant's own greeting says what it can do and offers the main topics.
@@ -104,7 +108,8 @@ class LineInput(InputChannel):
             credentials: the entry (None when empty).
 
         With ``REDIS_URL`` set, the guard, the event ids and the API budget are shared
-        with the other replicas in Redis (:mod:`bot.channels.shared_state`).
+        with the other replicas in Redis (:mod:`bot.channels.shared_state`), and the
+        channel takes bodies from the intake's inbox (:mod:`bot.channels.line.inbox`).
 
         Returns:
             The channel, off (with one log line) while the secret or token is unset.
@@ -132,6 +137,7 @@ class LineInput(InputChannel):
             api=LineApi(config.access_token, config.api_base_url, budget=budget),
             guard=SharedChannelGuard(client, cls.name(), config.max_per_minute, config.max_chars),
             seen=SharedSeenEvents(client),
+            inbox=LineInbox(connect_blocking(redis_url)),
         )
 
     def __init__(
@@ -141,6 +147,7 @@ class LineInput(InputChannel):
         api: LineApi | None = None,
         guard: Guard | None = None,
         seen: Seen | None = None,
+        inbox: LineInbox | None = None,
     ) -> None:
         """Create the channel.
 
@@ -149,6 +156,8 @@ class LineInput(InputChannel):
             api: the API client (built from ``config`` by default).
             guard: the message guard (built from ``config`` by default).
             seen: where webhook event ids are recorded (this process by default).
+            inbox: where the intake leaves acknowledged bodies (none by default: only
+                what LINE sends to this server is processed).
         """
         self.config = config
         self.guard: Guard = guard or ChannelGuard(config.max_per_minute, config.max_chars)
@@ -156,6 +165,9 @@ class LineInput(InputChannel):
         self.delivery = LineDelivery(self.api, self.guard)
         self.seen: Seen = seen or SeenEvents()
         self.lanes = Lanes(config.max_concurrent_events)
+        self.inbox = inbox
+        self._consuming = False
+        self._inbox_outage = Outage("LINE inbox")
 
     def get_output_channel(self) -> OutputChannel:
         """The output channel for messages Rasa sends outside a member's turn."""
@@ -166,7 +178,8 @@ class LineInput(InputChannel):
     def accept(self, body: bytes, signature: str | None) -> tuple[int, list[dict[str, Any]]]:
         """Check a webhook request and return its status and the events to process.
 
-        Nothing is parsed before the signature is verified.
+        Nothing is parsed before the signature is verified
+        (:func:`~bot.channels.line.webhook.check`).
 
         Args:
             body: the raw body.
@@ -176,26 +189,7 @@ class LineInput(InputChannel):
             The HTTP status (200, 400, 401, 413 or 503) and the events (empty unless
             200).
         """
-        if not self.config.enabled:
-            return 503, []
-        if len(body) > MAX_BODY_BYTES:
-            logger.warning("LINE webhook refused: body of %d bytes", len(body))
-            return 413, []
-        if not signature_valid(self.config.channel_secret, body, signature):
-            logger.warning(
-                "LINE webhook refused: %s signature", "wrong" if signature else "missing"
-            )
-            return 401, []
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            logger.warning("LINE webhook refused: the body is not JSON")
-            return 400, []
-        events = payload.get("events") if isinstance(payload, dict) else None
-        if not isinstance(events, list):
-            logger.warning("LINE webhook refused: no events list")
-            return 400, []
-        return 200, [event for event in events if isinstance(event, dict)]
+        return check(self.config, body, signature)
 
     def submit(self, events: list[dict[str, Any]], on_new_message: OnNewMessage) -> None:
         """Queue an accepted body's events for processing in the background.
@@ -217,6 +211,49 @@ class LineInput(InputChannel):
     async def drain(self) -> None:
         """Wait until every accepted event is processed (tests; before the server stops)."""
         await self.lanes.drain()
+
+    async def consume(self, on_new_message: OnNewMessage) -> None:
+        """Take bodies from the inbox and process them, until :meth:`stop_consuming`.
+
+        A body is taken only when one more could start at once (:meth:`Lanes.room`), so
+        the ones this server has no room for wait in Redis for any replica. A body whose
+        signature does not verify here is dropped with a warning: only what LINE signed
+        is worked on, whoever wrote it into Redis.
+
+        Args:
+            on_new_message: Rasa's handler for a member's message.
+        """
+        if self.inbox is None or not self.config.enabled:
+            return
+        self._consuming = True
+        while self._consuming:
+            await self.lanes.room()
+            if not self._consuming:
+                break
+            try:
+                taken = await self.inbox.take()
+            except REDIS_ERRORS as error:
+                self._inbox_outage.failed(error)
+                await asyncio.sleep(INBOX_RETRY_S)
+                continue
+            self._inbox_outage.answered()
+            if taken is None:
+                continue
+            body, signature = taken
+            status, events = self.accept(body, signature)
+            if status != 200:
+                logger.warning("LINE inbox body dropped: %d", status)
+                continue
+            if events:
+                self.submit(events, on_new_message)
+
+    def stop_consuming(self) -> None:
+        """Let :meth:`consume` return after the take in progress (at most a second).
+
+        Not a cancellation: a ``BLPOP`` cancelled after Redis removed the body would
+        lose it.
+        """
+        self._consuming = False
 
     async def process(self, events: list[dict[str, Any]], on_new_message: OnNewMessage) -> None:
         """Process one webhook body's events in order; one failing event stops none.
@@ -383,10 +420,20 @@ class LineInput(InputChannel):
                 self.submit(events, on_new_message)
             return response.json({}, status=status)
 
+        consumer: list[asyncio.Task[None]] = []
+
+        @line_webhook.listener("after_server_start")
+        async def start_consuming(*_: Any) -> None:
+            if self.inbox is not None:
+                consumer.append(asyncio.create_task(self.consume(on_new_message)))
+
         @line_webhook.listener("before_server_stop")
         async def finish(*_: Any) -> None:
-            # Let the turns in progress send their answers while Rasa is still up.
+            self.stop_consuming()
+            # Take nothing more, then let the turns in progress send their answers while
+            # Rasa is still up.
             try:
+                await asyncio.wait_for(asyncio.gather(*consumer), timeout=STOP_GRACE_S)
                 await asyncio.wait_for(self.drain(), timeout=STOP_GRACE_S)
             except asyncio.TimeoutError:
                 logger.warning(
@@ -394,6 +441,8 @@ class LineInput(InputChannel):
                     self.lanes.running + self.lanes.pending,
                 )
             await self.api.close()
+            if self.inbox is not None:
+                await self.inbox.close()
 
         return line_webhook
 

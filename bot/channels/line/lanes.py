@@ -45,6 +45,8 @@ class Lanes:
         self._ready: deque[Hashable] = deque()
         # Strong references: the event loop keeps only weak ones to running tasks.
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set whenever a job ends: someone waiting in room() looks again.
+        self._freed: asyncio.Event | None = None
 
     @property
     def running(self) -> int:
@@ -69,6 +71,24 @@ class Lanes:
             jobs.append(job)
         self._start(asyncio.get_running_loop())
 
+    @property
+    def full(self) -> bool:
+        """Whether a job submitted now would have to wait."""
+        return self.running + self.pending >= self.limit
+
+    async def room(self) -> None:
+        """Wait until a job submitted now would start at once.
+
+        The inbox's consumer (:mod:`bot.channels.line.inbox`) takes a body only then,
+        so that bodies this server cannot work on yet stay where another replica can
+        take them.
+        """
+        while self.full:
+            if self._freed is None:
+                self._freed = asyncio.Event()
+            self._freed.clear()
+            await self._freed.wait()
+
     async def drain(self) -> None:
         """Wait until every submitted job, including those still waiting, has ended."""
         while self._tasks:
@@ -87,6 +107,8 @@ class Lanes:
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        if self._freed is not None:
+            self._freed.set()
         # A cancelled job means the loop is shutting down: start nothing more. Otherwise
         # the next job starts once this one has left the count (not from inside it).
         if not task.cancelled() and not task.get_loop().is_closed():

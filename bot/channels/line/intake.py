@@ -1,0 +1,159 @@
+"""``python -m bot.channels.line.intake``: LINE's deliveries acknowledged for every replica.
+
+LINE wants each webhook answered within seconds, and a burst (a notice pushed to many
+members, who all write back) arrives at once. A rasa server answers a delivery only
+between the steps of the turns it is working on, so under a burst its
+acknowledgements wait behind other members' turns. The intake does nothing else: for
+``POST /webhooks/line/webhook`` it checks the request as the channel would
+(:func:`bot.channels.line.webhook.check`: size, ``X-Line-Signature``, JSON), appends the
+body with its signature to the inbox in Redis (:mod:`bot.channels.line.inbox`) and
+answers 200; the rasa servers take the bodies from there when they have room.
+``GET /webhooks/line/`` is its health route.
+
+nginx sends LINE's webhook here and, when the intake answers 502 or 503 (it is down, or
+Redis did not take the body), to a rasa server directly (``deploy/nginx/``), so a
+delivery is not refused for the intake. A refused signature is 401 here as there.
+
+It listens on ``PRIVACY_BOT_BIND_HOST`` (loopback by default) at ``LINE_INTAKE_PORT``,
+reads the channel's settings as the rasa server does (``credentials.yml`` and
+``LINE_CHANNEL_SECRET``) and needs ``REDIS_URL``. Its logs say how many bodies it took
+and refused, never what they contain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from bot.channels.line.config import LineConfig
+from bot.channels.line.inbox import LineInbox
+from bot.channels.line.webhook import MAX_BODY_BYTES, check
+from bot.channels.shared_state import (
+    COMMAND_TIMEOUT_S,
+    REDIS_ERRORS,
+    Outage,
+    connect,
+    require_reachable,
+)
+from bot.settings import PROJECT_ROOT, SettingsError, load_settings
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_KEY = "bot.channels.line.LineInput"
+WEBHOOK_PATH = "/webhooks/line/webhook"
+HEALTH_PATH = "/webhooks/line/"
+INBOX_KEY = web.AppKey("inbox", LineInbox)
+
+
+def create_app(config: LineConfig, inbox: LineInbox) -> web.Application:
+    """The intake's two routes, on ``inbox``.
+
+    Args:
+        config: the LINE channel's settings (its secret).
+        inbox: where accepted bodies go.
+    """
+    outage = Outage("LINE intake")
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok" if config.enabled else "off"})
+
+    async def webhook(request: web.Request) -> web.Response:
+        if not config.enabled:
+            return web.json_response({}, status=503)
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            logger.warning("LINE webhook refused: body of %d bytes", request.content_length)
+            return web.json_response({}, status=413)
+        body = await request.read()
+        signature = request.headers.get("X-Line-Signature")
+        status, events = check(config, body, signature)
+        if status != 200 or not events or signature is None:
+            # LINE's console "Verify" sends no events: acknowledged, nothing to queue.
+            return web.json_response({}, status=status)
+        try:
+            await asyncio.wait_for(inbox.put(body, signature), COMMAND_TIMEOUT_S)
+        except REDIS_ERRORS as error:
+            # Not taken: nginx passes the delivery to a rasa server (deploy/nginx/).
+            outage.failed(error)
+            return web.json_response({}, status=503)
+        outage.answered()
+        return web.json_response({})
+
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[INBOX_KEY] = inbox
+    app.router.add_get(HEALTH_PATH, health)
+    app.router.add_post(WEBHOOK_PATH, webhook)
+
+    async def inbox_open(app: web.Application) -> Any:
+        yield
+        await app[INBOX_KEY].close()
+
+    app.cleanup_ctx.append(inbox_open)
+    return app
+
+
+def channel_config(credentials: Path) -> LineConfig:
+    """The LINE channel's settings, read as the rasa server reads them.
+
+    Args:
+        credentials: the ``credentials.yml`` the rasa servers are started with.
+
+    Raises:
+        SettingsError: If the file cannot be read or the entry is invalid.
+    """
+    try:
+        entries: Any = yaml.safe_load(credentials.read_text("utf-8")) or {}
+        return LineConfig.from_credentials(entries.get(CHANNEL_KEY))
+    except (OSError, yaml.YAMLError, AttributeError, ValueError) as error:
+        raise SettingsError(f"{credentials}: LINE の設定を読めません（{error}）") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the intake until stopped; 2 when the settings are unusable."""
+    parser = argparse.ArgumentParser(prog="python -m bot.channels.line.intake")
+    parser.add_argument("--host", help="address to listen on (PRIVACY_BOT_BIND_HOST)")
+    parser.add_argument(
+        "--credentials", type=Path, default=PROJECT_ROOT / "credentials.yml",
+        help="the rasa servers' credentials.yml (default: the project's)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = load_settings()
+        if not settings.redis_url:
+            raise SettingsError(
+                "LINE の受付（intake）には REDIS_URL が必要です。"
+                "1台で動かすときは受付を使わず、rasa サーバーが直接受けます"
+            )
+        require_reachable(settings.redis_url)
+        config = channel_config(args.credentials)
+    except SettingsError as error:
+        print(f"設定エラー: {error}", file=sys.stderr)
+        return 2
+    if not config.enabled:
+        logger.info("LINE channel off: %s not set", " and ".join(config.missing))
+    try:
+        import uvloop  # Sanic's own loop, installed with Rasa: a burst is answered faster
+
+        uvloop.install()
+    except ImportError:
+        pass
+    app = create_app(config, LineInbox(connect(settings.redis_url)))
+    web.run_app(
+        app,
+        host=args.host or settings.bind_host,
+        port=settings.line_intake_port,
+        access_log=None,
+        print=None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
