@@ -40,7 +40,7 @@ import yaml
 from bot.action_server import OPEN_PATHS
 from bot.channels.webpage import HEALTH_PATH, SOCKET_IO_CLIENT
 from bot.launcher import REDACTING_STORE
-from bot.settings import ENVIRONMENT, PROJECT_ROOT, SECRETS, load_settings
+from bot.settings import ENVIRONMENT, PROJECT_ROOT, SECRETS, SettingsError, load_settings
 
 DEPLOY = PROJECT_ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
@@ -184,7 +184,8 @@ def pod_containers(manifests: list[dict[str, Any]]) -> Iterator[tuple[dict, dict
 
 def k8s_environment(manifests: list[dict[str, Any]], container: dict) -> dict[str, str]:
     """What a container sees: its ConfigMaps' data, its Secret's keys (the Secret is made
-    from deploy/env/app.env, whose example lists them) and its own env entries."""
+    from deploy/env/app.env, whose example lists them and stands in for its values) and
+    its own env entries."""
     config_maps = {
         document["metadata"]["name"]: document["data"]
         for document in manifests
@@ -197,7 +198,13 @@ def k8s_environment(manifests: list[dict[str, Any]], container: dict) -> dict[st
         if "secretRef" in source:
             assert source["secretRef"]["name"] == "privacy-assistant-secrets"
             names.update(env_file(APP_ENV_EXAMPLE))
-    names.update({entry["name"]: entry.get("value", "") for entry in container.get("env", [])})
+    for entry in container.get("env", []):
+        reference = entry.get("valueFrom", {}).get("secretKeyRef")
+        if reference is not None:
+            assert reference["name"] == "privacy-assistant-secrets"
+            names[entry["name"]] = env_file(APP_ENV_EXAMPLE).get(reference["key"], "")
+        else:
+            names[entry["name"]] = entry.get("value", "")
     return names
 
 
@@ -287,6 +294,21 @@ def test_kubernetes_gives_every_container_its_production_settings(manifests):
         needed = PAGE_SETTINGS if container["args"][0] == "webchat" else PRODUCTION
         missing = needed - set(environment)
         assert not missing, f"{document['metadata']['name']} lacks {missing}"
+
+
+def test_every_process_starts_with_the_settings_it_is_given(compose, manifests):
+    # The entry point loads the settings before anything else: a process given a
+    # combination they refuse (SMS_BACKEND=twilio without Twilio's values) never starts.
+    given = [(name, compose_environment(s)) for name, s in app_services(compose).items()]
+    given += [
+        (f"k8s {document['metadata']['name']}", k8s_environment(manifests, container))
+        for document, container in pod_containers(manifests)
+    ]
+    for name, environment in given:
+        try:
+            load_settings(environment)
+        except SettingsError as error:
+            pytest.fail(f"{name}: {error}")
 
 
 def test_the_example_settings_load_and_point_at_postgresql_and_redis(compose):
