@@ -6,6 +6,8 @@
     console       the staff console, reaching the rasa servers' HTTP API at ``RASA_URL``
     webchat       ``python -m bot.channels.webpage`` (the chat page)
     worker        ``python -m bot.worker`` (outbox delivery, retention on a schedule)
+    line-intake   ``python -m bot.channels.line.intake`` (LINE's deliveries acknowledged
+                  and queued in Redis for the rasa servers; needs ``REDIS_URL``)
     migrate       ``python -m bot.db upgrade`` (run once before the others start)
     anything else is run as given, e.g. ``python -m bot.staff create-account 田中 --role agent``
 
@@ -23,7 +25,10 @@ and ``bot/settings.py`` assumes one machine (``settings.rasa_url`` and
 The secrets (``RASA_TOKEN``, ``ACTION_SERVER_SECRET``, ``PRIVACY_BOT_SECRET``) must be
 given, in the environment or as files in the var dir: a process that generated its own
 would not agree with the other replicas (codes hashed on one could not be checked on
-another), so a missing one stops the process here.
+another), so a missing one stops the process here. The chat page, the migrations and
+LINE's intake read none of them; the intake checks LINE's signature with
+``LINE_CHANNEL_SECRET`` (through ``credentials.yml``, as the rasa server does) and
+stops by itself without ``REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ from bot.settings import (
     write_private,
 )
 
-# The processes that read the shared secrets (the chat page and migrations read none).
+# The processes that read the shared secrets (the chat page, migrations and LINE's
+# intake read none).
 NEEDS_SECRETS = frozenset({"rasa", "actions", "console", "worker"})
 SECRET_FILES = {"RASA_TOKEN": "rasa_token", "ACTION_SERVER_SECRET": "action_secret",
                 "PRIVACY_BOT_SECRET": "secret"}  # fmt: skip
@@ -56,6 +62,7 @@ COMMANDS: dict[str, list[str]] = {
     "actions": ["-m", "bot.action_server"],
     "webchat": ["-m", "bot.channels.webpage"],
     "worker": ["-m", "bot.worker"],
+    "line-intake": ["-m", "bot.channels.line.intake"],
     "migrate": ["-m", "bot.db", "upgrade"],
 }
 

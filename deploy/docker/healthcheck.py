@@ -2,7 +2,8 @@
 
 ``URL``: exit 0 when a GET answers 200 within 3 s (the processes' own health routes:
 the rasa server's ``/``, the action server's, the console's and the chat page's
-``/health``). The image has no curl; the standard library does the request.
+``/health``, LINE's intake's ``/webhooks/line/``). The image has no curl; the standard
+library does the request.
 
 ``deps``: exit 0 when the app database and Redis answer (``DATABASE_URL``,
 ``REDIS_URL``); the worker has no HTTP port, and what makes it unable to work is

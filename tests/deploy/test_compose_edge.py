@@ -3,9 +3,11 @@
 The compose edge is the one-machine edge with two rasa servers behind it; what it adds
 is stickiness: socket.io keeps a long-polling session in the process that opened it,
 so every request of one browser must reach the same replica, and a websocket upgrade
-must pass. Two small HTTP servers on loopback stand in for rasa-1 and rasa-2 (each
-answers with its name), a third for the chat page and the console; the template is
-used as shipped with only the names, ports and certificates of the test replaced.
+must pass; and LINE's intake in front of the rasa servers for LINE's webhook, with a
+rasa server taking a delivery the intake fails. Small HTTP servers on loopback stand
+in for rasa-1 and rasa-2 (each answers with its name), the intake (whose answer a test
+may change), the chat page and the console; the template is used as shipped with only
+the names, ports and certificates of the test replaced.
 
 Marked e2e: it needs Debian's nginx, which `make test` installs (as root) just before
 the end-to-end tests; no model or rasa server is involved.
@@ -42,15 +44,21 @@ ROUTE_COOKIE = "privacy_route"
 
 
 class _StandIn(http.server.BaseHTTPRequestHandler):
-    """Answers every request with the server's name; a websocket upgrade with 101."""
+    """Answers every request with the server's name and its status (200 unless a test
+    sets another; None: the connection is closed unanswered, as by a crash); a
+    websocket upgrade with 101."""
 
     protocol_version = "HTTP/1.1"
 
     def _answer(self) -> None:
         name = self.server.name  # type: ignore[attr-defined]
+        status = getattr(self.server, "status", 200)
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
+        if status is None:
+            self.close_connection = True
+            return
         upgrade = self.headers.get("Upgrade", "").lower() == "websocket"
         if upgrade and self.headers.get("Connection", "").lower() == "upgrade":
             self.send_response(101)
@@ -61,7 +69,7 @@ class _StandIn(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = name.encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -73,8 +81,8 @@ class _StandIn(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _serve(name: str) -> http.server.ThreadingHTTPServer:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StandIn)
+def _serve(name: str, port: int = 0) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _StandIn)
     server.name = name  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -86,10 +94,11 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@dataclass(frozen=True)
+@dataclass
 class Edge:
     https_port: int
     http_port: int
+    intake: http.server.ThreadingHTTPServer
 
     def request(self, method: str, host: str, path: str, **options) -> requests.Response:
         return requests.request(
@@ -122,12 +131,14 @@ def edge(tmp_path_factory) -> Iterator[Edge]:
     )  # fmt: skip
     servers = [_serve("rasa-1"), _serve("rasa-2"), _serve("page-or-console")]
     rasa_1, rasa_2, other = (f"127.0.0.1:{s.server_address[1]}" for s in servers)
+    intake = _serve("line-intake")
     https, http_port = _free_port(), _free_port()
     replacements = {
         "rasa-1:5005": rasa_1,
         "rasa-2:5005": rasa_2,
         "webchat:8080": other,
         "console:5002": other,
+        "line-intake:5006": f"127.0.0.1:{intake.server_address[1]}",
         "${PRIVACY_CHAT_HOST}": CHAT,
         "${PRIVACY_CONSOLE_HOST}": CONSOLE,
         "listen 443 ssl;": f"listen 127.0.0.1:{https} ssl;",
@@ -166,7 +177,7 @@ http {{
     tested = subprocess.run([*command[:-2], "-t"], capture_output=True, text=True)
     assert tested.returncode == 0, tested.stderr
     nginx = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    edge = Edge(https, http_port)
+    edge = Edge(https, http_port, intake)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -179,7 +190,7 @@ http {{
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
-        for server in servers:
+        for server in [*servers, edge.intake]:
             server.shutdown()
             server.server_close()
 
@@ -242,7 +253,7 @@ def test_a_websocket_upgrade_reaches_the_same_replica(edge):
 
 def test_line_and_the_page_reach_their_servers_and_the_rest_is_404(edge):
     line = edge.request("POST", CHAT, "/webhooks/line/webhook", data=b"{}")
-    assert line.status_code == 200 and line.text in {"rasa-1", "rasa-2"}
+    assert line.status_code == 200 and line.text == "line-intake"
     assert edge.request("GET", CHAT, "/").text == "page-or-console"
     assert edge.request("GET", CONSOLE, "/cases").text == "page-or-console"
     for path in ("/webhooks/rest/webhook", "/conversations/x/tracker", "/status", "/model"):
@@ -255,3 +266,43 @@ def test_the_edge_answers_its_health_route_and_redirects_the_rest_to_tls(edge):
     assert health.status_code == 200 and health.text == "ok\n"
     moved = requests.get(f"{base}/", headers={"Host": CHAT}, allow_redirects=False, timeout=10)
     assert moved.status_code == 301 and moved.headers["Location"] == f"https://{CHAT}/"
+
+
+def _line(edge: Edge) -> requests.Response:
+    return edge.request("POST", CHAT, "/webhooks/line/webhook", data=b'{"events":[]}')
+
+
+@pytest.mark.parametrize("failure", [503, 502, None])
+def test_a_delivery_the_intake_fails_is_taken_by_a_rasa_server(edge, failure):
+    # 503: Redis did not take the body; 502, or the connection closed unanswered: the
+    # intake is broken. Either way a rasa server acknowledges the delivery itself.
+    edge.intake.status = failure
+    try:
+        line = _line(edge)
+    finally:
+        edge.intake.status = 200
+    assert line.status_code == 200 and line.text in {"rasa-1", "rasa-2"}
+    assert _line(edge).text == "line-intake"
+
+
+@pytest.mark.parametrize("refusal", [400, 401, 413])
+def test_the_intakes_refusals_reach_line_as_they_are(edge, refusal):
+    # A wrong signature is not given a second chance at a rasa server.
+    edge.intake.status = refusal
+    try:
+        line = _line(edge)
+    finally:
+        edge.intake.status = 200
+    assert line.status_code == refusal and line.text == "line-intake"
+
+
+def test_while_the_intake_is_down_a_rasa_server_takes_lines_deliveries(edge):
+    port = edge.intake.server_address[1]
+    edge.intake.shutdown()
+    edge.intake.server_close()
+    try:
+        answers = [_line(edge) for _ in range(4)]
+    finally:
+        edge.intake = _serve("line-intake", port)
+    assert {(a.status_code, a.text in {"rasa-1", "rasa-2"}) for a in answers} == {(200, True)}
+    assert _line(edge).text == "line-intake"

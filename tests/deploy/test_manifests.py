@@ -7,9 +7,10 @@ Kubernetes' own schemas with ``kubernetes-validate`` in strict mode (an unknown 
 an error, as a misspelled probe would otherwise be dropped silently). Then what matters
 for running several replicas: every setting the processes read in production is given
 under bot/settings.py's names, the rasa servers are at least two with SQL tracker and
-Redis lock stores, socket.io is sticky, every long-running container has a health check
-on a route the process really serves, only the edge is published, and no secret is
-committed.
+Redis lock stores, socket.io is sticky, LINE's webhook reaches LINE's intake (with a
+rasa server behind it where the edge can fall back), every long-running container has a
+health check on a route the process really serves, only the edge is published, and no
+secret is committed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -38,14 +40,16 @@ import pytest
 import yaml
 
 from bot.action_server import OPEN_PATHS
+from bot.channels.line import intake
 from bot.channels.webpage import HEALTH_PATH, SOCKET_IO_CLIENT
 from bot.launcher import REDACTING_STORE
-from bot.settings import ENVIRONMENT, PROJECT_ROOT, SECRETS, load_settings
+from bot.settings import ENVIRONMENT, PROJECT_ROOT, SECRETS, SettingsError, load_settings
 
 DEPLOY = PROJECT_ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 COMPOSE_SCHEMA = DEPLOY / "schemas" / "compose-spec.json"
 EDGE_TEMPLATE = DEPLOY / "nginx" / "compose.conf.template"
+CLUSTER_TEMPLATE = DEPLOY / "nginx" / "cluster.conf.template"
 K8S = DEPLOY / "k8s"
 APP_ENV_EXAMPLE = DEPLOY / "env" / "app.env.example"
 KUBERNETES_VERSION = "1.28.0"
@@ -80,6 +84,11 @@ PRODUCTION = {
 }
 # The chat page reads no secret and gets only what shapes the page.
 PAGE_SETTINGS = {"PRIVACY_BOT_ORG", "PRIVACY_BOT_BIND_HOST", "WEBCHAT_RASA_URL"}
+# LINE's intake: Redis and the LINE channel (on only with both of its values), nothing
+# of the shared secrets or the databases.
+INTAKE_SECRETS = {"REDIS_URL", "LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN"}
+INTAKE_SETTINGS = {"PRIVACY_BOT_BIND_HOST", *INTAKE_SECRETS}
+PROCESSES = {"rasa", "actions", "console", "webchat", "worker", "migrate", "line-intake"}
 # Values that are secrets, or URLs that may carry one.
 SECRET_NAMES = {
     *SECRETS.values(),
@@ -99,6 +108,7 @@ HEALTH = {
     "actions": (5055, "/health"),
     "console": (5002, "/health"),
     "webchat": (8080, "/health"),
+    "line-intake": (load_settings({}).line_intake_port, intake.HEALTH_PATH),
 }
 
 
@@ -184,7 +194,8 @@ def pod_containers(manifests: list[dict[str, Any]]) -> Iterator[tuple[dict, dict
 
 def k8s_environment(manifests: list[dict[str, Any]], container: dict) -> dict[str, str]:
     """What a container sees: its ConfigMaps' data, its Secret's keys (the Secret is made
-    from deploy/env/app.env, whose example lists them) and its own env entries."""
+    from deploy/env/app.env, whose example lists them and stands in for its values) and
+    its own env entries."""
     config_maps = {
         document["metadata"]["name"]: document["data"]
         for document in manifests
@@ -197,7 +208,13 @@ def k8s_environment(manifests: list[dict[str, Any]], container: dict) -> dict[st
         if "secretRef" in source:
             assert source["secretRef"]["name"] == "privacy-assistant-secrets"
             names.update(env_file(APP_ENV_EXAMPLE))
-    names.update({entry["name"]: entry.get("value", "") for entry in container.get("env", [])})
+    for entry in container.get("env", []):
+        reference = entry.get("valueFrom", {}).get("secretKeyRef")
+        if reference is not None:
+            assert reference["name"] == "privacy-assistant-secrets"
+            names[entry["name"]] = env_file(APP_ENV_EXAMPLE).get(reference["key"], "")
+        else:
+            names[entry["name"]] = entry.get("value", "")
     return names
 
 
@@ -260,16 +277,19 @@ def test_every_production_setting_is_one_the_app_reads():
     assert {"DATABASE_URL", "TRACKER_STORE_URL", "LOCK_STORE_URL"} <= set(ENVIRONMENT.values())
 
 
+def needed_settings(process: str) -> set[str]:
+    """What a process must be given in production."""
+    return {"webchat": PAGE_SETTINGS, "line-intake": INTAKE_SETTINGS}.get(process, PRODUCTION)
+
+
 def test_compose_gives_every_process_its_production_settings_by_their_names(compose):
     services = app_services(compose)
-    assert {process_of(s) for s in services.values()} == {
-        "rasa", "actions", "console", "webchat", "worker", "migrate",
-    }  # fmt: skip
+    assert {process_of(s) for s in services.values()} == PROCESSES
     for name, service in services.items():
         environment = compose_environment(service)
         unknown = set(environment) - KNOWN
         assert not unknown, f"{name}: {unknown} is no setting of bot/settings.py"
-        needed = PAGE_SETTINGS if process_of(service) == "webchat" else PRODUCTION
+        needed = needed_settings(process_of(service))
         assert needed <= set(environment), f"{name} lacks {needed - set(environment)}"
         if process_of(service) == "webchat":
             assert not set(environment) & SECRET_NAMES, "the chat page needs no secret"
@@ -277,16 +297,59 @@ def test_compose_gives_every_process_its_production_settings_by_their_names(comp
 
 def test_kubernetes_gives_every_container_its_production_settings(manifests):
     containers = list(pod_containers(manifests))
-    assert {c["args"][0] for _, c in containers} == {
-        "rasa", "actions", "console", "webchat", "worker", "migrate",
-    }  # fmt: skip
+    assert {c["args"][0] for _, c in containers} == PROCESSES
     for document, container in containers:
         environment = k8s_environment(manifests, container)
         unknown = set(environment) - KNOWN
         assert not unknown, f"{document['metadata']['name']}: {unknown} is no setting"
-        needed = PAGE_SETTINGS if container["args"][0] == "webchat" else PRODUCTION
-        missing = needed - set(environment)
+        missing = needed_settings(container["args"][0]) - set(environment)
         assert not missing, f"{document['metadata']['name']} lacks {missing}"
+
+
+def test_lines_intake_gets_redis_and_line_from_the_secret_and_nothing_else(manifests):
+    document, container = next(
+        (d, c) for d, c in pod_containers(manifests) if c["args"] == ["line-intake"]
+    )
+    # Key by key, not the whole Secret: the shared secrets and the database URLs stay
+    # out of the one process that reads LINE's requests before anything else does.
+    assert all("secretRef" not in source for source in container.get("envFrom", []))
+    environment = k8s_environment(manifests, container)
+    assert set(environment) & SECRET_NAMES == INTAKE_SECRETS
+    secret_keys = set(env_file(APP_ENV_EXAMPLE))
+    for entry in container["env"]:
+        if entry["name"] in SECRET_NAMES:
+            reference = entry["valueFrom"]["secretKeyRef"]
+            assert reference["name"] == "privacy-assistant-secrets"
+            assert reference["key"] == entry["name"] and reference["key"] in secret_keys
+            # Without LINE its keys may be left out of the Secret: the intake starts, off.
+            assert reference.get("optional", False) == (entry["name"] != "REDIS_URL")
+    # It listens where its Service and probes look.
+    settings = load_settings(environment)
+    assert [port["containerPort"] for port in container["ports"]] == [settings.line_intake_port]
+    # ingress-nginx cannot fall back to a rasa server: two of them, never both away.
+    assert document["spec"]["replicas"] >= 2
+    assert document["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    budgets = [d for d in manifests if d["kind"] == "PodDisruptionBudget"]
+    labels = document["spec"]["selector"]["matchLabels"]
+    assert any(
+        b["spec"]["selector"]["matchLabels"] == labels and b["spec"]["minAvailable"] >= 1
+        for b in budgets
+    )
+
+
+def test_every_process_starts_with_the_settings_it_is_given(compose, manifests):
+    # The entry point loads the settings before anything else: a process given a
+    # combination they refuse (SMS_BACKEND=twilio without Twilio's values) never starts.
+    given = [(name, compose_environment(s)) for name, s in app_services(compose).items()]
+    given += [
+        (f"k8s {document['metadata']['name']}", k8s_environment(manifests, container))
+        for document, container in pod_containers(manifests)
+    ]
+    for name, environment in given:
+        try:
+            load_settings(environment)
+        except SettingsError as error:
+            pytest.fail(f"{name}: {error}")
 
 
 def test_the_example_settings_load_and_point_at_postgresql_and_redis(compose):
@@ -385,6 +448,28 @@ def test_a_process_without_the_shared_secrets_refuses_to_start(tmp_path):
     assert entrypoint.missing_secrets(load_settings(environment), environment) == []
 
 
+def test_the_image_starts_lines_intake_without_the_shared_secrets(tmp_path):
+    entrypoint = load_entrypoint()
+    assert entrypoint.COMMANDS["line-intake"] == ["-m", intake.__name__]
+    assert "line-intake" not in entrypoint.NEEDS_SECRETS
+    # Started with none of them and no REDIS_URL, it gets as far as the intake itself,
+    # which stops for Redis.
+    result = subprocess.run(
+        [sys.executable, str(DEPLOY / "docker" / "entrypoint.py"), "line-intake"],
+        env={
+            **{k: v for k, v in os.environ.items() if k not in (*SECRETS.values(), "REDIS_URL")},
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "PRIVACY_BOT_VAR_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+    )
+    assert result.returncode == 2
+    assert "REDIS_URL" in result.stderr and "must be given" not in result.stderr
+
+
 def upstream_blocks(conf: str) -> dict[str, str]:
     return dict(re.findall(r"upstream (\w+) \{(.*?)\}", conf, flags=re.S))
 
@@ -412,7 +497,37 @@ def test_the_compose_edge_keeps_each_browser_on_one_rasa_server(compose):
     rasa = {f"{n}:5005" for n, s in app_services(compose).items() if process_of(s) == "rasa"}
     for name in (upstream.group(1), "privacy_rasa"):
         assert set(re.findall(r"server (\S+?)[ ;]", upstreams[name])) == rasa
-    assert "proxy_pass http://privacy_rasa;" in location(conf, "= /webhooks/line/webhook")
+
+
+def block_lines(conf: str, head: str) -> list[str]:
+    """The stripped lines of the block that starts with ``head {``, at any indentation."""
+    found = re.search(rf"\n[ ]*{re.escape(head)} \{{\n(.*?)\n[ ]*\}}\n", conf, flags=re.S)
+    assert found, f"no {head}"
+    return [line.strip() for line in found.group(1).splitlines()]
+
+
+def test_the_compose_edge_sends_line_to_the_intake_and_falls_back_to_a_rasa_server(compose):
+    conf = EDGE_TEMPLATE.read_text(encoding="utf-8")
+    upstreams = upstream_blocks(conf)
+    line = location(conf, f"= {intake.WEBHOOK_PATH}")
+    upstream = re.search(r"proxy_pass http://(\w+);", line)
+    assert upstream
+    # The intake: every compose service running it, on its port.
+    port = HEALTH["line-intake"][0]
+    intakes = {
+        f"{name}:{port}"
+        for name, service in app_services(compose).items()
+        if process_of(service) == "line-intake"
+    }
+    assert set(re.findall(r"server (\S+?)[ ;]", upstreams[upstream.group(1)])) == intakes
+    # Down (502) or Redis did not take the body (503): a rasa server, any of them.
+    assert "proxy_intercept_errors on;" in line
+    assert "error_page 502 503 = @line_direct;" in line
+    assert "proxy_pass http://privacy_rasa;" in location(conf, "@line_direct")
+    # As make cluster's edge does it, line for line.
+    cluster = CLUSTER_TEMPLATE.read_text(encoding="utf-8")
+    for head in (f"location = {intake.WEBHOOK_PATH}", "location @line_direct"):
+        assert block_lines(conf, head) == block_lines(cluster, head), head
 
 
 def test_the_ingress_keeps_socket_io_sticky_by_cookie_and_nothing_reaches_the_actions(
@@ -431,7 +546,7 @@ def test_the_ingress_keeps_socket_io_sticky_by_cookie_and_nothing_reaches_the_ac
     assert annotations["nginx.ingress.kubernetes.io/affinity"] == "cookie"
     assert annotations["nginx.ingress.kubernetes.io/session-cookie-path"] == "/socket.io/"
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 60
-    assert routes[("chat.example.jp", "/webhooks/line/webhook")][1] == "rasa"
+    assert routes[("chat.example.jp", intake.WEBHOOK_PATH)][1] == "line-intake"
     assert routes[("console.example.jp", "/")][1] == "console"
     assert "actions" not in {service for _, service in routes.values()}
     assert all(ingress["spec"]["tls"] for ingress in ingresses)
@@ -442,6 +557,19 @@ def test_the_ingress_keeps_socket_io_sticky_by_cookie_and_nothing_reaches_the_ac
 
 def test_the_health_routes_are_the_ones_the_processes_serve():
     assert HEALTH["actions"][1] in OPEN_PATHS
+    # The intake's, from its application (the Redis client connects on first use).
+    from bot.channels.line.config import LineConfig
+    from bot.channels.line.inbox import LineInbox
+    from bot.channels.shared_state import connect
+
+    app = intake.create_app(LineConfig("", ""), LineInbox(connect("redis://127.0.0.1:1/0")))
+    routes = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None
+    }
+    assert ("GET", HEALTH["line-intake"][1]) in routes
+    assert ("POST", intake.WEBHOOK_PATH) in routes
     assert HEALTH["webchat"][1] == HEALTH_PATH
     console_app = (PROJECT_ROOT / "bot" / "console" / "app.py").read_text(encoding="utf-8")
     assert 'add_get("/health", health)' in console_app
@@ -475,6 +603,30 @@ def test_every_compose_service_has_a_health_check_on_its_real_route(compose):
             else:
                 port, path = HEALTH[process]
                 assert target == f"http://127.0.0.1:{port}{path}", name
+
+
+def test_nginx_waits_for_every_service_it_proxies_to(compose):
+    # nginx resolves its upstreams' names when it starts: each service it names must be
+    # up first, and nginx restarted when one is recreated.
+    conf = EDGE_TEMPLATE.read_text(encoding="utf-8")
+    named = {
+        server.split(":")[0]
+        for block in upstream_blocks(conf).values()
+        for server in re.findall(r"server (\S+?)[ ;]", block)
+    }
+    depends_on = compose["services"]["nginx"]["depends_on"]
+    assert set(depends_on) == named
+    for name in named:
+        assert depends_on[name] == {"condition": "service_healthy", "restart": True}, name
+
+
+def test_lines_intake_waits_for_redis_alone(compose):
+    intakes = [s for s in app_services(compose).values() if process_of(s) == "line-intake"]
+    assert intakes
+    for service in intakes:
+        # No database and no migration: Redis is all it needs to take deliveries.
+        assert service["depends_on"] == {"redis": {"condition": "service_healthy"}}
+        assert not service.get("ports")
 
 
 def test_every_long_running_container_has_probes_on_its_real_route(manifests):
@@ -544,6 +696,69 @@ def test_each_process_started_as_the_image_starts_it_passes_its_health_check(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_lines_intake_started_as_the_image_starts_it_passes_its_health_check_and_queues(
+    tmp_path,
+):
+    import redis
+
+    from bot.channels.line.inbox import LineInbox, encode
+    from bot.channels.line.signature import sign
+    from bot.channels.shared_state import connect
+
+    redis_url = os.environ.get("PRIVACY_BOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as error:
+        client.close()
+        pytest.skip(f"Redis not reachable at {redis_url}: {type(error).__name__}")
+    port, channel_secret = _free_port(), "intake-test-secret"
+    environment = {
+        # None of the shared secrets, no database: Redis and LINE only.
+        **{k: v for k, v in os.environ.items() if k not in SECRETS.values()},
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "PRIVACY_BOT_VAR_DIR": str(tmp_path),
+        "PRIVACY_BOT_BIND_HOST": "127.0.0.1",
+        "REDIS_URL": redis_url,
+        "LINE_CHANNEL_SECRET": channel_secret,
+        "LINE_CHANNEL_ACCESS_TOKEN": "intake-test-token",
+        "LINE_INTAKE_PORT": str(port),
+    }
+    log = tmp_path / "line-intake.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, str(DEPLOY / "docker" / "entrypoint.py"), "line-intake"],
+            env=environment,
+            cwd=PROJECT_ROOT,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+        )
+    body = json.dumps(
+        {"destination": "U0", "events": [{"type": "unfollow", "webhookEventId": str(port)}]}
+    ).encode()
+    signature = sign(channel_secret, body)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        status = _wait_healthy(f"{base}{HEALTH['line-intake'][1]}", server, 60)
+        assert status == 0, log.read_text(encoding="utf-8", errors="replace")[-2000:]
+        with urllib.request.urlopen(f"{base}{HEALTH['line-intake'][1]}", timeout=5) as answer:
+            assert json.load(answer) == {"status": "ok"}
+        request = urllib.request.Request(
+            f"{base}{intake.WEBHOOK_PATH}", data=body, headers={"X-Line-Signature": signature}
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        # The body waits in the inbox for the rasa servers: taken back here.
+        key = LineInbox(connect(redis_url)).key
+        taken = client.lrem(key, 1, encode(body, signature))
+        client.close()
+    assert taken == 1
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
