@@ -189,9 +189,16 @@ class LineInput(InputChannel):
             The HTTP status (200, 400, 401, 413 or 503) and the events (empty unless
             200).
         """
-        return check(self.config, body, signature)
+        if not self.config.enabled:
+            return 503, []
+        return check(self.config.channel_secret, body, signature)
 
-    def submit(self, events: list[dict[str, Any]], on_new_message: OnNewMessage) -> None:
+    def submit(
+        self,
+        events: list[dict[str, Any]],
+        on_new_message: OnNewMessage,
+        from_inbox: bool = False,
+    ) -> None:
         """Queue an accepted body's events for processing in the background.
 
         The events are split by source (member, group or room): each source's events
@@ -201,12 +208,16 @@ class LineInput(InputChannel):
         Args:
             events: the accepted webhook event objects.
             on_new_message: Rasa's handler for a member's message.
+            from_inbox: the body was taken from the intake's inbox (see
+                :meth:`handle_event`).
         """
         by_source: dict[Hashable, list[dict[str, Any]]] = {}
         for event in events:
             by_source.setdefault(_source_key(event), []).append(event)
         for key, batch in by_source.items():
-            self.lanes.submit(key, functools.partial(self.process, batch, on_new_message))
+            self.lanes.submit(
+                key, functools.partial(self.process, batch, on_new_message, from_inbox)
+            )
 
     async def drain(self) -> None:
         """Wait until every accepted event is processed (tests; before the server stops)."""
@@ -245,7 +256,7 @@ class LineInput(InputChannel):
                 logger.warning("LINE inbox body dropped: %d", status)
                 continue
             if events:
-                self.submit(events, on_new_message)
+                self.submit(events, on_new_message, from_inbox=True)
 
     def stop_consuming(self) -> None:
         """Let :meth:`consume` return after the take in progress (at most a second).
@@ -255,17 +266,23 @@ class LineInput(InputChannel):
         """
         self._consuming = False
 
-    async def process(self, events: list[dict[str, Any]], on_new_message: OnNewMessage) -> None:
+    async def process(
+        self,
+        events: list[dict[str, Any]],
+        on_new_message: OnNewMessage,
+        from_inbox: bool = False,
+    ) -> None:
         """Process one webhook body's events in order; one failing event stops none.
 
         Args:
             events: the webhook event objects.
             on_new_message: Rasa's handler for a member's message.
+            from_inbox: the body was taken from the intake's inbox.
         """
         text_only_sent: set[str] = set()
         for event in events:
             try:
-                await self.handle_event(event, on_new_message, text_only_sent)
+                await self.handle_event(event, on_new_message, text_only_sent, from_inbox)
             except Exception as error:  # one broken event must not stop the others
                 logger.error(
                     "LINE %s event failed: %s at %s",
@@ -277,6 +294,7 @@ class LineInput(InputChannel):
         event: dict[str, Any],
         on_new_message: OnNewMessage,
         text_only_sent: set[str] | None = None,
+        from_inbox: bool = False,
     ) -> None:
         """Process one webhook event.
 
@@ -285,6 +303,11 @@ class LineInput(InputChannel):
             on_new_message: Rasa's handler for a member's message.
             text_only_sent: users who already got the "text only" answer for this
                 webhook body (an album of images is one answer, not one per image).
+            from_inbox: the body was taken from the intake's inbox: an event whose id
+                is known is skipped even when not marked as a redelivery. The intake
+                may have queued a body and still failed to say so (Redis slow to
+                confirm, the intake killed before its answer); nginx then gave the
+                same body to a rasa server, which answered it first.
         """
         kind = str(event.get("type") or "")[:40]
         event_id = event.get("webhookEventId")
@@ -298,8 +321,12 @@ class LineInput(InputChannel):
         seen_before = (
             isinstance(event_id, str) and bool(event_id) and not await self.seen.add(event_id)
         )
-        if redelivered and seen_before:
-            logger.info("LINE redelivered %s event already processed: skipped", kind)
+        if seen_before and (redelivered or from_inbox):
+            logger.info(
+                "LINE %s %s event already processed: skipped",
+                "redelivered" if redelivered else "queued",
+                kind,
+            )
             return
         if event.get("mode") == "standby":
             # Another channel (e.g. a module) owns the chat now; the bot must not answer.

@@ -12,7 +12,6 @@ import json
 import logging
 from typing import Any
 
-from bot.channels.line.config import LineConfig
 from bot.channels.line.signature import signature_valid
 
 logger = logging.getLogger(__name__)
@@ -23,26 +22,26 @@ MAX_BODY_BYTES = 1_000_000
 
 
 def check(
-    config: LineConfig, body: bytes, signature: str | None
+    channel_secret: str, body: bytes, signature: str | None
 ) -> tuple[int, list[dict[str, Any]]]:
     """Check a webhook request and return its status and the events to process.
 
     Nothing is parsed before the signature is verified.
 
     Args:
-        config: the channel's settings (its secret).
+        channel_secret: the channel secret (none: the channel is off, 503).
         body: the raw body.
         signature: the ``X-Line-Signature`` header (None when missing).
 
     Returns:
         The HTTP status (200, 400, 401, 413 or 503) and the events (empty unless 200).
     """
-    if not config.enabled:
+    if not channel_secret:
         return 503, []
     if len(body) > MAX_BODY_BYTES:
         logger.warning("LINE webhook refused: body of %d bytes", len(body))
         return 413, []
-    if not signature_valid(config.channel_secret, body, signature):
+    if not signature_valid(channel_secret, body, signature):
         logger.warning("LINE webhook refused: %s signature", "wrong" if signature else "missing")
         return 401, []
     try:

@@ -22,6 +22,7 @@ from bot.channels.line.config import LineConfig
 from bot.channels.line.inbox import LineInbox, connect_blocking, encode
 from bot.channels.line.intake import create_app
 from bot.channels.line.lanes import Lanes
+from bot.channels.line.seen import SharedSeenEvents
 from bot.channels.line.signature import sign
 from bot.channels.line.webhook import MAX_BODY_BYTES
 from bot.channels.shared_state import connect
@@ -252,3 +253,36 @@ def test_lanes_have_room_again_when_a_job_ends():
 
     asyncio.run(go())
     assert order == ["release", "room"]
+
+
+def test_a_body_answered_directly_is_not_answered_again_from_the_inbox(stand_in, redis_space):
+    # The intake queued the body but its answer was lost (Redis slow to confirm, the
+    # intake killed): nginx gave the same delivery to a rasa server, which answered it.
+    raw = body(member_event(7), member_event(8))
+    rasa = FakeRasa()
+
+    async def go() -> None:
+        shared = connect(redis_space.url)
+        channel = replica(stand_in, redis_space, limit=2)
+        channel.seen = SharedSeenEvents(shared, prefix=redis_space.prefix)
+        status, events = channel.accept(raw, sign(CHANNEL_SECRET, raw))
+        assert status == 200
+        channel.submit(events, rasa)
+        await channel.drain()
+        feed = LineInbox(connect(redis_space.url), prefix=redis_space.prefix)
+        await feed.put(raw, sign(CHANNEL_SECRET, raw))
+        consumer = asyncio.create_task(channel.consume(rasa))
+        while await feed.waiting():
+            await asyncio.sleep(0.05)
+        channel.stop_consuming()
+        await consumer
+        await channel.drain()
+        await channel.api.close()
+        assert channel.inbox is not None
+        await channel.inbox.close()
+        await feed.close()
+        await shared.close()
+
+    asyncio.run(go())
+    assert rasa.texts == ["質問 7", "質問 8"]
+    assert len(stand_in.successful()) == 2
