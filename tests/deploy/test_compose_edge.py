@@ -51,6 +51,10 @@ class _StandIn(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _answer(self) -> None:
+        if getattr(self.server, "stopped", False):
+            # A stopped server's kept-alive connection: a dead process answers nothing.
+            self.close_connection = True
+            return
         name = self.server.name  # type: ignore[attr-defined]
         status = getattr(self.server, "status", 200)
         length = int(self.headers.get("Content-Length") or 0)
@@ -298,6 +302,7 @@ def test_the_intakes_refusals_reach_line_as_they_are(edge, refusal):
 
 def test_while_the_intake_is_down_a_rasa_server_takes_lines_deliveries(edge):
     port = edge.intake.server_address[1]
+    edge.intake.stopped = True
     edge.intake.shutdown()
     edge.intake.server_close()
     try:

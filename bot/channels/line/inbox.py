@@ -19,6 +19,8 @@ reached Rasa.
 
 from __future__ import annotations
 
+import asyncio
+
 from redis import asyncio as redis_asyncio
 
 from bot.channels.shared_state import CONNECT_TIMEOUT_S, KEY_PREFIX
@@ -64,10 +66,46 @@ class LineInbox:
         """
         self._client = client
         self.key = f"{prefix}line:inbox"
+        # Bodies waiting for the next RPUSH, each with the future its caller awaits.
+        self._batch: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
-    async def put(self, body: bytes, signature: str) -> int:
-        """Append an accepted body; return how many bodies wait now."""
-        return int(await self._client.rpush(self.key, encode(body, signature)))
+    async def put(self, body: bytes, signature: str) -> None:
+        """Append an accepted body; return once Redis has it.
+
+        The bodies of concurrent callers go to Redis together, in one ``RPUSH`` of
+        many values (a group commit): under a burst each delivery would otherwise cost
+        a command of its own, and the client a connection of its own, which made the
+        acknowledgements queue behind each other.
+
+        Raises:
+            redis.RedisError, OSError: If Redis did not take the body (then neither
+                did it take the others of its batch).
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._batch.append((encode(body, signature), done))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+        await done
+
+    async def _write(self) -> None:
+        try:
+            while self._batch:
+                batch, self._batch = self._batch, []
+                try:
+                    await self._client.rpush(self.key, *(item for item, _ in batch))
+                except BaseException as error:  # every caller of the batch gets it
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(error)
+                    if not isinstance(error, Exception):
+                        raise
+                else:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._writer = None
 
     async def take(self, wait_s: float = TAKE_WAIT_S) -> tuple[bytes, str] | None:
         """The oldest body and its signature, waiting up to ``wait_s``; None if none came."""

@@ -50,6 +50,7 @@ CHANNEL_KEY = "bot.channels.line.LineInput"
 WEBHOOK_PATH = "/webhooks/line/webhook"
 HEALTH_PATH = "/webhooks/line/"
 INBOX_KEY = web.AppKey("inbox", LineInbox)
+BACKLOG = 4096  # the kernel caps it at net.core.somaxconn
 
 
 def create_app(config: LineConfig, inbox: LineInbox) -> web.Application:
@@ -66,26 +67,29 @@ def create_app(config: LineConfig, inbox: LineInbox) -> web.Application:
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok" if secret else "off"})
 
+    def answer(status: int) -> web.Response:
+        return web.Response(body=b"{}", status=status, content_type="application/json")
+
     async def webhook(request: web.Request) -> web.Response:
         if not secret:
-            return web.json_response({}, status=503)
+            return answer(503)
         if (request.content_length or 0) > MAX_BODY_BYTES:
             logger.warning("LINE webhook refused: body of %d bytes", request.content_length)
-            return web.json_response({}, status=413)
+            return answer(413)
         body = await request.read()
         signature = request.headers.get("X-Line-Signature")
         status, events = check(secret, body, signature)
         if status != 200 or not events or signature is None:
             # LINE's console "Verify" sends no events: acknowledged, nothing to queue.
-            return web.json_response({}, status=status)
+            return answer(status)
         try:
             await asyncio.wait_for(inbox.put(body, signature), COMMAND_TIMEOUT_S)
         except REDIS_ERRORS as error:
             # Not taken: nginx passes the delivery to a rasa server (deploy/nginx/).
             outage.failed(error)
-            return web.json_response({}, status=503)
+            return answer(503)
         outage.answered()
-        return web.json_response({})
+        return answer(200)
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[INBOX_KEY] = inbox
@@ -151,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         app,
         host=args.host or settings.bind_host,
         port=settings.line_intake_port,
+        # A burst is hundreds of connections at once: with the default backlog (128)
+        # the kernel drops the overflow and the client's retry comes a second later.
+        backlog=BACKLOG,
         access_log=None,
         print=None,
     )
