@@ -392,49 +392,33 @@ def running(
             log_dir / "rasa.log" if log_dir else None,
         )  # fmt: skip
         processes.append(server)
+
+        def start(module: str, log_name: str, health_url: str | None = None) -> None:
+            process = _spawn(
+                [sys.executable, "-m", module], env, log_dir / log_name if log_dir else None
+            )
+            processes.append(process)
+            if health_url:
+                wait_until_up(health_url, startup_s, process)
+
         webchat_url = ""
         if webchat:
             # The website chat's page: files only, up long before the rasa server.
-            page = _spawn(
-                [sys.executable, "-m", "bot.channels.webpage"],
-                env,
-                log_dir / "webchat.log" if log_dir else None,
-            )
-            processes.append(page)
             webchat_url = f"http://{local}:{settings.webchat_port}/"
-            wait_until_up(f"{webchat_url}health", startup_s, page)
+            start("bot.channels.webpage", "webchat.log", f"{webchat_url}health")
         console_url = ""
         if console:
             # The staff console: up in seconds; it reaches the rasa server only when
             # staff reply, hand back or close.
-            staff_console = _spawn(
-                [sys.executable, "-m", "bot.console"],
-                env,
-                log_dir / "console.log" if log_dir else None,
-            )
-            processes.append(staff_console)
             console_url = f"http://{local}:{settings.console_port}/"
-            wait_until_up(f"{console_url}health", startup_s, staff_console)
+            start("bot.console", "console.log", f"{console_url}health")
         if worker:
             # No port: it only works the database. Each process delivers its own
             # messages right after its commit; the worker retries what is left.
-            processes.append(
-                _spawn(
-                    [sys.executable, "-m", "bot.worker"],
-                    env,
-                    log_dir / "worker.log" if log_dir else None,
-                )
-            )
+            start("bot.worker", "worker.log")
         if line_intake:
-            intake = _spawn(
-                [sys.executable, "-m", "bot.channels.line.intake"],
-                env,
-                log_dir / "line-intake.log" if log_dir else None,
-            )
-            processes.append(intake)
-            wait_until_up(
-                f"http://{local}:{settings.line_intake_port}/webhooks/line/", startup_s, intake
-            )
+            intake_url = f"http://{local}:{settings.line_intake_port}/webhooks/line/"
+            start("bot.channels.line.intake", "line-intake.log", intake_url)
         action_url = f"http://{local}:{settings.action_port}"
         rasa_url = f"http://{local}:{settings.rasa_port}"
         wait_until_up(f"{action_url}/health", startup_s, actions)
