@@ -16,8 +16,8 @@ delivery is not refused for the intake. A refused signature is 401 here as there
 
 It listens on ``PRIVACY_BOT_BIND_HOST`` (loopback by default) at ``LINE_INTAKE_PORT``,
 reads the channel's settings as the rasa server does (``credentials.yml`` and
-``LINE_CHANNEL_SECRET``) and needs ``REDIS_URL``. Its logs say how many bodies it took
-and refused, never what they contain.
+``LINE_CHANNEL_SECRET``) and needs ``REDIS_URL``. It logs a refused request (why, and a
+body's size) and a Redis outage, never what a body contains.
 """
 
 from __future__ import annotations
