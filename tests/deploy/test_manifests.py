@@ -41,6 +41,7 @@ import yaml
 
 from bot.action_server import OPEN_PATHS
 from bot.channels.line import intake
+from bot.channels.line.webhook import INTAKE_FALLBACK_HEADER
 from bot.channels.webpage import HEALTH_PATH, SOCKET_IO_CLIENT
 from bot.launcher import REDACTING_STORE
 from bot.settings import ENVIRONMENT, PROJECT_ROOT, SECRETS, SettingsError, load_settings
@@ -524,6 +525,7 @@ def test_the_compose_edge_sends_line_to_the_intake_and_falls_back_to_a_rasa_serv
     assert "proxy_intercept_errors on;" in line
     assert "error_page 502 503 = @line_direct;" in line
     assert "proxy_pass http://privacy_rasa;" in location(conf, "@line_direct")
+    assert f"proxy_set_header {INTAKE_FALLBACK_HEADER} 1;" in location(conf, "@line_direct")
     # As make cluster's edge does it, line for line.
     cluster = CLUSTER_TEMPLATE.read_text(encoding="utf-8")
     for head in (f"location = {intake.WEBHOOK_PATH}", "location @line_direct"):

@@ -57,7 +57,7 @@ from bot.channels.line.delivery import DUMMY_REPLY_TOKENS, LineCollector, LineDe
 from bot.channels.line.inbox import LineInbox, connect_blocking
 from bot.channels.line.lanes import Lanes
 from bot.channels.line.seen import Seen, SeenEvents, SharedSeenEvents
-from bot.channels.line.webhook import check
+from bot.channels.line.webhook import INTAKE_FALLBACK_HEADER, check
 from bot.channels.shared_guard import SharedChannelGuard
 from bot.channels.shared_state import REDIS_ERRORS, Outage, connect_checked
 from bot.core.conversation import conversation_id
@@ -193,6 +193,31 @@ class LineInput(InputChannel):
             return 503, []
         return check(self.config.channel_secret, body, signature)
 
+    def receive(
+        self,
+        body: bytes,
+        signature: str | None,
+        on_new_message: OnNewMessage,
+        intake_fallback: bool = False,
+    ) -> int:
+        """Accept a delivery and queue its events; LINE is answered before any turn.
+
+        Args:
+            body: the raw body.
+            signature: the ``X-Line-Signature`` header (None when missing).
+            on_new_message: Rasa's handler for a member's message.
+            intake_fallback: the edge's copy of a delivery that LINE's intake failed to
+                acknowledge (``INTAKE_FALLBACK_HEADER``). Forging it gains nothing: it
+                only skips known event ids of a body that LINE signed.
+
+        Returns:
+            The HTTP status for LINE.
+        """
+        status, events = self.accept(body, signature)
+        if status == 200 and events:
+            self.submit(events, on_new_message, from_inbox=intake_fallback)
+        return status
+
     def submit(
         self,
         events: list[dict[str, Any]],
@@ -303,11 +328,13 @@ class LineInput(InputChannel):
             on_new_message: Rasa's handler for a member's message.
             text_only_sent: users who already got the "text only" answer for this
                 webhook body (an album of images is one answer, not one per image).
-            from_inbox: the body was taken from the intake's inbox: an event whose id
-                is known is skipped even when not marked as a redelivery. The intake
-                may have queued a body and still failed to say so (Redis slow to
-                confirm, the intake killed before its answer); nginx then gave the
-                same body to a rasa server, which answered it first.
+            from_inbox: the body was taken from the intake's inbox, or is nginx's
+                fallback copy of a body the intake failed to acknowledge
+                (``INTAKE_FALLBACK_HEADER``): an event whose id is known is skipped
+                even when not marked as a redelivery. The intake may have queued a
+                body and still failed to say so (Redis slow to confirm, the intake
+                killed before its answer); then both copies exist, and whichever is
+                processed second is skipped.
         """
         kind = str(event.get("type") or "")[:40]
         event_id = event.get("webhookEventId")
@@ -441,10 +468,12 @@ class LineInput(InputChannel):
 
         @line_webhook.route("/webhook", methods=["POST"])
         async def webhook(request: Request) -> HTTPResponse:
-            status, events = self.accept(request.body, request.headers.get("X-Line-Signature"))
-            if status == 200 and events:
-                # LINE wants its answer within seconds; the turn may take longer.
-                self.submit(events, on_new_message)
+            status = self.receive(
+                request.body,
+                request.headers.get("X-Line-Signature"),
+                on_new_message,
+                intake_fallback=request.headers.get(INTAKE_FALLBACK_HEADER) == "1",
+            )
             return response.json({}, status=status)
 
         consumer: list[asyncio.Task[None]] = []

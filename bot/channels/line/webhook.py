@@ -20,6 +20,10 @@ logger = logging.getLogger(__name__)
 # refused before the HMAC is even computed over it.
 MAX_BODY_BYTES = 1_000_000
 
+# Set by the edge (deploy/nginx) on the copy of a delivery it gives a rasa server after
+# the intake failed to acknowledge it: the intake may have queued the body all the same.
+INTAKE_FALLBACK_HEADER = "X-Privacy-Bot-Intake-Fallback"
+
 
 def check(
     channel_secret: str, body: bytes, signature: str | None
