@@ -72,7 +72,7 @@ def test_the_nginx_configuration_is_accepted_by_nginx(tmp_path: Path, rasa: list
     assert "server 127.0.0.1:6;" in conf
     line = conf[conf.index("location = /webhooks/line/webhook") :]
     assert "proxy_pass http://privacy_line_intake;" in line.split("}")[1]
-    assert "error_page 502 503 = @line_direct;" in line
+    assert "error_page 502 503 504 = @line_direct;" in line
     # Both upstreams (any replica; socket.io sticky) list every rasa server, and only them.
     assert conf.count("server 127.0.0.1:1 ") == 2
     assert conf.count("server 127.0.0.1:2 ") == 2 * (len(rasa) == 2)

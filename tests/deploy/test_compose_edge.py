@@ -58,6 +58,7 @@ class _StandIn(http.server.BaseHTTPRequestHandler):
             return
         name = self.server.name  # type: ignore[attr-defined]
         status = getattr(self.server, "status", 200)
+        time.sleep(getattr(self.server, "hang_s", 0.0))
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
@@ -293,6 +294,19 @@ def test_a_delivery_the_intake_fails_is_taken_by_a_rasa_server(edge, failure):
     assert line.headers["X-Saw-Fallback"] == "1"
     direct = _line(edge)
     assert direct.text == "line-intake" and direct.headers["X-Saw-Fallback"] == ""
+
+
+def test_a_hung_intake_is_passed_by_within_lines_patience(edge):
+    # An intake that accepted the connection and never answers: after a second nginx
+    # gives the delivery to a rasa server, marked, since the intake may have queued it.
+    # The stand-in answers after 5 s, so a rasa server's answer is nginx's doing.
+    edge.intake.hang_s = 5.0  # type: ignore[attr-defined]
+    try:
+        line = _line(edge)
+    finally:
+        edge.intake.hang_s = 0.0  # type: ignore[attr-defined]
+    assert line.status_code == 200 and line.text in {"rasa-1", "rasa-2"}
+    assert line.headers["X-Saw-Fallback"] == "1"
 
 
 @pytest.mark.parametrize("refusal", [400, 401, 413])

@@ -523,7 +523,7 @@ def test_the_compose_edge_sends_line_to_the_intake_and_falls_back_to_a_rasa_serv
     assert set(re.findall(r"server (\S+?)[ ;]", upstreams[upstream.group(1)])) == intakes
     # Down (502) or Redis did not take the body (503): a rasa server, any of them.
     assert "proxy_intercept_errors on;" in line
-    assert "error_page 502 503 = @line_direct;" in line
+    assert "error_page 502 503 504 = @line_direct;" in line
     assert "proxy_pass http://privacy_rasa;" in location(conf, "@line_direct")
     assert f"proxy_set_header {INTAKE_FALLBACK_HEADER} 1;" in location(conf, "@line_direct")
     # As make cluster's edge does it, line for line.
