@@ -300,11 +300,11 @@ def test_a_hung_intake_is_passed_by_within_lines_patience(edge):
     # An intake that accepted the connection and never answers: after a second nginx
     # gives the delivery to a rasa server, marked, since the intake may have queued it.
     # The stand-in answers after 5 s, so a rasa server's answer is nginx's doing.
-    edge.intake.hang_s = 5.0  # type: ignore[attr-defined]
+    edge.intake.hang_s = 5.0
     try:
         line = _line(edge)
     finally:
-        edge.intake.hang_s = 0.0  # type: ignore[attr-defined]
+        edge.intake.hang_s = 0.0
     assert line.status_code == 200 and line.text in {"rasa-1", "rasa-2"}
     assert line.headers["X-Saw-Fallback"] == "1"
 
