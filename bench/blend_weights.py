@@ -56,21 +56,23 @@ class Decision:
     asked_again: bool
 
 
-def _fallback_settings() -> tuple[float, float]:
+def _component(name: str) -> dict[str, Any]:
+    """The settings of config.yml's pipeline component whose name ends with ``name``."""
     config = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text(encoding="utf-8"))
     for component in config["pipeline"]:
-        if component["name"] == "FallbackClassifier":
-            return float(component["threshold"]), float(component["ambiguity_threshold"])
-    raise SystemExit("config.yml has no FallbackClassifier")
+        if component["name"].endswith(name):
+            return dict(component)
+    raise SystemExit(f"config.yml has no {name}")
+
+
+def _fallback_settings() -> tuple[float, float]:
+    fallback = _component("FallbackClassifier")
+    return float(fallback["threshold"]), float(fallback["ambiguity_threshold"])
 
 
 def current_weight() -> float:
     """``diet_weight`` of the blend in config.yml."""
-    config = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text(encoding="utf-8"))
-    for component in config["pipeline"]:
-        if component["name"].endswith("LinearIntentBlend"):
-            return float(component.get("diet_weight", 0.5))
-    raise SystemExit("config.yml has no LinearIntentBlend")
+    return float(_component("LinearIntentBlend").get("diet_weight", 0.5))
 
 
 def decide(parts: Parts, weight: float, threshold: float, ambiguity: float) -> Decision:

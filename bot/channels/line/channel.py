@@ -198,7 +198,7 @@ class LineInput(InputChannel):
         body: bytes,
         signature: str | None,
         on_new_message: OnNewMessage,
-        intake_fallback: bool = False,
+        skip_known: bool = False,
     ) -> int:
         """Accept a delivery and queue its events; LINE is answered before any turn.
 
@@ -206,23 +206,25 @@ class LineInput(InputChannel):
             body: the raw body.
             signature: the ``X-Line-Signature`` header (None when missing).
             on_new_message: Rasa's handler for a member's message.
-            intake_fallback: the edge's copy of a delivery that LINE's intake failed to
-                acknowledge (``INTAKE_FALLBACK_HEADER``). Forging it gains nothing: it
-                only skips known event ids of a body that LINE signed.
+            skip_known: skip an event whose id is known even when LINE did not mark it
+                as a redelivery (see :meth:`handle_event`): for a body taken from the
+                inbox, and for the edge's copy of a delivery that the intake failed to
+                acknowledge (``INTAKE_FALLBACK_HEADER``). Forging that header gains
+                nothing: it only skips known event ids of a body that LINE signed.
 
         Returns:
             The HTTP status for LINE.
         """
         status, events = self.accept(body, signature)
         if status == 200 and events:
-            self.submit(events, on_new_message, from_inbox=intake_fallback)
+            self.submit(events, on_new_message, skip_known=skip_known)
         return status
 
     def submit(
         self,
         events: list[dict[str, Any]],
         on_new_message: OnNewMessage,
-        from_inbox: bool = False,
+        skip_known: bool = False,
     ) -> None:
         """Queue an accepted body's events for processing in the background.
 
@@ -233,15 +235,14 @@ class LineInput(InputChannel):
         Args:
             events: the accepted webhook event objects.
             on_new_message: Rasa's handler for a member's message.
-            from_inbox: the body was taken from the intake's inbox (see
-                :meth:`handle_event`).
+            skip_known: skip events whose id is known (see :meth:`handle_event`).
         """
         by_source: dict[Hashable, list[dict[str, Any]]] = {}
         for event in events:
             by_source.setdefault(_source_key(event), []).append(event)
         for key, batch in by_source.items():
             self.lanes.submit(
-                key, functools.partial(self.process, batch, on_new_message, from_inbox)
+                key, functools.partial(self.process, batch, on_new_message, skip_known)
             )
 
     async def drain(self) -> None:
@@ -276,12 +277,9 @@ class LineInput(InputChannel):
             if taken is None:
                 continue
             body, signature = taken
-            status, events = self.accept(body, signature)
+            status = self.receive(body, signature, on_new_message, skip_known=True)
             if status != 200:
                 logger.warning("LINE inbox body dropped: %d", status)
-                continue
-            if events:
-                self.submit(events, on_new_message, from_inbox=True)
 
     def stop_consuming(self) -> None:
         """Let :meth:`consume` return after the take in progress (at most a second).
@@ -295,19 +293,19 @@ class LineInput(InputChannel):
         self,
         events: list[dict[str, Any]],
         on_new_message: OnNewMessage,
-        from_inbox: bool = False,
+        skip_known: bool = False,
     ) -> None:
         """Process one webhook body's events in order; one failing event stops none.
 
         Args:
             events: the webhook event objects.
             on_new_message: Rasa's handler for a member's message.
-            from_inbox: the body was taken from the intake's inbox.
+            skip_known: skip events whose id is known (see :meth:`handle_event`).
         """
         text_only_sent: set[str] = set()
         for event in events:
             try:
-                await self.handle_event(event, on_new_message, text_only_sent, from_inbox)
+                await self.handle_event(event, on_new_message, text_only_sent, skip_known)
             except Exception as error:  # one broken event must not stop the others
                 logger.error(
                     "LINE %s event failed: %s at %s",
@@ -319,7 +317,7 @@ class LineInput(InputChannel):
         event: dict[str, Any],
         on_new_message: OnNewMessage,
         text_only_sent: set[str] | None = None,
-        from_inbox: bool = False,
+        skip_known: bool = False,
     ) -> None:
         """Process one webhook event.
 
@@ -328,7 +326,7 @@ class LineInput(InputChannel):
             on_new_message: Rasa's handler for a member's message.
             text_only_sent: users who already got the "text only" answer for this
                 webhook body (an album of images is one answer, not one per image).
-            from_inbox: the body was taken from the intake's inbox, or is nginx's
+            skip_known: the body was taken from the intake's inbox, or is nginx's
                 fallback copy of a body the intake failed to acknowledge
                 (``INTAKE_FALLBACK_HEADER``): an event whose id is known is skipped
                 even when not marked as a redelivery. The intake may have queued a
@@ -348,7 +346,7 @@ class LineInput(InputChannel):
         seen_before = (
             isinstance(event_id, str) and bool(event_id) and not await self.seen.add(event_id)
         )
-        if seen_before and (redelivered or from_inbox):
+        if seen_before and (redelivered or skip_known):
             logger.info(
                 "LINE %s %s event already processed: skipped",
                 "redelivered" if redelivered else "queued",
@@ -472,7 +470,7 @@ class LineInput(InputChannel):
                 request.body,
                 request.headers.get("X-Line-Signature"),
                 on_new_message,
-                intake_fallback=request.headers.get(INTAKE_FALLBACK_HEADER) == "1",
+                skip_known=request.headers.get(INTAKE_FALLBACK_HEADER) == "1",
             )
             return response.json({}, status=status)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -255,6 +256,38 @@ def test_lanes_have_room_again_when_a_job_ends():
     assert order == ["release", "room"]
 
 
+@asynccontextmanager
+async def sharing_replica(
+    stand_in: StandIn, space: RedisSpace
+) -> AsyncIterator[tuple[LineInput, LineInbox]]:
+    """A replica whose seen event ids are in Redis, and a feed into its inbox."""
+    shared = connect(space.url)
+    channel = replica(stand_in, space, limit=2)
+    channel.seen = SharedSeenEvents(shared, prefix=space.prefix)
+    feed = LineInbox(connect(space.url), prefix=space.prefix)
+    try:
+        yield channel, feed
+    finally:
+        await channel.api.close()
+        assert channel.inbox is not None
+        await channel.inbox.close()
+        await feed.close()
+        await shared.close()
+
+
+async def consume_from_inbox(
+    channel: LineInput, feed: LineInbox, raw: bytes, rasa: FakeRasa
+) -> None:
+    """Queue ``raw`` as the intake does and let ``channel`` take and answer it."""
+    await feed.put(raw, sign(CHANNEL_SECRET, raw))
+    consumer = asyncio.create_task(channel.consume(rasa))
+    while await feed.waiting():
+        await asyncio.sleep(0.05)
+    channel.stop_consuming()
+    await consumer
+    await channel.drain()
+
+
 def test_a_body_answered_directly_is_not_answered_again_from_the_inbox(stand_in, redis_space):
     # The intake queued the body but its answer was lost (Redis slow to confirm, the
     # intake killed): nginx gave the same delivery to a rasa server, which answered it.
@@ -262,26 +295,10 @@ def test_a_body_answered_directly_is_not_answered_again_from_the_inbox(stand_in,
     rasa = FakeRasa()
 
     async def go() -> None:
-        shared = connect(redis_space.url)
-        channel = replica(stand_in, redis_space, limit=2)
-        channel.seen = SharedSeenEvents(shared, prefix=redis_space.prefix)
-        status, events = channel.accept(raw, sign(CHANNEL_SECRET, raw))
-        assert status == 200
-        channel.submit(events, rasa)
-        await channel.drain()
-        feed = LineInbox(connect(redis_space.url), prefix=redis_space.prefix)
-        await feed.put(raw, sign(CHANNEL_SECRET, raw))
-        consumer = asyncio.create_task(channel.consume(rasa))
-        while await feed.waiting():
-            await asyncio.sleep(0.05)
-        channel.stop_consuming()
-        await consumer
-        await channel.drain()
-        await channel.api.close()
-        assert channel.inbox is not None
-        await channel.inbox.close()
-        await feed.close()
-        await shared.close()
+        async with sharing_replica(stand_in, redis_space) as (channel, feed):
+            assert channel.receive(raw, sign(CHANNEL_SECRET, raw), rasa) == 200
+            await channel.drain()
+            await consume_from_inbox(channel, feed, raw, rasa)
 
     asyncio.run(go())
     # Each once; two members' events run side by side, so in either order.
@@ -298,30 +315,16 @@ def test_a_body_taken_from_the_inbox_first_is_not_answered_again_from_the_edge_f
     rasa = FakeRasa()
 
     async def go() -> None:
-        shared = connect(redis_space.url)
-        channel = replica(stand_in, redis_space, limit=2)
-        channel.seen = SharedSeenEvents(shared, prefix=redis_space.prefix)
-        feed = LineInbox(connect(redis_space.url), prefix=redis_space.prefix)
-        await feed.put(raw, sign(CHANNEL_SECRET, raw))
-        consumer = asyncio.create_task(channel.consume(rasa))
-        while await feed.waiting():
-            await asyncio.sleep(0.05)
-        channel.stop_consuming()
-        await consumer
-        await channel.drain()
-        status = channel.receive(raw, sign(CHANNEL_SECRET, raw), rasa, intake_fallback=True)
-        assert status == 200
-        await channel.drain()
-        # Without the edge's mark, a known id that LINE did not call a redelivery is
-        # processed (LINE's own examples reuse ids): the mark is what skips it.
-        other = body(member_event(5))
-        channel.receive(other, sign(CHANNEL_SECRET, other), rasa)
-        await channel.drain()
-        await channel.api.close()
-        assert channel.inbox is not None
-        await channel.inbox.close()
-        await feed.close()
-        await shared.close()
+        async with sharing_replica(stand_in, redis_space) as (channel, feed):
+            await consume_from_inbox(channel, feed, raw, rasa)
+            status = channel.receive(raw, sign(CHANNEL_SECRET, raw), rasa, skip_known=True)
+            assert status == 200
+            await channel.drain()
+            # Without the edge's mark, a known id that LINE did not call a redelivery
+            # is processed (LINE's own examples reuse ids): the mark is what skips it.
+            other = body(member_event(5))
+            channel.receive(other, sign(CHANNEL_SECRET, other), rasa)
+            await channel.drain()
 
     asyncio.run(go())
     assert sorted(rasa.texts) == ["質問 5", "質問 5", "質問 6"]
