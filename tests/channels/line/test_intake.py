@@ -328,3 +328,19 @@ def test_a_body_taken_from_the_inbox_first_is_not_answered_again_from_the_edge_f
 
     asyncio.run(go())
     assert sorted(rasa.texts) == ["質問 5", "質問 5", "質問 6"]
+
+
+def test_the_fallback_mark_opens_nothing_to_a_stranger(stand_in):
+    # A stranger can send the edge's header; without LINE's signature it buys nothing.
+    raw = body(member_event(9))
+    rasa = FakeRasa()
+
+    async def go() -> None:
+        channel = LineInput(CONFIG, api=LineApi(ACCESS_TOKEN, stand_in.url, sleep=no_sleep))
+        assert channel.receive(raw, None, rasa, skip_known=True) == 401
+        assert channel.receive(raw, sign("not-the-secret", raw), rasa, skip_known=True) == 401
+        await channel.drain()
+        await channel.api.close()
+
+    asyncio.run(go())
+    assert rasa.received == []
