@@ -89,8 +89,9 @@ PROCESS_NAMES = {
     "bot.channels.line.intake": "LINE intake",
 }
 # nginx's access line (deploy/nginx/cluster.conf.template): '... "POST /path HTTP/1.1"
-# 200 upstream(s) 0.004', the last figure $request_time in seconds (ms resolution).
-ACCESS_LINE = re.compile(r'"POST (\S+) HTTP/[\d.]+" (\d{3}) .* ([\d.]+)$')
+# 200 upstream(s) 0.003 0.004', the last figures the last upstream's
+# $upstream_response_time and $request_time, in seconds (ms resolution).
+ACCESS_LINE = re.compile(r'"POST (\S+) HTTP/[\d.]+" (\d{3}) .* (\S+) ([\d.]+)$')
 RANKS = ("replica", "nginx", "PostgreSQL", "benchmark")  # the CPU table's order
 
 
@@ -142,6 +143,8 @@ class ReplicaRun:
     # nginx's $request_time of each delivery of the burst: the acknowledgement as the
     # edge served it, without the benchmark client's own queueing.
     edge_ack_s: list[float]
+    # Of that, the time its upstream (the intake) took: $upstream_response_time.
+    intake_ack_s: list[float]
 
     @property
     def ok(self) -> bool:
@@ -434,21 +437,29 @@ async def measure(
         await asyncio.sleep(3)  # late duplicates of a reply call would come now
         line = count_line(plan, outcomes, stand_in.calls, {}, sizes.timeout_s)
         edge_ack = request_times(access_log, log_start, "/webhooks/line/webhook")
+        intake_ack = request_times(access_log, log_start, "/webhooks/line/webhook", upstream=True)
 
         logger.info("%d replica(s): %d verifications …", replicas, sizes.verifications)
         sms = await verifications(rest, cluster, sizes.verifications, sizes.timeout_s)
     meter.close()
     cpu = {label: used_between(before.get(label, {}), pids) for label, pids in after.items()}
-    return ReplicaRun(replicas, turns, twice, lost, cpu, busy, line, line_wall, sms, edge_ack)
+    return ReplicaRun(
+        replicas, turns, twice, lost, cpu, busy, line, line_wall, sms, edge_ack, intake_ack
+    )
 
 
-def request_times(access_log: Path, start: int, path: str) -> list[float]:
-    """The ``$request_time`` (s) nginx logged for POSTs to ``path`` from byte ``start`` on."""
+def request_times(access_log: Path, start: int, path: str, upstream: bool = False) -> list[float]:
+    """The ``$request_time`` (s) nginx logged for POSTs to ``path`` from byte ``start`` on.
+
+    With ``upstream``, the last upstream's ``$upstream_response_time`` instead, where
+    one answered (``-`` when none did).
+    """
     with access_log.open("rb") as log:
         log.seek(start)
         lines = log.read().decode("utf-8", "replace").splitlines()
     found = [ACCESS_LINE.search(line) for line in lines]
-    return [float(match.group(3)) for match in found if match and match.group(1) == path]
+    figures = [match.group(4 - upstream) for match in found if match and match.group(1) == path]
+    return [float(figure) for figure in figures if figure.replace(".", "", 1).isdigit()]
 
 
 def run(sizes: Sizes) -> tuple[list[ReplicaRun], str]:
@@ -484,6 +495,7 @@ def _ms(values: Sequence[float], pct: float) -> str:
 
 def report(results: Sequence[ReplicaRun], sizes: Sizes, header_lines: Sequence[str]) -> str:
     """The Markdown report of a run (one replica first, then two)."""
+    settings = load_settings()  # as bench_cluster started the clusters
     heads = [f"{run.replicas} replica{'s' if run.replicas > 1 else ''}" for run in results]
     one, two = results[0], results[-1]
     turn_rows = []
@@ -534,6 +546,10 @@ def report(results: Sequence[ReplicaRun], sizes: Sizes, header_lines: Sequence[s
         row(
             "acknowledgement at the edge (nginx $request_time) p50 / p95 / max ms",
             lambda r: spread(r.edge_ack_s, 50, 95, 100),
+        ),
+        row(
+            "of which at the intake (nginx $upstream_response_time) p50 / p95 / max ms",
+            lambda r: spread(r.intake_ack_s, 50, 95, 100),
         ),
         row(
             f"acknowledged within {target_ms} ms at the edge",
@@ -608,8 +624,11 @@ def report(results: Sequence[ReplicaRun], sizes: Sizes, header_lines: Sequence[s
         f"- Conversations: {sizes.conversations} REST conversations at once, {sizes.turns} "
         "policy questions each, each waiting for its answer.",
         f"- LINE: {sizes.deliveries} signed deliveries as one burst (every user's message "
-        "at once, then the redeliveries), acknowledged by the intake (nginx passes them to "
-        "a rasa server only when it fails). The acknowledgement at the edge is nginx's "
+        "at once, then the redeliveries), acknowledged by the intake "
+        f"({settings.line_intake_processes} process(es) on one port; the rasa and action "
+        f"servers at nice {settings.cluster_turn_nice}: `LINE_INTAKE_PROCESSES`, "
+        "`CLUSTER_TURN_NICE`; nginx passes a delivery to a rasa server only when the intake "
+        "fails). The acknowledgement at the edge is nginx's "
         "`$request_time` (first byte read to last byte sent); at the client it also holds "
         "the time this one Python process takes to open the burst's connections and send it.",
         f"- SMS: {sizes.verifications} verifications of the demo member one after another; "

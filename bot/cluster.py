@@ -329,13 +329,21 @@ def cluster_running(
                     console=True,
                     worker=True,
                     line_intake=True,
+                    turn_nice=settings.cluster_turn_nice,
                 )
             )
         ]
         if replicas == 2:
             started.append(
                 stack.enter_context(
-                    running(second, model, logs / "replica-2", startup_s, worker=False)
+                    running(
+                        second,
+                        model,
+                        logs / "replica-2",
+                        startup_s,
+                        worker=False,
+                        turn_nice=settings.cluster_turn_nice,
+                    )
                 )
             )
         prefix = settings.var_dir / "nginx"

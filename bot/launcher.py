@@ -17,6 +17,7 @@ in Redis.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import signal
@@ -236,12 +237,34 @@ class RunningAssistant:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
+def _spawn(
+    args: list[str], env: dict[str, str], log: Path | None, nice: int = 0
+) -> subprocess.Popen[bytes]:
     output = open(log, "ab") if log else None  # noqa: SIM115 - lives as long as the process
     # A process group of its own, so stopping it also stops anything it started.
-    return subprocess.Popen(
+    process = subprocess.Popen(
         args, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=output, start_new_session=True
     )
+    if nice:
+        lower_priority(process.pid, nice)
+    return process
+
+
+def lower_priority(pid: int, nice: int) -> None:
+    """Give the process ``pid`` (just started, its own session) the nice value ``nice``.
+
+    Linux's scheduler first shares the CPU between sessions (autogroups) and only then
+    between the threads of a session by their nice values: every server here is a
+    session of its own, so a nice value alone would weigh nothing against nginx or the
+    intake. Both are set: the session's (``/proc/<pid>/autogroup``) and the main
+    thread's, which the threads Rasa and TensorFlow start later inherit (Python has
+    started none yet when Popen returns). Where either is missing (another kernel, a
+    container that forbids it) the process keeps the default priority.
+    """
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice), encoding="ascii")
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -312,6 +335,7 @@ def running(
     console: bool = False,
     worker: bool = True,
     line_intake: bool = False,
+    turn_nice: int = 0,
 ) -> Iterator[RunningAssistant]:
     """Start the action server and the rasa server; stop them on exit.
 
@@ -329,7 +353,10 @@ def running(
             scheduled retention purge).
         line_intake: also start LINE's intake (``bot.channels.line.intake``) on
             ``settings.line_intake_port``: several replicas (``make cluster``) have
-            one, which needs ``REDIS_URL``.
+            one, which needs ``REDIS_URL``; ``settings.line_intake_processes``
+            processes share the port.
+        turn_nice: the nice value of the rasa and action servers (:func:`lower_priority`);
+            0 leaves them as they are.
 
     Raises:
         WebchatError: If the web chat is asked for and its files are missing or its
@@ -379,6 +406,7 @@ def running(
             [sys.executable, "-m", "bot.action_server"],
             env,
             log_dir / "actions.log" if log_dir else None,
+            turn_nice,
         )
         processes.append(actions)
         server = _spawn(
@@ -390,12 +418,17 @@ def running(
             ],
             env,
             log_dir / "rasa.log" if log_dir else None,
+            turn_nice,
         )  # fmt: skip
         processes.append(server)
 
-        def start(module: str, log_name: str, health_url: str | None = None) -> None:
+        def start(
+            module: str, log_name: str, health_url: str | None = None, *args: str
+        ) -> None:
             process = _spawn(
-                [sys.executable, "-m", module], env, log_dir / log_name if log_dir else None
+                [sys.executable, "-m", module, *args],
+                env,
+                log_dir / log_name if log_dir else None,
             )
             processes.append(process)
             if health_url:
@@ -418,7 +451,11 @@ def running(
             start("bot.worker", "worker.log")
         if line_intake:
             intake_url = f"http://{local}:{settings.line_intake_port}/webhooks/line/"
-            start("bot.channels.line.intake", "line-intake.log", intake_url)
+            # One process per core: a burst's acknowledgements are mostly per-request
+            # work in Python, which one process does on one core.
+            shared = ["--reuse-port"] if settings.line_intake_processes > 1 else []
+            for _ in range(settings.line_intake_processes):
+                start("bot.channels.line.intake", "line-intake.log", intake_url, *shared)
         action_url = f"http://{local}:{settings.action_port}"
         rasa_url = f"http://{local}:{settings.rasa_port}"
         wait_until_up(f"{action_url}/health", startup_s, actions)

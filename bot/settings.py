@@ -61,6 +61,12 @@ class Settings:
     # LINE's intake (bot/channels/line/intake.py), where several replicas have it: the
     # port on which it acknowledges LINE's deliveries for all of them.
     line_intake_port: int = 5006
+    # `make cluster` on one machine: how many intake processes share that port (a burst
+    # of deliveries is acknowledged by every core), and the nice value of the turn work
+    # (rasa and action servers), so that nginx and the intake get the CPU first while
+    # they acknowledge a burst (bot/launcher.py, lower_priority).
+    line_intake_processes: int = 2
+    cluster_turn_nice: int = 10
     # Rasa's SQL tracker store: TRACKER_STORE_URL, else the app database, or beside a
     # SQLite app database a file of its own (see tracker_url). The staff console reads
     # transcripts from it.
@@ -250,6 +256,15 @@ def _count(env: dict[str, str], name: str, default: int, maximum: int) -> int:
     return int(raw)
 
 
+def _nice(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) > 19:
+        raise SettingsError(f"{name} must be a whole number from 0 to 19, got {raw!r}")
+    return int(raw)
+
+
 def _flag(env: dict[str, str], name: str) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -353,6 +368,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         webchat_port=_port(env, "WEBCHAT_PORT", 8080),
         webchat_rasa_url=_origin(env, "WEBCHAT_RASA_URL"),
         line_intake_port=_port(env, "LINE_INTAKE_PORT", 5006),
+        line_intake_processes=_count(env, "LINE_INTAKE_PROCESSES", 2, 16),
+        cluster_turn_nice=_nice(env, "CLUSTER_TURN_NICE", 10),
         tracker_store_url=_optional(env, "TRACKER_STORE_URL"),
         lock_store_url=_redis_url(env, "LOCK_STORE_URL"),
         redis_url=_redis_url(env, "REDIS_URL"),
@@ -500,6 +517,8 @@ ENVIRONMENT: dict[str, str] = {
     "webchat_port": "WEBCHAT_PORT",
     "webchat_rasa_url": "WEBCHAT_RASA_URL",
     "line_intake_port": "LINE_INTAKE_PORT",
+    "line_intake_processes": "LINE_INTAKE_PROCESSES",
+    "cluster_turn_nice": "CLUSTER_TURN_NICE",
     "tracker_store_url": "TRACKER_STORE_URL",
     "lock_store_url": "LOCK_STORE_URL",
     "redis_url": "REDIS_URL",

@@ -128,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         "--credentials", type=Path, default=PROJECT_ROOT / "credentials.yml",
         help="the rasa servers' credentials.yml (default: the project's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--reuse-port", action="store_true",
+        help="share the port with other intake processes (SO_REUSEPORT)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -159,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         # the kernel drops the overflow and the client's retry comes a second later.
         backlog=BACKLOG,
         access_log=None,
+        reuse_port=args.reuse_port or None,
         print=None,
     )
     return 0
