@@ -23,7 +23,7 @@ import asyncio
 
 from redis import asyncio as redis_asyncio
 
-from bot.channels.shared_state import CONNECT_TIMEOUT_S, KEY_PREFIX
+from bot.channels.shared_state import COMMAND_TIMEOUT_S, CONNECT_TIMEOUT_S, KEY_PREFIX
 
 # How long one BLPOP waits for a body before the consumer looks again (for a stop).
 TAKE_WAIT_S = 1.0
@@ -78,9 +78,13 @@ class LineInbox:
         a command of its own, and the client a connection of its own, which made the
         acknowledgements queue behind each other.
 
+        One timeout covers the batch's command (a timer per batch, not per delivery:
+        under a burst the per-delivery timers cost as much CPU as the command).
+
         Raises:
-            redis.RedisError, OSError: If Redis did not take the body (then neither
-                did it take the others of its batch).
+            redis.RedisError, OSError, asyncio.TimeoutError: If Redis did not take the
+                body within ``COMMAND_TIMEOUT_S`` and a connection's set-up (then
+                neither did it take the others of its batch).
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._batch.append((encode(body, signature), done))
@@ -93,7 +97,10 @@ class LineInbox:
             while self._batch:
                 batch, self._batch = self._batch, []
                 try:
-                    await self._client.rpush(self.key, *(item for item, _ in batch))
+                    await asyncio.wait_for(
+                        self._client.rpush(self.key, *(item for item, _ in batch)),
+                        COMMAND_TIMEOUT_S + CONNECT_TIMEOUT_S,
+                    )
                 except BaseException as error:  # every caller of the batch gets it
                     for _, done in batch:
                         if not done.done():

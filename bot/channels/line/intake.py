@@ -23,7 +23,6 @@ body's size) and a Redis outage, never what a body contains.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -36,7 +35,6 @@ from bot.channels.line.config import LineConfig
 from bot.channels.line.inbox import LineInbox
 from bot.channels.line.webhook import MAX_BODY_BYTES, check
 from bot.channels.shared_state import (
-    COMMAND_TIMEOUT_S,
     REDIS_ERRORS,
     Outage,
     connect,
@@ -83,7 +81,7 @@ def create_app(config: LineConfig, inbox: LineInbox) -> web.Application:
             # LINE's console "Verify" sends no events: acknowledged, nothing to queue.
             return answer(status)
         try:
-            await asyncio.wait_for(inbox.put(body, signature), COMMAND_TIMEOUT_S)
+            await inbox.put(body, signature)
         except REDIS_ERRORS as error:
             # Not taken: nginx passes the delivery to a rasa server (deploy/nginx/).
             outage.failed(error)
