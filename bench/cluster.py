@@ -219,6 +219,8 @@ def bench_cluster(replicas: int, label: str, model: Path) -> Iterator[RunningClu
             model,
             public_port=free_port(),
             second_ports=(free_port(), free_port()),
+            # A free port each: the one after another free port may be taken.
+            actions_port=free_port(),
             intake_port=free_port(),
             replicas=replicas,
         ) as cluster:
