@@ -28,7 +28,8 @@ would not agree with the other replicas (codes hashed on one could not be checke
 another), so a missing one stops the process here. The chat page, the migrations and
 LINE's intake read none of them; the intake checks LINE's signature with
 ``LINE_CHANNEL_SECRET`` (through ``credentials.yml``, as the rasa server does) and
-stops by itself without ``REDIS_URL``.
+stops by itself without ``REDIS_URL``. It is started without the settings it does not
+use (:data:`INTAKE_SETTINGS`), whatever the env file gives every process.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from bot.settings import (
+    ENVIRONMENT,
     PROJECT_ROOT,
     SECRETS,
     Settings,
@@ -58,6 +60,15 @@ from bot.settings import (
 NEEDS_SECRETS = frozenset({"rasa", "actions", "console", "worker"})
 SECRET_FILES = {"RASA_TOKEN": "rasa_token", "ACTION_SERVER_SECRET": "action_secret",
                 "PRIVACY_BOT_SECRET": "secret"}  # fmt: skip
+# LINE's intake reads what any stranger sends before anything else does: of the
+# settings it gets only those it uses (not the database URLs, the shared secrets or
+# Twilio's), as on Kubernetes, where its Secret keys are chosen one by one.
+INTAKE_SETTINGS = frozenset(
+    {"REDIS_URL", "LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN", "LINE_INTAKE_PORT",
+     "PRIVACY_BOT_BIND_HOST"}
+)  # fmt: skip
+# Read here only (see the module's doc).
+DEPLOY_ONLY = frozenset({"ACTION_ENDPOINT_URL", "RASA_URL"})
 COMMANDS: dict[str, list[str]] = {
     "actions": ["-m", "bot.action_server"],
     "webchat": ["-m", "bot.channels.webpage"],
@@ -65,6 +76,19 @@ COMMANDS: dict[str, list[str]] = {
     "line-intake": ["-m", "bot.channels.line.intake"],
     "migrate": ["-m", "bot.db", "upgrade"],
 }
+
+
+def process_environment(command: str, env: dict[str, str]) -> dict[str, str]:
+    """The environment ``command`` runs with.
+
+    For LINE's intake, without the settings it does not use; variables that are no
+    setting (``PATH``, Python's) stay.
+    """
+    if command != "line-intake":
+        return env
+    settings = {*ENVIRONMENT.values(), *SECRETS.values(), *DEPLOY_ONLY}
+    return {name: value for name, value in env.items()
+            if name not in settings or name in INTAKE_SETTINGS}  # fmt: skip
 
 
 def missing_secrets(settings: Settings, env: dict[str, str]) -> list[str]:
@@ -188,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"設定エラー: {error}", file=sys.stderr)
         return 2
-    os.execv(sys.executable, [sys.executable, *python_args])
+    os.execve(sys.executable, [sys.executable, *python_args], process_environment(command, env))
     return 0  # not reached: execv replaces this process
 
 

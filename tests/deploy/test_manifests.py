@@ -892,3 +892,31 @@ def test_the_image_is_built_from_files_that_exist_and_runs_unprivileged():
     assert 'ENTRYPOINT ["python", "/app/deploy/docker/entrypoint.py"]' in app_stage
     ignored = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()
     assert {".env", "deploy/env/*.env", "deploy/certs", "**/.venv"} <= set(ignored)
+
+
+def test_composes_line_intake_runs_without_the_settings_it_does_not_use(
+    compose, tmp_path, monkeypatch
+):
+    entrypoint = load_entrypoint()
+    given = {
+        **compose_environment(app_services(compose)["line-intake"]),  # app.env's example
+        "PRIVACY_BOT_VAR_DIR": str(tmp_path),
+        "PATH": os.environ.get("PATH", ""),
+    }
+    sensitive = {"DATABASE_URL", "RASA_TOKEN", "ACTION_SERVER_SECRET", "PRIVACY_BOT_SECRET"}
+    assert sensitive <= set(given)
+    ran: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(entrypoint.os, "environ", given)
+    monkeypatch.setattr(entrypoint.os, "execve", lambda _, args, env: ran.append((args, env)))
+    entrypoint.main(["line-intake"])
+    [(args, env)] = ran
+    assert args[1:] == ["-m", "bot.channels.line.intake"]
+    # The database URLs, the shared secrets, Twilio's token: none reaches the intake.
+    assert set(env) & KNOWN == set(given) & INTAKE_SETTINGS
+    assert not set(env) & (sensitive | {"PRIVACY_BOT_VAR_DIR", "TWILIO_AUTH_TOKEN"})
+    assert {"REDIS_URL", "LINE_CHANNEL_SECRET"} <= set(env)
+    assert env["PATH"] == given["PATH"]
+    # The other processes get everything they were given.
+    monkeypatch.setattr(entrypoint.os, "environ", {**given, "PRIVACY_BOT_VAR_DIR": str(tmp_path)})
+    entrypoint.main(["worker"])
+    assert ran[1][1] == {**given, "PRIVACY_BOT_VAR_DIR": str(tmp_path)}
