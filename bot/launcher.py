@@ -422,9 +422,7 @@ def running(
         )  # fmt: skip
         processes.append(server)
 
-        def start(
-            module: str, log_name: str, health_url: str | None = None, *args: str
-        ) -> None:
+        def start(module: str, log_name: str, health_url: str | None = None, *args: str) -> None:
             process = _spawn(
                 [sys.executable, "-m", module, *args],
                 env,
