@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import aiohttp
 import pytest
 import redis
 
+from bench.servers import free_port
 from bot.channels.line.signature import sign
 from bot.launcher import _spawn
 from bot.settings import SettingsError, load_settings
@@ -100,12 +100,6 @@ def test_the_settings_refuse_a_priority_or_a_process_count_out_of_range():
 
 
 # --- the intake's processes on one port --------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def healthy(port: int) -> bool:

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from redis import asyncio as redis_asyncio
 
+from bench.servers import free_port
 from bot.channels.line.inbox import LineInbox
 from bot.settings import PROJECT_ROOT
 
@@ -37,12 +38,6 @@ def compose_arguments() -> list[str]:
     command = compose["services"]["redis"].get("command") or ["redis-server"]
     assert command[0] == "redis-server"
     return list(command[1:])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Server:
