@@ -303,18 +303,12 @@ async def measure(
     scripts = web_scripts(sizes.sessions, sizes.messages_per_session)
     url, run = assistant.rest_url, uuid.uuid4().hex[:6]
     webhook = f"{assistant.rasa_url}/webhooks/line/webhook"
-    async with (
-        # No cap on connections (aiohttp's default is 100): LINE's platform does not queue
-        # a burst behind its own connections, and a delivery waiting for a free one here
-        # would count that wait as the webhook's acknowledgement time.
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
-        # The REST channel answers only requests with the HTTP API token.
-        aiohttp.ClientSession(headers=assistant.rest_headers) as rest,
-    ):
+    # The REST channel answers only requests with the HTTP API token.
+    async with aiohttp.ClientSession(headers=assistant.rest_headers) as rest:
         logger.info("warm-up: one message through each path loads what loads lazily")
         await send_conversations(rest, url, [QUESTIONS], f"warm-up-{run}", 1, timeout_s)
         probe = plan_line(1, 1, QUESTIONS, seed=secrets.randbits(32))
-        await line_traffic(http, webhook, stand_in, probe, channel_secret, 1, timeout_s)
+        await line_traffic(webhook, stand_in, probe, channel_secret, 1, timeout_s)
         if not await stand_in.wait_reply(probe[0].reply_token, 0):
             raise RuntimeError("no reply to the LINE warm-up message: is the channel on?")
         warmed, _ = await web_traffic(assistant.rasa_url, [QUESTIONS[:1]], {}, timeout_s)
@@ -332,7 +326,7 @@ async def measure(
         rest_line, expected_line = rest_baseline(replies, wall_s, line_view)
         logger.info("LINE, %d deliveries, %d at a time …", len(plan), concurrency)
         outcomes, line_wall = await line_traffic(
-            http, webhook, stand_in, plan, channel_secret, concurrency, timeout_s
+            webhook, stand_in, plan, channel_secret, concurrency, timeout_s
         )
         logger.info("REST, %d conversations at once …", sizes.sessions)
         replies, wall_s = await send_conversations(

@@ -48,6 +48,7 @@ from unittest import mock
 import aiohttp
 import redis
 import sqlalchemy as sa
+import uvloop
 
 from bench import cli
 from bench.channels import QUESTIONS, rest_baseline, socket_view, web_scripts
@@ -241,7 +242,7 @@ class CpuMeter:
                 module = str(process.args[2]) if isinstance(process.args, list) else ""
                 name = PROCESS_NAMES.get(module, module)
                 self.groups[process.pid] = f"replica {number}: {name}"
-        self.groups[cluster.nginx.pid] = "nginx (master and worker)"
+        self.groups[cluster.nginx.pid] = "nginx (master and workers)"
         self.database = sa.engine.make_url(cluster.replicas[0].settings.database_url).database
         self.admin = sa.create_engine(f"{POSTGRES}/postgres")
 
@@ -296,7 +297,6 @@ def stored_turns(cluster: RunningCluster, prefix: str) -> dict[str, int]:
 
 async def warm_up(
     rest: aiohttp.ClientSession,
-    http: aiohttp.ClientSession,
     cluster: RunningCluster,
     stand_in: LineStandIn,
     secret: str,
@@ -309,7 +309,7 @@ async def warm_up(
             raise RuntimeError(f"replica {number} did not answer the warm-up message")
         probe = plan_line(1, 1, QUESTIONS, seed=secrets.randbits(32))
         webhook = f"{replica.rasa_url}/webhooks/line/webhook"
-        await line_traffic(http, webhook, stand_in, probe, secret, 1, 60)
+        await line_traffic(webhook, stand_in, probe, secret, 1, 60)
         if not await stand_in.wait_reply(probe[0].reply_token, 0):
             raise RuntimeError(f"replica {number} did not answer the LINE warm-up delivery")
 
@@ -407,13 +407,12 @@ async def measure(
     run, replicas = uuid.uuid4().hex[:6], len(cluster.replicas)
     meter = CpuMeter(cluster)
     headers = cluster.replicas[0].rest_headers
-    # No cap on the client's connections (aiohttp's default is 100): a burst must leave
-    # the client at once, not queue inside it.
-    async with (
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), headers=headers) as rest,
-    ):
-        await warm_up(rest, http, cluster, stand_in, secret)
+    # No cap on the client's connections (aiohttp's default is 100): the conversations
+    # must leave the client at once, not queue inside it.
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), headers=headers
+    ) as rest:
+        await warm_up(rest, cluster, stand_in, secret)
         scripts = web_scripts(sizes.conversations, sizes.turns)
         prefix = f"bench-{run}"
         logger.info("%d replica(s): %d conversations at once …", replicas, len(scripts))
@@ -434,7 +433,7 @@ async def measure(
         access_log = cluster.replicas[0].var_dir / "nginx" / "access.log"
         log_start = access_log.stat().st_size
         outcomes, line_wall = await line_traffic(
-            http, webhook, stand_in, plan, secret, sizes.deliveries, sizes.timeout_s
+            webhook, stand_in, plan, secret, sizes.deliveries, sizes.timeout_s
         )
         await asyncio.sleep(3)  # late duplicates of a reply call would come now
         line = count_line(plan, outcomes, stand_in.calls, {}, sizes.timeout_s)
@@ -484,7 +483,9 @@ def run(sizes: Sizes) -> tuple[list[ReplicaRun], str]:
     with mock.patch.dict(os.environ, line_env):
         for replicas, label in ((1, "one"), (2, "two")):
             with bench_cluster(replicas, label, model) as cluster:
-                results.append(asyncio.run(on(cluster)))
+                # uvloop (Sanic's, installed with Rasa): the client shares the cluster's
+                # cores, and asyncio's own loop spends more of them on each connection.
+                results.append(uvloop.run(on(cluster)))
     return results, report(results, sizes, header(started, machine))
 
 
@@ -632,7 +633,9 @@ def report(results: Sequence[ReplicaRun], sizes: Sizes, header_lines: Sequence[s
         "`CLUSTER_TURN_NICE`; nginx passes a delivery to a rasa server only when the intake "
         "fails). The acknowledgement at the edge is nginx's "
         "`$request_time` (first byte read to last byte sent); at the client it also holds "
-        "the time this one Python process takes to open the burst's connections and send it.",
+        "the time this one Python process takes to open the burst's connections and send it "
+        "(signed before the burst and written as raw HTTP/1.1 on a new connection each, on "
+        "uvloop: bench/line.py).",
         f"- SMS: {sizes.verifications} verifications of the demo member one after another; "
         "the time is from sending the birth date to the `sent_at` of the code's line in the "
         "demo outbox.",

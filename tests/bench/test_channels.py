@@ -43,12 +43,14 @@ from bench.line import (
     line_traffic,
     parts,
     plan_line,
+    prepared_request,
     signed_request,
 )
 from bench.rest import Reply, pool
 from bench.servers import free_port
 from bench.stats import Timings
 from bot.channels.line import LineConfig, LineInput
+from bot.channels.line.signature import signature_valid
 
 SECRET = "bench-test-secret"
 
@@ -373,7 +375,10 @@ def test_a_tiny_run_drops_and_duplicates_nothing(capsys):
 
 
 async def _fake_line_channel(stand_in_url: str, port: int) -> web.AppRunner:
-    """A LINE webhook that answers 200 at once, then replies once per new message."""
+    """A LINE webhook that answers 200 at once, then replies once per new message.
+
+    As LINE's channel does, it refuses a body whose signature is not the channel's.
+    """
     http = aiohttp.ClientSession()
     auth = {"Authorization": "Bearer token"}
 
@@ -383,7 +388,10 @@ async def _fake_line_channel(stand_in_url: str, port: int) -> web.AppRunner:
             pass
 
     async def webhook(request: web.Request) -> web.Response:
-        for event in json.loads(await request.read())["events"]:
+        raw = await request.read()
+        if not signature_valid(SECRET, raw, request.headers.get("X-Line-Signature")):
+            return web.Response(status=401)
+        for event in json.loads(raw)["events"]:
             if not event["deliveryContext"]["isRedelivery"]:
                 asyncio.get_running_loop().create_task(reply(event))
         return web.Response()
@@ -405,10 +413,9 @@ def test_line_traffic_sends_every_delivery_and_waits_for_each_reply():
         runner = await _fake_line_channel(stand_in_url, port)
         plan = plan_line(12, 3, QUESTIONS)
         try:
-            async with aiohttp.ClientSession() as http:
-                webhook = f"http://127.0.0.1:{port}/webhook"
-                outcomes, wall_s = await line_traffic(http, webhook, stand_in, plan, SECRET, 3, 10)
-                await asyncio.sleep(0.2)  # a wrong answer to a redelivery would come now
+            webhook = f"http://127.0.0.1:{port}/webhook"
+            outcomes, wall_s = await line_traffic(webhook, stand_in, plan, SECRET, 3, 10)
+            await asyncio.sleep(0.2)  # a wrong answer to a redelivery would come now
         finally:
             await runner.cleanup()
             await stand_in.close()
@@ -418,6 +425,35 @@ def test_line_traffic_sends_every_delivery_and_waits_for_each_reply():
         assert (counts.acknowledged, counts.replies_received) == (12, 11)
 
     asyncio.run(scenario())
+
+
+def test_a_delivery_refused_or_unanswered_is_not_counted_as_acknowledged():
+    async def scenario() -> tuple[dict[str, int], int]:
+        stand_in = LineStandIn("token")
+        stand_in_url = await stand_in.start(free_port())
+        port = free_port()
+        runner = await _fake_line_channel(stand_in_url, port)
+        plan = plan_line(4, 2, QUESTIONS)
+        try:
+            webhook = f"http://127.0.0.1:{port}/webhook"
+            # Signed with another secret: the channel answers 401 to each.
+            refused, _ = await line_traffic(webhook, stand_in, plan, "not-the-secret", 2, 1)
+            # Nothing listens there: no answer at all.
+            gone, _ = await line_traffic(
+                f"http://127.0.0.1:{free_port()}/webhook", stand_in, plan, SECRET, 2, 1
+            )
+        finally:
+            await runner.cleanup()
+            await stand_in.close()
+        statuses = Counter(str(outcome.status) for outcome in refused.values())
+        counts = count_line(plan, gone, stand_in.calls, {}, 1)
+        return dict(statuses), counts.acknowledged
+
+    statuses, acknowledged = asyncio.run(scenario())
+    assert statuses == {"401": 4}
+    assert acknowledged == 0
+    with pytest.raises(ValueError):
+        prepared_request("https://example.jp/webhook", b"{}", {})
 
 
 def test_web_traffic_counts_each_session_s_answers(monkeypatch):
