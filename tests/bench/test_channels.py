@@ -4,9 +4,11 @@ stand-in, and one tiny real run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -36,6 +38,7 @@ from bench.line import (
     REPLY_PATH,
     ApiCall,
     Delivery,
+    LineCounts,
     LineOutcome,
     LineStandIn,
     conversations,
@@ -405,49 +408,48 @@ async def _fake_line_channel(stand_in_url: str, port: int) -> web.AppRunner:
     return runner
 
 
+@contextlib.asynccontextmanager
+async def _fake_line() -> AsyncIterator[tuple[str, LineStandIn]]:
+    """The fake channel's webhook URL and the stand-in it replies through, while in use."""
+    stand_in = LineStandIn("token")
+    stand_in_url = await stand_in.start(free_port())
+    port = free_port()
+    runner = await _fake_line_channel(stand_in_url, port)
+    try:
+        yield f"http://127.0.0.1:{port}/webhook", stand_in
+    finally:
+        await runner.cleanup()
+        await stand_in.close()
+
+
 def test_line_traffic_sends_every_delivery_and_waits_for_each_reply():
-    async def scenario() -> None:
-        stand_in = LineStandIn("token")
-        stand_in_url = await stand_in.start(free_port())
-        port = free_port()
-        runner = await _fake_line_channel(stand_in_url, port)
-        plan = plan_line(12, 3, QUESTIONS)
-        try:
-            webhook = f"http://127.0.0.1:{port}/webhook"
+    plan = plan_line(12, 3, QUESTIONS)
+
+    async def scenario() -> LineCounts:
+        async with _fake_line() as (webhook, stand_in):
             outcomes, wall_s = await line_traffic(webhook, stand_in, plan, SECRET, 3, 10)
             await asyncio.sleep(0.2)  # a wrong answer to a redelivery would come now
-        finally:
-            await runner.cleanup()
-            await stand_in.close()
+        assert wall_s > 0
         expected = {(delivery.user, delivery.turn): ["答え"] for delivery in plan}
-        counts = count_line(plan, outcomes, stand_in.calls, expected, 10)
-        assert counts.ok and wall_s > 0
-        assert (counts.acknowledged, counts.replies_received) == (12, 11)
+        return count_line(plan, outcomes, stand_in.calls, expected, 10)
 
-    asyncio.run(scenario())
+    counts = asyncio.run(scenario())
+    assert counts.ok
+    assert (counts.acknowledged, counts.replies_received) == (12, 11)
 
 
 def test_a_delivery_refused_or_unanswered_is_not_counted_as_acknowledged():
+    plan = plan_line(4, 2, QUESTIONS)
+
     async def scenario() -> tuple[dict[str, int], int]:
-        stand_in = LineStandIn("token")
-        stand_in_url = await stand_in.start(free_port())
-        port = free_port()
-        runner = await _fake_line_channel(stand_in_url, port)
-        plan = plan_line(4, 2, QUESTIONS)
-        try:
-            webhook = f"http://127.0.0.1:{port}/webhook"
+        async with _fake_line() as (webhook, stand_in):
             # Signed with another secret: the channel answers 401 to each.
             refused, _ = await line_traffic(webhook, stand_in, plan, "not-the-secret", 2, 1)
             # Nothing listens there: no answer at all.
-            gone, _ = await line_traffic(
-                f"http://127.0.0.1:{free_port()}/webhook", stand_in, plan, SECRET, 2, 1
-            )
-        finally:
-            await runner.cleanup()
-            await stand_in.close()
+            nowhere = f"http://127.0.0.1:{free_port()}/webhook"
+            gone, _ = await line_traffic(nowhere, stand_in, plan, SECRET, 2, 1)
         statuses = Counter(str(outcome.status) for outcome in refused.values())
-        counts = count_line(plan, gone, stand_in.calls, {}, 1)
-        return dict(statuses), counts.acknowledged
+        return dict(statuses), count_line(plan, gone, stand_in.calls, {}, 1).acknowledged
 
     statuses, acknowledged = asyncio.run(scenario())
     assert statuses == {"401": 4}
