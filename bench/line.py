@@ -143,14 +143,13 @@ def prepared_request(url: str, body: bytes, headers: Mapping[str, str]) -> bytes
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-async def deliver(url: str, request: bytes) -> int:
-    """Send a :func:`prepared_request` on a new connection; the answer's HTTP status.
+async def deliver(host: str, port: int, request: bytes) -> int:
+    """Send a :func:`prepared_request` to ``host:port`` on a new connection; its HTTP status.
 
     Raises:
         OSError, ValueError: If the connection failed or the answer is not HTTP.
     """
-    target = urlsplit(url)
-    reader, writer = await asyncio.open_connection(target.hostname, target.port or 80)
+    reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(request)
         status_line = await reader.readline()  # "HTTP/1.1 200 OK"
@@ -311,11 +310,14 @@ async def line_traffic(
         )
         for delivery in plan
     }
+    # Where to connect, read once: prepared_request has refused anything but plain HTTP.
+    target = urlsplit(webhook_url)
+    host, port = target.hostname or "", target.port or 80
 
     async def send(delivery: Delivery) -> LineOutcome:
         outcome = outcomes[delivery.reply_token] = LineOutcome(time.perf_counter())
         with contextlib.suppress(OSError, ValueError, asyncio.TimeoutError):
-            sending = deliver(webhook_url, requests[delivery.reply_token])
+            sending = deliver(host, port, requests[delivery.reply_token])
             outcome.status = await asyncio.wait_for(sending, ACK_CLIENT_TIMEOUT_S)
             outcome.ack_s = time.perf_counter() - outcome.sent_at
         return outcome
