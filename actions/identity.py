@@ -53,9 +53,13 @@ class ValidateVerificationForm(Action):
                 failures=int(tracker.get_slot(dialog.FAILURES_SLOT) or 0),
                 member_number_text=sealed.unseal(tracker.get_slot(dialog.MEMBER_NUMBER_SLOT)),
             )
-            turn = dialog.step(context, tracker.get_slot(dialog.REQUESTED_SLOT), said)
+            requested = tracker.get_slot(dialog.REQUESTED_SLOT)
+            turn = dialog.step(context, requested, said)
         send(dispatcher, turn.replies)
-        slots = turn.slots or {str(tracker.get_slot(dialog.REQUESTED_SLOT)): None}
+        # Rasa also validates as the form starts, before it has asked for anything: then
+        # there is no slot to set again (it was str(None), a slot "None" Rasa logged as
+        # an error on every verification).
+        slots = turn.slots or ({str(requested): None} if requested else {})
         return [SlotSet(name, value) for name, value in slots.items()]
 
 

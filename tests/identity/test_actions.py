@@ -10,6 +10,7 @@ import asyncio
 import re
 
 import pytest
+import yaml
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import active_profile
@@ -17,6 +18,7 @@ from actions.identity import ActionMyData, ActionVerificationDone, ValidateVerif
 from actions.policy_answers import ActionAnswerPolicy
 from bot.identity.sealed import seal, unseal
 from bot.policy.answers import contact_line
+from bot.settings import PROJECT_ROOT
 from tests.action_runs import run, run_messages, slot_events
 from tests.identity.verifying import outbox_code, verify
 
@@ -156,6 +158,14 @@ def test_a_question_in_the_form_is_answered_and_the_slot_asked_again(database, t
     )
     assert "出典" in said
     assert slot_events(events) == {"id_birth_date": None}
+
+
+def test_the_forms_first_step_sets_only_slots_of_the_domain(database, tracker):
+    # Rasa validates once as the form starts, before it has asked for anything.
+    events, said = run(ValidateVerificationForm(), tracker("私の登録内容を見たい", "ask_my_data"))
+    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text("utf-8"))
+    assert set(slot_events(events)) <= set(domain["slots"])
+    assert said == ""
 
 
 def test_stop_ends_the_form(database, tracker):
