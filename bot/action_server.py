@@ -15,6 +15,7 @@ import argparse
 import hmac
 import logging
 import sys
+from asyncio import AbstractEventLoop
 from collections.abc import Awaitable, Callable, Sequence
 
 from rasa_sdk import utils
@@ -23,6 +24,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.core.heap import freeze_startup_objects
 from bot.settings import SettingsError, ensure_action_secret, load_settings
 
 logger = logging.getLogger(__name__)
@@ -73,6 +75,11 @@ def build_app(secret: str, actions: str = "actions") -> Sanic:
     return app
 
 
+async def _freeze_startup_objects(_app: Sanic, _loop: AbstractEventLoop) -> None:
+    # Registered by main() alone: an app built in a test must not freeze the test's heap.
+    freeze_startup_objects()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the actions until stopped; 2 when the settings are unusable."""
     parser = argparse.ArgumentParser(prog="python -m bot.action_server")
@@ -90,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     host = args.host or settings.bind_host
     port = args.port or settings.action_port
     app = build_app(secret)
+    app.register_listener(_freeze_startup_objects, "after_server_start")
     logger.info("Action server on http://%s:%d (calls need the shared secret)", host, port)
     app.run(host, port, workers=1, access_log=False, motd=False)
     return 0

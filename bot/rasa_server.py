@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from bot.core.heap import freeze_startup_objects
 from bot.settings import SettingsError, ensure_rasa_token, load_settings
+
+_FREEZES = "_privacy_bot_freezes"
 
 # Rasa options this module sets itself; given on the command line they are refused.
 OWN_OPTIONS = ("--auth-token", "-i", "--interface", "--enable-api", "--port", "-p")
@@ -44,6 +48,28 @@ def rasa_argv(args: Sequence[str], token: str, host: str, port: int) -> list[str
     ]  # fmt: skip
 
 
+def freeze_after_loading() -> None:
+    """Freeze the start-up objects once Rasa has loaded the model (:mod:`bot.core.heap`).
+
+    Rasa loads the model in a listener of its own (``rasa.core.run.load_agent_on_start``,
+    looked up when ``rasa run`` starts the server) and offers no hook after it, hence
+    the wrapped function. Idempotent.
+    """
+    import rasa.core.run as rasa_run
+
+    load = rasa_run.load_agent_on_start
+    if getattr(load, _FREEZES, False):
+        return
+
+    async def load_then_freeze(*args: Any, **kwargs: Any) -> Any:
+        loaded = await load(*args, **kwargs)
+        freeze_startup_objects()
+        return loaded
+
+    setattr(load_then_freeze, _FREEZES, True)
+    rasa_run.load_agent_on_start = load_then_freeze
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the rasa server until stopped; 2 when the settings are unusable."""
     try:
@@ -69,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # A long conversation continues in a new Rasa session every so many messages.
     install(settings.session_turn_limit)
+    freeze_after_loading()
     rasa_main()
     return 0
 

@@ -7,6 +7,7 @@ import signal
 import sys
 from types import FrameType
 
+from bot.core.heap import freeze_startup_objects
 from bot.settings import SettingsError, load_settings
 from bot.worker import Worker
 
@@ -25,6 +26,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    freeze_startup_objects()  # bot.core.heap: no long pause between deliveries
     worker.run()
     return 0
 

@@ -40,6 +40,7 @@ from bot.channels.shared_state import (
     connect,
     require_reachable,
 )
+from bot.core.heap import freeze_startup_objects
 from bot.settings import PROJECT_ROOT, SettingsError, load_settings
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     app = create_app(config, LineInbox(connect(settings.redis_url)))
+
+    # Before the first delivery: a full collection would stop a burst (bot.core.heap).
+    freeze_startup_objects()
     web.run_app(
         app,
         host=args.host or settings.bind_host,
