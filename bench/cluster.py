@@ -16,7 +16,8 @@ nginx:
 2. ``--line-deliveries`` signed LINE webhook deliveries as one burst (every user's
    message at once, then a few redeliveries): the acknowledgement's p50/p95 and the
    time to the reply call at the stand-in; reply calls made twice, redeliveries
-   answered;
+   answered. The burst is the intake's first (nginx opens its connections to the
+   intake meanwhile); then the same again with new users, on the connections kept;
 3. ``--verifications`` identity verifications one after another: the time from the
    member's message that triggers the code (the birth date) to the SMS line in the demo
    outbox (``sent_at``, written by whichever deliverer claimed the row: the action
@@ -147,6 +148,9 @@ class ReplicaRun:
     edge_ack_s: list[float]
     # Of that, the time its upstream (the intake) took: $upstream_response_time.
     intake_ack_s: list[float]
+    # The same burst again, nginx's connections to the intake now open (kept an hour).
+    again: LineCounts
+    again_edge_ack_s: list[float]
 
     @property
     def ok(self) -> bool:
@@ -156,6 +160,7 @@ class ReplicaRun:
             and not self.turns_stored_twice
             and not self.turns_not_stored
             and self.line.ok
+            and self.again.ok
             and self.sms.ok
         )
 
@@ -429,25 +434,48 @@ async def measure(
         lost = sum(max(0, n - stored.get(sender, 0)) for sender, n in sent.items())
 
         logger.info("%d replica(s): %d LINE deliveries at once …", replicas, sizes.deliveries)
-        plan = plan_line(sizes.deliveries, sizes.deliveries, QUESTIONS, secrets.randbits(32))
-        webhook = f"{edge(cluster)}/webhooks/line/webhook"
-        access_log = cluster.replicas[0].var_dir / "nginx" / "access.log"
-        log_start = access_log.stat().st_size
-        outcomes, line_wall = await line_traffic(
-            webhook, stand_in, plan, secret, sizes.deliveries, sizes.timeout_s
-        )
-        await asyncio.sleep(3)  # late duplicates of a reply call would come now
-        line = count_line(plan, outcomes, stand_in.calls, {}, sizes.timeout_s)
-        edge_ack = request_times(access_log, log_start, "/webhooks/line/webhook")
-        intake_ack = request_times(access_log, log_start, "/webhooks/line/webhook", upstream=True)
+        line, line_wall, edge_ack, intake_ack = await line_burst(cluster, stand_in, secret, sizes)
+        logger.info("%d replica(s): the LINE burst again …", replicas)
+        again, _, again_edge_ack, _ = await line_burst(cluster, stand_in, secret, sizes)
 
         logger.info("%d replica(s): %d verifications …", replicas, sizes.verifications)
         sms = await verifications(rest, cluster, sizes.verifications, sizes.timeout_s)
     meter.close()
     cpu = {label: used_between(before.get(label, {}), pids) for label, pids in after.items()}
     return ReplicaRun(
-        replicas, turns, twice, lost, cpu, busy, line, line_wall, sms, edge_ack, intake_ack
+        replicas,
+        turns,
+        twice,
+        lost,
+        cpu,
+        busy,
+        line,
+        line_wall,
+        sms,
+        edge_ack,
+        intake_ack,
+        again,
+        again_edge_ack,
     )
+
+
+async def line_burst(
+    cluster: RunningCluster, stand_in: LineStandIn, secret: str, sizes: Sizes
+) -> tuple[LineCounts, float, list[float], list[float]]:
+    """One burst of new users through the edge: its counts, wall time, edge and intake times."""
+    plan = plan_line(sizes.deliveries, sizes.deliveries, QUESTIONS, secrets.randbits(32))
+    webhook = f"{edge(cluster)}/webhooks/line/webhook"
+    access_log = cluster.replicas[0].var_dir / "nginx" / "access.log"
+    log_start = access_log.stat().st_size
+    calls_before = len(stand_in.calls)
+    outcomes, wall_s = await line_traffic(
+        webhook, stand_in, plan, secret, sizes.deliveries, sizes.timeout_s
+    )
+    await asyncio.sleep(3)  # late duplicates of a reply call would come now
+    line = count_line(plan, outcomes, stand_in.calls[calls_before:], {}, sizes.timeout_s)
+    edge_ack = request_times(access_log, log_start, "/webhooks/line/webhook")
+    intake_ack = request_times(access_log, log_start, "/webhooks/line/webhook", upstream=True)
+    return line, wall_s, edge_ack, intake_ack
 
 
 def request_times(access_log: Path, start: int, path: str, upstream: bool = False) -> list[float]:
@@ -589,6 +617,23 @@ def report(results: Sequence[ReplicaRun], sizes: Sizes, header_lines: Sequence[s
             lambda r: f"{r.line.redeliveries_answered} of {r.line.redeliveries}",
         ),
         row("push calls", lambda r: str(r.line.pushes)),
+        row(
+            "the burst again (connections to the intake kept): at the edge p50 / p95 / max ms",
+            lambda r: spread(r.again_edge_ack_s, 50, 95, 100),
+        ),
+        row(
+            f"… acknowledged within {target_ms} ms at the edge",
+            lambda r: (
+                f"{_within(r.again_edge_ack_s, LINE_ACK_TARGET_S)} of {len(r.again_edge_ack_s)}"
+            ),
+        ),
+        row(
+            "… acknowledged (HTTP 200) / missing replies / duplicate reply calls",
+            lambda r: (
+                f"{r.again.acknowledged} of {r.again.deliveries} / {r.again.missing} / "
+                f"{r.again.duplicate_calls}"
+            ),
+        ),
     ]
     sms_rows = [
         row("verifications", lambda r: str(r.sms.verifications)),
@@ -639,7 +684,10 @@ def report(results: Sequence[ReplicaRun], sizes: Sizes, header_lines: Sequence[s
         "`$request_time` (first byte read to last byte sent); at the client it also holds "
         "the time this one Python process takes to open the burst's connections and send it "
         "(signed before the burst and written as raw HTTP/1.1 on a new connection each, on "
-        "uvloop: bench/line.py).",
+        "uvloop: bench/line.py). The burst is the intake's first: nginx opens its "
+        "connections to the intake during it. Then the same burst again, with new users, "
+        "on the connections nginx has kept (for an hour, as after any earlier burst "
+        "within it).",
         f"- SMS: {sizes.verifications} verifications of the demo member one after another; "
         "the time is from sending the birth date to the `sent_at` of the code's line in the "
         "demo outbox.",

@@ -50,6 +50,10 @@ WEBHOOK_PATH = "/webhooks/line/webhook"
 HEALTH_PATH = "/webhooks/line/"
 INBOX_KEY = web.AppKey("inbox", LineInbox)
 BACKLOG = 4096  # the kernel caps it at net.core.somaxconn
+# nginx keeps its idle connections here for an hour (deploy/nginx/): the intake keeps
+# them a little longer, so that nginx, not the intake, closes one it no longer needs and
+# never sends a delivery on a connection the intake has just closed.
+KEEPALIVE_S = 3660.0
 
 
 def create_app(config: LineConfig, inbox: LineInbox) -> web.Application:
@@ -164,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         # A burst is hundreds of connections at once: with the default backlog (128)
         # the kernel drops the overflow and the client's retry comes a second later.
         backlog=BACKLOG,
+        keepalive_timeout=KEEPALIVE_S,
         access_log=None,
         reuse_port=args.reuse_port or None,
         print=None,

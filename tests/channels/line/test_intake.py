@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,12 +22,13 @@ from bot.channels.line.api import LineApi
 from bot.channels.line.channel import LineInput
 from bot.channels.line.config import LineConfig
 from bot.channels.line.inbox import LineInbox, connect_blocking, encode
-from bot.channels.line.intake import create_app
+from bot.channels.line.intake import KEEPALIVE_S, create_app
 from bot.channels.line.lanes import Lanes
 from bot.channels.line.seen import SharedSeenEvents
 from bot.channels.line.signature import sign
 from bot.channels.line.webhook import MAX_BODY_BYTES
 from bot.channels.shared_state import connect
+from bot.settings import PROJECT_ROOT
 from tests.channels.conftest import RedisSpace, closed_port_url
 from tests.channels.line.support import FakeRasa, body, no_sleep, text_event
 from tests.line_stand_in import ACCESS_TOKEN, CHANNEL_SECRET, StandIn
@@ -344,3 +346,16 @@ def test_the_fallback_mark_opens_nothing_to_a_stranger(stand_in):
 
     asyncio.run(go())
     assert rasa.received == []
+
+
+def test_the_intake_keeps_an_idle_connection_longer_than_nginx_does():
+    # nginx must close an idle kept connection first: otherwise it may send a delivery
+    # on a connection the intake has just closed.
+    for template in ("cluster.conf.template", "compose.conf.template"):
+        text = (PROJECT_ROOT / "deploy" / "nginx" / template).read_text("utf-8")
+        upstream = re.search(r"upstream privacy_line_intake \{(.*?)\n\s*\}", text, re.DOTALL)
+        assert upstream, template
+        timeout = re.search(r"keepalive_timeout (\d+)(h|m|s);", upstream.group(1))
+        assert timeout, template
+        seconds = int(timeout.group(1)) * {"h": 3600, "m": 60, "s": 1}[timeout.group(2)]
+        assert 60 < seconds < KEEPALIVE_S, template
