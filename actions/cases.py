@@ -15,6 +15,7 @@ from actions.common import (
     blocking_action,
     conversation_of,
     db_session,
+    form_step_events,
     send,
     utc_now,
 )
@@ -105,8 +106,7 @@ def _form_step(
             return _expired(dispatcher)
         turn = step(context, str(requested), _said(tracker))
     send(dispatcher, turn.replies)
-    slots = turn.slots or {str(requested): None}
-    return [SlotSet(name, value) for name, value in slots.items()]
+    return form_step_events(turn.slots, str(requested))
 
 
 def _cleared() -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -33,6 +34,21 @@ def active_profile() -> Profile:
     """The profile of the organization this action server serves."""
     settings = load_settings()
     return cached_profile(settings.org_id, str(settings.profiles_dir))
+
+
+def form_step_events(slots: dict[str, Any], requested: str | None) -> list[dict[str, Any]]:
+    """A form step's slot updates as events.
+
+    A step that updates nothing sets the requested slot again (to None), so that Rasa
+    does not take the turn from the form. Before the form has asked for anything (Rasa
+    also validates as a form starts) there is no such slot, and nothing is set.
+
+    Args:
+        slots: the step's slot updates.
+        requested: the slot the form asked for, if any.
+    """
+    updates = slots or ({requested: None} if requested else {})
+    return [SlotSet(name, value) for name, value in updates.items()]
 
 
 def send(dispatcher: CollectingDispatcher, replies: Iterable[Reply]) -> None:

@@ -13,6 +13,7 @@ from actions.common import (
     blocking_action,
     conversation_of,
     db_session,
+    form_step_events,
     send,
     sms_sender,
     utc_now,
@@ -56,11 +57,7 @@ class ValidateVerificationForm(Action):
             requested = tracker.get_slot(dialog.REQUESTED_SLOT)
             turn = dialog.step(context, requested, said)
         send(dispatcher, turn.replies)
-        # Rasa also validates as the form starts, before it has asked for anything: then
-        # there is no slot to set again (it was str(None), a slot "None" Rasa logged as
-        # an error on every verification).
-        slots = turn.slots or ({str(requested): None} if requested else {})
-        return [SlotSet(name, value) for name, value in slots.items()]
+        return form_step_events(turn.slots, requested)
 
 
 class ActionMyData(Action):
