@@ -60,13 +60,12 @@ db: install
 train: install
 	$(BIN)/python -m bot.launcher train
 
-# Training is the longest job (about 12 min here) and leaves a quarter of the two cores
-# idle on average; the checks need about 5 CPU-minutes and no model. So they run beside
+# Training is the longest job (703 s alone here) and leaves about a quarter of the two
+# cores idle; the checks need about 5 CPU-minutes and no model. So they run beside
 # training at a lower priority (CHECKS_NICE), taking what training leaves instead of
-# slowing it (training alone 703 s here; beside the checks at equal priority 941-962 s
-# in CI), and the end-to-end tests and stories start as soon as the model is trained,
-# whether or not the checks are done. Each target's output is printed whole when it
-# ends.
+# slowing it (777 s beside them in CI; 941-962 s at equal priority), and the end-to-end
+# tests and stories start as soon as the model is trained, whether or not the checks
+# are done. Each target's output is printed whole when it ends.
 test: install
 	$(MAKE) --no-print-directory -j6 --output-sync=target CHECKS_NICE="nice -n 10" \
 		checks e2e stories
