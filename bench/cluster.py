@@ -17,7 +17,10 @@ nginx:
    message at once, then a few redeliveries): the acknowledgement's p50/p95 and the
    time to the reply call at the stand-in; reply calls made twice, redeliveries
    answered. The burst is the intake's first (nginx opens its connections to the
-   intake meanwhile); then the same again with new users, on the connections kept;
+   intake meanwhile); then the same again with new users, on the connections kept.
+   Just before, the same burst's new messages go from the same client to
+   :mod:`bench.bare_server`, which answers 200 and does nothing else: the baseline of
+   the acknowledgement at the client on this machine;
 3. ``--verifications`` identity verifications one after another: the time from the
    member's message that triggers the code (the birth date) to the SMS line in the demo
    outbox (``sent_at``, written by whichever deliverer claimed the row: the action
@@ -35,6 +38,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 import tempfile
 import time
 import uuid
@@ -57,14 +61,17 @@ from bench.cpu import cpu_seconds, group_members, machine_busy_seconds, used_bet
 from bench.line import (
     LineCounts,
     LineStandIn,
+    burst_acks,
     count_line,
     line_environment,
     line_traffic,
     plan_line,
+    prepared_request,
+    signed_request,
 )
 from bench.report import DASH, Machine, header, num, table, times
 from bench.rest import REST_WEBHOOK, post_message, send_conversations
-from bench.servers import LOOPBACK, free_port
+from bench.servers import LOOPBACK, child_env, free_port, local_url, server
 from bench.stats import Timings, ratio
 from bot.cluster import RunningCluster, cluster_running
 from bot.core.heap import freeze_startup_objects
@@ -107,6 +114,8 @@ class Sizes:
     deliveries: int = 200
     verifications: int = 20
     timeout_s: float = 60.0
+    # The burst to bench.bare_server before the first LINE burst (--no-baseline: none).
+    baseline: bool = True
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,8 @@ class ReplicaRun:
     line: LineBurst
     # The same burst again, nginx's connections to the intake now open (kept an hour).
     again: LineBurst
+    # The burst's new messages to bench.bare_server instead, just before: at the client.
+    bare_ack_s: list[float]
     sms: SmsCounts
 
     @property
@@ -413,7 +424,7 @@ def count_sms(
 
 
 async def measure(
-    cluster: RunningCluster, stand_in: LineStandIn, secret: str, sizes: Sizes
+    cluster: RunningCluster, stand_in: LineStandIn, secret: str, sizes: Sizes, bare_url: str
 ) -> ReplicaRun:
     """Every phase on a running cluster whose LINE API is ``stand_in``."""
     run, replicas = uuid.uuid4().hex[:6], len(cluster.replicas)
@@ -439,6 +450,9 @@ async def measure(
         twice = sum(max(0, stored.get(sender, 0) - n) for sender, n in sent.items())
         lost = sum(max(0, n - stored.get(sender, 0)) for sender, n in sent.items())
 
+        logger.info("%d replica(s): the LINE burst to a bare server …", replicas)
+        bare = await bare_burst(bare_url, secret, sizes) if sizes.baseline else []
+        await asyncio.sleep(1)  # the bare server's connections closed, as a quiet second
         logger.info("%d replica(s): %d LINE deliveries at once …", replicas, sizes.deliveries)
         line = await line_burst(cluster, stand_in, secret, sizes)
         logger.info("%d replica(s): the LINE burst again …", replicas)
@@ -448,7 +462,7 @@ async def measure(
         sms = await verifications(rest, cluster, sizes.verifications, sizes.timeout_s)
     meter.close()
     cpu = {label: used_between(before.get(label, {}), pids) for label, pids in after.items()}
-    return ReplicaRun(replicas, turns, twice, lost, cpu, busy, line, again, sms)
+    return ReplicaRun(replicas, turns, twice, lost, cpu, busy, line, again, bare, sms)
 
 
 async def line_burst(
@@ -470,6 +484,22 @@ async def line_burst(
         edge_ack_s=request_times(access_log, log_start, "/webhooks/line/webhook"),
         intake_ack_s=request_times(access_log, log_start, "/webhooks/line/webhook", upstream=True),
     )
+
+
+async def bare_burst(url: str, secret: str, sizes: Sizes) -> list[float]:
+    """The burst's new messages, prepared as for the edge, sent at once to ``url``.
+
+    ``url`` is :mod:`bench.bare_server`'s: the client-side acknowledgement of each, with
+    nothing but the machine, the kernel and this client in it.
+    """
+    plan = plan_line(sizes.deliveries, sizes.deliveries, QUESTIONS, secrets.randbits(32))
+    webhook = f"{url}/webhooks/line/webhook"
+    requests = [
+        prepared_request(webhook, *signed_request(delivery, secret))
+        for delivery in plan
+        if not delivery.redelivery
+    ]
+    return await burst_acks(webhook, requests)
 
 
 def request_times(access_log: Path, start: int, path: str, upstream: bool = False) -> list[float]:
@@ -495,18 +525,25 @@ def run(sizes: Sizes) -> tuple[list[ReplicaRun], str]:
     line_env = line_environment(secret, access_token, stand_in_port)
     results: list[ReplicaRun] = []
 
+    bare_port = free_port()
+    bare_url = local_url(bare_port)
+
     async def on(cluster: RunningCluster) -> ReplicaRun:
         # The client stands in for LINE's servers and the members: a full collection of
         # its own heap (up to 95 ms) would stop the burst it sends (bot.core.heap).
         freeze_startup_objects()
         await stand_in.start(stand_in_port)
         try:
-            return await measure(cluster, stand_in, secret, sizes)
+            return await measure(cluster, stand_in, secret, sizes, bare_url)
         finally:
             await stand_in.close()
 
     model = train_if_needed()
-    with mock.patch.dict(os.environ, line_env):
+    bare_command = [sys.executable, "-m", "bench.bare_server", str(bare_port)]
+    with (
+        mock.patch.dict(os.environ, line_env),
+        server("bare server", bare_command, f"{bare_url}/", child_env(), deadline_s=30),
+    ):
         for replicas, label in ((1, "one"), (2, "two")):
             with bench_cluster(replicas, label, model) as cluster:
                 # uvloop (Sanic's, installed with Rasa): the client shares the cluster's
@@ -592,6 +629,12 @@ def report(results: Sequence[ReplicaRun], sizes: Sizes, header_lines: Sequence[s
             row(
                 "acknowledgement at the client p50 / p95 / max ms",
                 lambda r: spread(burst(r).counts.ack_s, 50, 95, 100),
+            ),
+            row(
+                "… at the client, p95 over the bare server's (baseline below)",
+                lambda r: times(
+                    ratio(Timings(burst(r).counts.ack_s).ms(95), Timings(r.bare_ack_s).ms(95))
+                ),
             ),
             row(
                 f"acknowledged within {target_ms} ms at the client",
@@ -732,6 +775,17 @@ def report(results: Sequence[ReplicaRun], sizes: Sizes, header_lines: Sequence[s
         "",
         *table(["figure", *heads], burst_rows(lambda r: r.again), "l" + "r" * len(heads)),
         "",
+        "Baseline, just before the first burst (the cluster up and idle): the same "
+        "burst's new messages from the same client to `bench.bare_server`, which answers "
+        "200 and does nothing else (aiohttp on uvloop, one process, as the intake is "
+        "served), at the client p50 / p95 / max ms: "
+        + " · ".join(
+            f"{spread(run.bare_ack_s, 50, 95, 100)} ({head}; {len(run.bare_ack_s)} answered)"
+            for run, head in zip(results, heads, strict=True)
+        )
+        + ". What this server takes is the machine's, the kernel's and the client's share "
+        "of an acknowledgement; the rest is nginx's and the intake's.",
+        "",
         "### Verification code by SMS",
         "",
         *table(["figure", *heads], sms_rows, "l" + "r" * len(heads)),
@@ -759,9 +813,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--line-deliveries", type=cli.at_least(2), default=200)
     parser.add_argument("--verifications", type=cli.at_least(1), default=20)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a reply")
+    parser.add_argument(
+        "--no-baseline", action="store_true",
+        help="no burst to bench.bare_server before the first LINE burst",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     sizes = Sizes(
-        args.conversations, args.turns, args.line_deliveries, args.verifications, args.timeout
+        args.conversations,
+        args.turns,
+        args.line_deliveries,
+        args.verifications,
+        args.timeout,
+        baseline=not args.no_baseline,
     )
 
     def measure_and_print() -> int:

@@ -288,6 +288,24 @@ class LineOutcome:
     ack_s: float | None = None
 
 
+async def timed_deliver(host: str, port: int, request: bytes) -> LineOutcome:
+    """:func:`deliver` ``request``, waiting up to :data:`ACK_CLIENT_TIMEOUT_S`: what came."""
+    outcome = LineOutcome(time.perf_counter())
+    with contextlib.suppress(OSError, ValueError, asyncio.TimeoutError):
+        sending = deliver(host, port, request)
+        outcome.status = await asyncio.wait_for(sending, ACK_CLIENT_TIMEOUT_S)
+        outcome.ack_s = time.perf_counter() - outcome.sent_at
+    return outcome
+
+
+async def burst_acks(url: str, requests: Sequence[bytes]) -> list[float]:
+    """``requests``, prepared for ``url``, all sent at once: the seconds to each HTTP 200."""
+    target = urlsplit(url)
+    host, port = target.hostname or "", target.port or 80
+    outcomes = await asyncio.gather(*(timed_deliver(host, port, req) for req in requests))
+    return [o.ack_s for o in outcomes if o.status == 200 and o.ack_s is not None]
+
+
 async def line_traffic(
     webhook_url: str,
     stand_in: LineStandIn,
@@ -315,11 +333,8 @@ async def line_traffic(
     host, port = target.hostname or "", target.port or 80
 
     async def send(delivery: Delivery) -> LineOutcome:
-        outcome = outcomes[delivery.reply_token] = LineOutcome(time.perf_counter())
-        with contextlib.suppress(OSError, ValueError, asyncio.TimeoutError):
-            sending = deliver(host, port, requests[delivery.reply_token])
-            outcome.status = await asyncio.wait_for(sending, ACK_CLIENT_TIMEOUT_S)
-            outcome.ack_s = time.perf_counter() - outcome.sent_at
+        outcome = await timed_deliver(host, port, requests[delivery.reply_token])
+        outcomes[delivery.reply_token] = outcome
         return outcome
 
     users = conversations(plan)

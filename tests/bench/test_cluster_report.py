@@ -30,7 +30,9 @@ def burst(fast: int, slow: int, slow_s: float, duplicate_calls: int = 0) -> Line
     return LineBurst(counts, wall_s=4.0, edge_ack_s=edge, intake_ack_s=[s / 2 for s in edge])
 
 
-def replica_run(replicas: int, line: LineBurst, again: LineBurst) -> ReplicaRun:
+def replica_run(
+    replicas: int, line: LineBurst, again: LineBurst, bare_s: float = 0.024
+) -> ReplicaRun:
     sms = SmsCounts(
         verifications=20,
         errors=0,
@@ -44,7 +46,8 @@ def replica_run(replicas: int, line: LineBurst, again: LineBurst) -> ReplicaRun:
     )
     turns = Timings(seconds=[0.5] * 400, wall_s=20.0 / replicas)
     cpu = {"replica 1: rasa server": 30.0, "benchmark client (this process)": 5.0}
-    return ReplicaRun(replicas, turns, 0, 0, cpu, 35.0, line, again, sms)
+    bare = [bare_s] * 195
+    return ReplicaRun(replicas, turns, 0, 0, cpu, 35.0, line, again, bare, sms)
 
 
 def table_row(text: str, section: str, label: str) -> list[str]:
@@ -78,6 +81,12 @@ def test_each_burst_is_reported_in_its_own_table_for_each_cluster_size():
         "5.0 / 5.0 / 5.0",
         "5.0 / 5.0 / 25.5",
     ]
+    # The client's p95 (the edge's + 2 ms here) against the bare server's 24 ms.
+    assert (
+        table_row(text, again, "… at the client, p95 over the bare server's (baseline below)")[0]
+        == "0.50×"
+    )
+    assert "24.0 / 24.0 / 24.0 (1 replica; 195 answered)" in text
     assert one.ok and two.ok
     assert text.endswith("No error and no duplicate in any phase: yes")
 
