@@ -424,9 +424,16 @@ def count_sms(
 
 
 async def measure(
-    cluster: RunningCluster, stand_in: LineStandIn, secret: str, sizes: Sizes, bare_url: str
+    cluster: RunningCluster,
+    stand_in: LineStandIn,
+    secret: str,
+    sizes: Sizes,
+    bare_url: str | None,
 ) -> ReplicaRun:
-    """Every phase on a running cluster whose LINE API is ``stand_in``."""
+    """Every phase on a running cluster whose LINE API is ``stand_in``.
+
+    ``bare_url``: :mod:`bench.bare_server`'s, for the baseline burst (None: no baseline).
+    """
     run, replicas = uuid.uuid4().hex[:6], len(cluster.replicas)
     meter = CpuMeter(cluster)
     headers = cluster.replicas[0].rest_headers
@@ -451,7 +458,7 @@ async def measure(
         lost = sum(max(0, n - stored.get(sender, 0)) for sender, n in sent.items())
 
         logger.info("%d replica(s): the LINE burst to a bare server …", replicas)
-        bare = await bare_burst(bare_url, secret, sizes) if sizes.baseline else []
+        bare = await bare_burst(bare_url, secret, sizes) if bare_url else []
         await asyncio.sleep(1)  # the bare server's connections closed, as a quiet second
         logger.info("%d replica(s): %d LINE deliveries at once …", replicas, sizes.deliveries)
         line = await line_burst(cluster, stand_in, secret, sizes)
@@ -484,6 +491,18 @@ async def line_burst(
         edge_ack_s=request_times(access_log, log_start, "/webhooks/line/webhook"),
         intake_ack_s=request_times(access_log, log_start, "/webhooks/line/webhook", upstream=True),
     )
+
+
+@contextmanager
+def bare_server(wanted: bool) -> Iterator[str | None]:
+    """:mod:`bench.bare_server` on a free loopback port: its URL; unless ``wanted``, None."""
+    if not wanted:
+        yield None
+        return
+    port = free_port()
+    command = [sys.executable, "-m", "bench.bare_server", str(port)]
+    with server("bare server", command, f"{local_url(port)}/", child_env(), deadline_s=30):
+        yield local_url(port)
 
 
 async def bare_burst(url: str, secret: str, sizes: Sizes) -> list[float]:
@@ -525,10 +544,7 @@ def run(sizes: Sizes) -> tuple[list[ReplicaRun], str]:
     line_env = line_environment(secret, access_token, stand_in_port)
     results: list[ReplicaRun] = []
 
-    bare_port = free_port()
-    bare_url = local_url(bare_port)
-
-    async def on(cluster: RunningCluster) -> ReplicaRun:
+    async def on(cluster: RunningCluster, bare_url: str | None) -> ReplicaRun:
         # The client stands in for LINE's servers and the members: a full collection of
         # its own heap (up to 95 ms) would stop the burst it sends (bot.core.heap).
         freeze_startup_objects()
@@ -539,16 +555,12 @@ def run(sizes: Sizes) -> tuple[list[ReplicaRun], str]:
             await stand_in.close()
 
     model = train_if_needed()
-    bare_command = [sys.executable, "-m", "bench.bare_server", str(bare_port)]
-    with (
-        mock.patch.dict(os.environ, line_env),
-        server("bare server", bare_command, f"{bare_url}/", child_env(), deadline_s=30),
-    ):
+    with mock.patch.dict(os.environ, line_env), bare_server(sizes.baseline) as bare_url:
         for replicas, label in ((1, "one"), (2, "two")):
             with bench_cluster(replicas, label, model) as cluster:
                 # uvloop (Sanic's, installed with Rasa): the client shares the cluster's
                 # cores, and asyncio's own loop spends more of them on each connection.
-                results.append(uvloop.run(on(cluster)))
+                results.append(uvloop.run(on(cluster, bare_url)))
     return results, report(results, sizes, header(started, machine))
 
 
