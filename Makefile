@@ -135,8 +135,11 @@ bench-channels: train
 # `make cluster` with one replica, then two, behind nginx on PostgreSQL and Redis db 11:
 # 40 concurrent conversations (turns/s, latency, CPU per process), 200 LINE deliveries as
 # one burst, 20 verification codes by SMS; errors and duplicates (bench/cluster.py).
+# Then the LINE burst at the edge alone (nginx and the intake, cold and on kept
+# connections, Redis db 12: bench/line_edge.py).
 bench-cluster: train nginx
 	$(BIN)/python -m bench.cluster
+	$(BIN)/python -m bench.line_edge
 
 # The staff console's queue and transcript pages with 10,000 escalations and 1,000,000
 # Rasa tracker events against 100 escalations and 10,000 events (SQLite and

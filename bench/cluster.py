@@ -65,9 +65,8 @@ from bench.line import (
     count_line,
     line_environment,
     line_traffic,
+    new_message_requests,
     plan_line,
-    prepared_request,
-    signed_request,
 )
 from bench.report import DASH, Machine, header, num, table, times
 from bench.rest import REST_WEBHOOK, post_message, send_conversations
@@ -98,6 +97,7 @@ PROCESS_NAMES = {
     "bot.channels.webpage": "chat page",
     "bot.channels.line.intake": "LINE intake",
 }
+INTAKE_NAME = PROCESS_NAMES["bot.channels.line.intake"]
 # nginx's access line (deploy/nginx/cluster.conf.template): '... "POST /path HTTP/1.1"
 # 200 upstream(s) 0.003 0.004', the last figures the last upstream's
 # $upstream_response_time and $request_time, in seconds (ms resolution).
@@ -150,6 +150,16 @@ class LineBurst:
     edge_ack_s: list[float]
     # Of that, the time its upstream (the intake) took: $upstream_response_time.
     intake_ack_s: list[float]
+    # The CPU the intake's processes used from just before the burst to its last reply
+    # (they do nothing else meanwhile; /proc counts in ticks of 10 ms per process).
+    intake_cpu_s: float | None = None
+
+    @property
+    def intake_cpu_ms_per_delivery(self) -> float | None:
+        """The intake's CPU per acknowledged delivery, in ms; None if not measured."""
+        if self.intake_cpu_s is None or not self.edge_ack_s:
+            return None
+        return self.intake_cpu_s * 1000 / len(self.edge_ack_s)
 
 
 @dataclass
@@ -282,6 +292,11 @@ class CpuMeter:
             by_label["PostgreSQL (the database's backends)"] = list(backends.scalars())
         by_label["benchmark client (this process)"] = [os.getpid()]
         return {label: cpu_seconds(pids) for label, pids in by_label.items()}
+
+    def intake_seconds(self) -> dict[int, float]:
+        """The CPU seconds so far of each of LINE's intake processes, by pid."""
+        wanted = {pid for pid, label in self.groups.items() if label.endswith(INTAKE_NAME)}
+        return cpu_seconds(group_members(wanted))
 
     def close(self) -> None:
         """Closes the connection to PostgreSQL."""
@@ -461,9 +476,9 @@ async def measure(
         bare = await bare_burst(bare_url, secret, sizes) if bare_url else []
         await asyncio.sleep(1)  # the bare server's connections closed, as a quiet second
         logger.info("%d replica(s): %d LINE deliveries at once …", replicas, sizes.deliveries)
-        line = await line_burst(cluster, stand_in, secret, sizes)
+        line = await line_burst(cluster, stand_in, secret, sizes, meter)
         logger.info("%d replica(s): the LINE burst again …", replicas)
-        again = await line_burst(cluster, stand_in, secret, sizes)
+        again = await line_burst(cluster, stand_in, secret, sizes, meter)
 
         logger.info("%d replica(s): %d verifications …", replicas, sizes.verifications)
         sms = await verifications(rest, cluster, sizes.verifications, sizes.timeout_s)
@@ -473,7 +488,7 @@ async def measure(
 
 
 async def line_burst(
-    cluster: RunningCluster, stand_in: LineStandIn, secret: str, sizes: Sizes
+    cluster: RunningCluster, stand_in: LineStandIn, secret: str, sizes: Sizes, meter: CpuMeter
 ) -> LineBurst:
     """One burst of new users through the edge."""
     plan = plan_line(sizes.deliveries, sizes.deliveries, QUESTIONS, secrets.randbits(32))
@@ -481,15 +496,18 @@ async def line_burst(
     access_log = cluster.replicas[0].var_dir / "nginx" / "access.log"
     log_start = access_log.stat().st_size
     calls_before = len(stand_in.calls)
+    intake_before = meter.intake_seconds()
     outcomes, wall_s = await line_traffic(
         webhook, stand_in, plan, secret, sizes.deliveries, sizes.timeout_s
     )
+    intake_cpu_s = used_between(intake_before, meter.intake_seconds())
     await asyncio.sleep(3)  # late duplicates of a reply call would come now
     return LineBurst(
         counts=count_line(plan, outcomes, stand_in.calls[calls_before:], {}, sizes.timeout_s),
         wall_s=wall_s,
         edge_ack_s=request_times(access_log, log_start, "/webhooks/line/webhook"),
         intake_ack_s=request_times(access_log, log_start, "/webhooks/line/webhook", upstream=True),
+        intake_cpu_s=intake_cpu_s,
     )
 
 
@@ -511,13 +529,8 @@ async def bare_burst(url: str, secret: str, sizes: Sizes) -> list[float]:
     ``url`` is :mod:`bench.bare_server`'s: the client-side acknowledgement of each, with
     nothing but the machine, the kernel and this client in it.
     """
-    plan = plan_line(sizes.deliveries, sizes.deliveries, QUESTIONS, secrets.randbits(32))
     webhook = f"{url}/webhooks/line/webhook"
-    requests = [
-        prepared_request(webhook, *signed_request(delivery, secret))
-        for delivery in plan
-        if not delivery.redelivery
-    ]
+    requests = new_message_requests(webhook, sizes.deliveries, secret, QUESTIONS)
     return await burst_acks(webhook, requests)
 
 
@@ -637,6 +650,10 @@ def report(results: Sequence[ReplicaRun], sizes: Sizes, header_lines: Sequence[s
                     f"{_within(burst(r).edge_ack_s, LINE_ACK_TARGET_S)} "
                     f"of {len(burst(r).edge_ack_s)}"
                 ),
+            ),
+            row(
+                "the intake's CPU per delivery (all its processes) ms",
+                lambda r: num(burst(r).intake_cpu_ms_per_delivery, ".2f"),
             ),
             row(
                 "acknowledgement at the client p50 / p95 / max ms",

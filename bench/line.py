@@ -298,6 +298,21 @@ async def timed_deliver(host: str, port: int, request: bytes) -> LineOutcome:
     return outcome
 
 
+def new_message_requests(
+    url: str, deliveries: int, secret: str, texts: Sequence[str]
+) -> list[bytes]:
+    """The new messages of a :func:`plan_line` of ``deliveries``, prepared for ``url``.
+
+    Its redeliveries are left out: a burst of them alone measures the acknowledgement.
+    """
+    plan = plan_line(deliveries, deliveries, texts, random.getrandbits(32))
+    return [
+        prepared_request(url, *signed_request(delivery, secret))
+        for delivery in plan
+        if not delivery.redelivery
+    ]
+
+
 async def burst_acks(url: str, requests: Sequence[bytes]) -> list[float]:
     """``requests``, prepared for ``url``, all sent at once: the seconds to each HTTP 200."""
     target = urlsplit(url)

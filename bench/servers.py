@@ -119,6 +119,11 @@ class ProcessGroup:
                 start_new_session=True,
             )
 
+    @property
+    def pid(self) -> int:
+        """The command's process id (also its session's and group's)."""
+        return self._popen.pid
+
     def failure(self, what: str) -> CommandError:
         """An error saying ``what`` happened, with the tail of the log."""
         try:

@@ -87,6 +87,13 @@ def test_each_burst_is_reported_in_its_own_table_for_each_cluster_size():
         == "0.50×"
     )
     assert "24.0 / 24.0 / 24.0 (1 replica; 195 answered)" in text
+    # The intake's CPU per delivery: not read for these bursts, then 90 ms over 200.
+    cpu = "the intake's CPU per delivery (all its processes) ms"
+    assert table_row(text, first, cpu) == ["—", "—"]
+    measured = replace(two, line=replace(two.line, intake_cpu_s=0.090))
+    text = report([one, measured], Sizes(), [])
+    assert table_row(text, first, cpu) == ["—", "0.45"]
+    assert table_row(text, again, cpu) == ["—", "—"]
     assert one.ok and two.ok
     assert text.endswith("No error and no duplicate in any phase: yes")
 

@@ -29,6 +29,11 @@ from bot.channels.shared_state import COMMAND_TIMEOUT_S, CONNECT_TIMEOUT_S, KEY_
 TAKE_WAIT_S = 1.0
 
 
+def inbox_key(prefix: str = KEY_PREFIX) -> str:
+    """The Redis key of the list, under ``prefix``."""
+    return f"{prefix}line:inbox"
+
+
 def encode(body: bytes, signature: str) -> bytes:
     """One list item: the signature (base64, no newline), a newline, the raw body."""
     return signature.encode("ascii") + b"\n" + body
@@ -65,7 +70,7 @@ class LineInbox:
             prefix: the start of the key (tests give their own).
         """
         self._client = client
-        self.key = f"{prefix}line:inbox"
+        self.key = inbox_key(prefix)
         # Bodies waiting for the next RPUSH, each with the future its caller awaits.
         self._batch: list[tuple[bytes, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
