@@ -136,7 +136,7 @@ bench-channels: train
 # 40 concurrent conversations (turns/s, latency, CPU per process), 200 LINE deliveries as
 # one burst, 20 verification codes by SMS; errors and duplicates (bench/cluster.py).
 # Then the LINE burst at the edge alone (nginx and the intake, cold and on kept
-# connections, Redis db 12: bench/line_edge.py).
+# connections, Redis db 13: bench/line_edge.py).
 bench-cluster: train nginx
 	$(BIN)/python -m bench.cluster
 	$(BIN)/python -m bench.line_edge

@@ -16,7 +16,7 @@ of 10 ms per process). What a cold burst costs beyond a kept one is the connecti
 nginx opens to the intake; what the three sides use together, on a machine's cores,
 bounds how fast any burst can be acknowledged there.
 
-Redis: ``PRIVACY_BOT_BENCH_EDGE_REDIS_URL`` (default db 12 of the local server).
+Redis: ``PRIVACY_BOT_BENCH_EDGE_REDIS_URL`` (default db 13 of the local server).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from bot.settings import load_settings
 
 logger = logging.getLogger(__name__)
 
-REDIS_URL = os.environ.get("PRIVACY_BOT_BENCH_EDGE_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = os.environ.get("PRIVACY_BOT_BENCH_EDGE_REDIS_URL", "redis://127.0.0.1:6379/13")
 WEBHOOK = "/webhooks/line/webhook"
 TEXT = "保険証の記号と番号は何に使われますか"
 LISTEN_STATE = "0A"  # TCP_LISTEN in /proc/net/tcp
@@ -113,7 +113,8 @@ def running_edge(processes: int, secret: str) -> Iterator[Edge]:
     """The edge of ``make cluster``: nginx and ``processes`` intake processes.
 
     Every intake process listens (its own socket on the shared port) before nginx
-    starts. On the way out both are stopped and the bodies queued meanwhile deleted.
+    starts. The inbox is empty at the start; on the way out both are stopped and the
+    bodies queued meanwhile deleted.
     """
     intake_port, public_port, actions_port, nowhere = (free_port() for _ in range(4))
     env = child_env(
@@ -126,6 +127,7 @@ def running_edge(processes: int, secret: str) -> Iterator[Edge]:
     command = [sys.executable, "-m", "bot.channels.line.intake"]
     command += ["--reuse-port"] if processes > 1 else []
     health = f"{local_url(intake_port)}/webhooks/line/"
+    empty_inbox()  # what an interrupted run left would count as this run's
     with contextlib.ExitStack() as stack:
         stack.callback(empty_inbox)
         prefix = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-edge-")))
