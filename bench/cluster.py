@@ -156,10 +156,10 @@ class LineBurst:
 
     @property
     def intake_cpu_ms_per_delivery(self) -> float | None:
-        """The intake's CPU per acknowledged delivery, in ms; None if not measured."""
-        if self.intake_cpu_s is None or not self.edge_ack_s:
+        """The intake's CPU per delivery sent, in ms (as bench.line_edge counts it)."""
+        if self.intake_cpu_s is None or not self.counts.deliveries:
             return None
-        return self.intake_cpu_s * 1000 / len(self.edge_ack_s)
+        return self.intake_cpu_s * 1000 / self.counts.deliveries
 
 
 @dataclass

@@ -25,9 +25,7 @@ import contextlib
 import logging
 import os
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +47,7 @@ from bench.stats import Timings
 from bot.channels.line.inbox import inbox_key
 from bot.cluster import nginx_config, start_nginx
 from bot.core.heap import freeze_startup_objects
+from bot.launcher import stop
 from bot.settings import load_settings
 
 logger = logging.getLogger(__name__)
@@ -149,7 +148,7 @@ def running_edge(processes: int, secret: str) -> Iterator[Edge]:
             f"{LOOPBACK}:{intake_port}",
         )
         nginx = start_nginx(prefix, config)
-        stack.callback(stop_group, nginx)
+        stack.callback(stop, [nginx])
         wait_for_listeners(public_port, 1)
         yield Edge(
             f"{local_url(public_port)}{WEBHOOK}",
@@ -170,17 +169,6 @@ def wait_for_listeners(port: int, wanted: int, timeout_s: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{wanted} listener(s) on port {port} expected")
         time.sleep(0.05)
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Stops a process and its session (nginx's master and workers)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 def empty_inbox() -> None:
